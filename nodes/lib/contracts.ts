@@ -1,0 +1,116 @@
+/**
+ * Message contracts shared by every node: the one place that says what a
+ * sync run, a device, a compliance violation and an action look like.
+ * Sinks and sources import these types; nothing else defines them.
+ */
+
+export type SyncMode = 'full' | 'incremental';
+
+export interface RunStats {
+  items: number;
+  emitted: number;
+  skipped: Record<string, number>;
+  pages: number;
+  requests: number;
+  retries: number;
+  throttled: number;
+  throttleWaitMs: number;
+  durationMs: number;
+  aborted?: boolean;
+  error?: string;
+}
+
+/** `msg.sync` of every page message of a run. */
+export interface SyncEnvelope {
+  runId: string;
+  instance: string;
+  mode: SyncMode;
+  page: number;
+  last: boolean;
+  startedAt: string;
+  stats?: RunStats;
+}
+
+export interface DeviceUser {
+  id: string | null;
+  upn: string | null;
+  email: string | null;
+  displayName: string | null;
+}
+
+export type Ownership = 'company' | 'personal' | 'unknown';
+export type TriState = 'true' | 'false' | 'unknown';
+
+/** A managed device, normalised from Graph's managedDevice. Names are ours and stable. */
+export interface Device {
+  id: string;
+  azureAdDeviceId: string | null;
+  name: string;
+  serialNumber: string | null;
+  rawSerialNumber: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  os: { name: string | null; version: string | null; sku: string | null };
+  storage: { totalBytes: number | null; freeBytes: number | null };
+  enrolledAt: string | null;
+  lastContactAt: string | null;
+  azureAdRegistered: boolean | null;
+  joinType: string | null;
+  ownership: Ownership;
+  complianceState: string | null;
+  encrypted: boolean | null;
+  jailbroken: TriState;
+  managementAgent: string | null;
+  coManaged: boolean;
+  managementState: string | null;
+  user: DeviceUser | null;
+  userDeleted: boolean;
+  imei: string | null;
+  meid: string | null;
+  phoneNumber: string | null;
+  wifiMac: string | null;
+  deepLinks: { overview: string; compliance: string };
+}
+
+export interface ViolationSetting {
+  name: string;
+  state: string;
+  currentValue: string | null;
+  errorCode: number | null;
+  errorDescription: string | null;
+}
+
+export interface ComplianceViolation {
+  key: string; // `${deviceId}:${policyId}`
+  device: { id: string; name: string; serialNumber: string | null; os: Device['os']; user: DeviceUser | null };
+  policy: { id: string; name: string; platform: string };
+  settings: ViolationSetting[];
+  detectedAt: string | null;
+  deepLink: string;
+}
+
+export type ActionName = 'notify' | 'retire' | 'wipe' | 'lock' | 'sync';
+
+export interface ActionRequest {
+  action: ActionName;
+  deviceIds: string[];
+  notification?: { title: string; body: string };
+  wipe?: {
+    keepEnrollmentData?: boolean;
+    keepUserData?: boolean;
+    macOsUnlockCode?: string;
+    persistEsimDataPlan?: boolean;
+  };
+  confirm?: boolean;
+  jobId?: string;
+  requestedBy?: string;
+}
+
+export type ActionOutcome = 'accepted' | 'failed' | 'notFound' | 'unsupported' | 'rejected';
+
+export interface ActionResult {
+  jobId: string;
+  action: ActionName;
+  status: 'finished' | 'partial' | 'failed' | 'rejected';
+  results: Array<{ deviceId: string; outcome: ActionOutcome; httpStatus?: number; error?: string }>;
+}

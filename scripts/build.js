@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+'use strict';
+// Builds the package in the layout Node-RED loads:
+//   build/                 tsc output of everything (nodes, sim, test, bench)
+//   dist/nodes/<node>/     <node>.js beside <node>.html, plus locales/<lang>/<node>.{json,html}
+//   dist/nodes/lib/        shared services
+//   examples/              copied from flows/ (the only folder Import > Examples reads)
+// Icons stay in the top-level icons/ folder, where Node-RED also looks.
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const r = (...p) => path.join(root, ...p);
+
+function copyTree(from, to, filter = () => true) {
+  if (!fs.existsSync(from)) return;
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const src = path.join(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) copyTree(src, dst, filter);
+    else if (filter(src)) {
+      fs.mkdirSync(to, { recursive: true });
+      fs.copyFileSync(src, dst);
+    }
+  }
+}
+
+fs.rmSync(r('build'), { recursive: true, force: true });
+fs.rmSync(r('dist'), { recursive: true, force: true });
+fs.rmSync(r('examples'), { recursive: true, force: true });
+
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', r('tsconfig.json')], {
+  stdio: 'inherit',
+});
+
+const jsOnly = (f) => f.endsWith('.js');
+const locales = fs.existsSync(r('locales')) ? fs.readdirSync(r('locales')) : [];
+for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
+  if (!dir.isDirectory()) continue;
+  const name = dir.name;
+  const out = r('dist', 'nodes', name);
+  copyTree(r('build', 'nodes', name), out, jsOnly);
+  if (name === 'lib') continue;
+  copyTree(r('nodes', name), out, (f) => f.endsWith('.html'));
+  for (const lang of locales) {
+    for (const ext of ['json', 'html']) {
+      const src = r('locales', lang, `${name}.${ext}`);
+      if (fs.existsSync(src)) {
+        fs.mkdirSync(path.join(out, 'locales', lang), { recursive: true });
+        fs.copyFileSync(src, path.join(out, 'locales', lang, `${name}.${ext}`));
+      }
+    }
+  }
+}
+
+// Examples: flows/<file>.json -> examples/<file>.json (validated as JSON on the way).
+copyTree(r('flows'), r('examples'), (f) => {
+  if (!f.endsWith('.json')) return false;
+  JSON.parse(fs.readFileSync(f, 'utf8'));
+  return true;
+});
+console.log('build: dist/ and examples/ assembled');

@@ -1,0 +1,138 @@
+/**
+ * Client certificates for app-only Graph access. msal-node signs its client
+ * assertion with a PEM private key and names the certificate by its SHA-256
+ * thumbprint; Windows hands admins a .pfx. node-forge reads both modern
+ * (AES) and legacy (3DES/RC2) PKCS#12 files, which Node's crypto cannot.
+ */
+import crypto from 'node:crypto';
+import forge from 'node-forge';
+
+export const EXPIRY_WARNING_DAYS = 30;
+
+export interface LoadedCertificate {
+  privateKeyPem: string;
+  certificatePem: string;
+  thumbprintSha256: string; // hex, upper case
+  thumbprintSha1: string;
+  subject: string;
+  issuer: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** A certificate problem an admin can fix; `code` matches the verify codes. */
+export class CertificateError extends Error {
+  constructor(
+    readonly code: 'badCertificate' | 'expiredCertificate',
+    message: string,
+    readonly params: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'CertificateError';
+  }
+}
+
+function dn(attrs: forge.pki.CertificateField[]): string {
+  return attrs.map((a) => `${a.shortName ?? a.name}=${a.value}`).join(', ');
+}
+
+/** Accepts plain base64 or a data: URL, as browsers' FileReader produce either. */
+function pfxBytes(pfxBase64: string): string {
+  const b64 = pfxBase64.replace(/^data:[^,]*,/, '').replace(/\s+/g, '');
+  if (!b64 || !/^[A-Za-z0-9+/]+=*$/.test(b64)) {
+    throw new CertificateError('badCertificate', 'The certificate file is not valid base64', { reason: 'notBase64' });
+  }
+  return forge.util.decode64(b64);
+}
+
+export function loadPfx(pfxBase64: string, password: string): LoadedCertificate {
+  let p12: forge.pkcs12.Pkcs12Pfx;
+  try {
+    const asn1 = forge.asn1.fromDer(pfxBytes(pfxBase64));
+    p12 = forge.pkcs12.pkcs12FromAsn1(asn1, false, password ?? '');
+  } catch (err) {
+    if (err instanceof CertificateError) throw err;
+    const msg = String((err as Error)?.message ?? err);
+    // forge reports a wrong password as a MAC mismatch or as garbage it cannot parse.
+    if (/mac|password|invalid password|decrypt/i.test(msg)) {
+      throw new CertificateError('badCertificate', 'Wrong password for the certificate file', { reason: 'wrongPassword' });
+    }
+    if (/too few bytes|asn\.?1|der|unparsed/i.test(msg)) {
+      throw new CertificateError(
+        'badCertificate',
+        'The file is not a PKCS#12 (.pfx/.p12) certificate, or its password is wrong',
+        { reason: 'notPfx' },
+      );
+    }
+    throw new CertificateError('badCertificate', `The certificate file cannot be read: ${msg}`, { reason: 'unreadable' });
+  }
+
+  const keyBags = [
+    ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag })[forge.pki.oids.pkcs8ShroudedKeyBag] ?? []),
+    ...(p12.getBags({ bagType: forge.pki.oids.keyBag })[forge.pki.oids.keyBag] ?? []),
+  ].filter((b) => b.key);
+  if (keyBags.length === 0) {
+    throw new CertificateError(
+      'badCertificate',
+      'The .pfx holds no private key: export the certificate "with private key"',
+      { reason: 'noPrivateKey' },
+    );
+  }
+  const certBags = (p12.getBags({ bagType: forge.pki.oids.certBag })[forge.pki.oids.certBag] ?? []).filter((b) => b.cert);
+  if (certBags.length === 0) {
+    throw new CertificateError('badCertificate', 'The .pfx holds no certificate', { reason: 'noCertificate' });
+  }
+
+  const key = keyBags[0].key as forge.pki.rsa.PrivateKey;
+  // Pick the certificate that belongs to the key (a .pfx may carry its chain too).
+  const cert =
+    certBags.map((b) => b.cert as forge.pki.Certificate).find((c) => {
+      const pub = c.publicKey as forge.pki.rsa.PublicKey;
+      return pub.n && key.n && pub.n.equals(key.n);
+    }) ?? null;
+  if (!cert) {
+    throw new CertificateError('badCertificate', 'The private key in the .pfx does not match its certificate', {
+      reason: 'keyMismatch',
+    });
+  }
+
+  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
+  // Re-encode the key through Node so msal gets a standard PKCS#8 PEM.
+  const privateKeyPem = crypto
+    .createPrivateKey(forge.pki.privateKeyToPem(key))
+    .export({ type: 'pkcs8', format: 'pem' })
+    .toString();
+  return {
+    privateKeyPem,
+    certificatePem: forge.pki.certificateToPem(cert),
+    thumbprintSha256: crypto.createHash('sha256').update(der).digest('hex').toUpperCase(),
+    thumbprintSha1: crypto.createHash('sha1').update(der).digest('hex').toUpperCase(),
+    subject: dn(cert.subject.attributes),
+    issuer: dn(cert.issuer.attributes),
+    notBefore: cert.validity.notBefore,
+    notAfter: cert.validity.notAfter,
+  };
+}
+
+export function daysLeft(cert: Pick<LoadedCertificate, 'notAfter'>, now = new Date()): number {
+  return Math.floor((cert.notAfter.getTime() - now.getTime()) / 86_400_000);
+}
+
+/** Throws for an expired (or not yet valid) certificate; returns days left. */
+export function assertUsable(cert: LoadedCertificate, now = new Date()): number {
+  if (cert.notAfter.getTime() <= now.getTime()) {
+    throw new CertificateError(
+      'expiredCertificate',
+      `The certificate expired on ${cert.notAfter.toISOString().slice(0, 10)}: upload a renewed one`,
+      { notAfter: cert.notAfter.toISOString() },
+    );
+  }
+  if (cert.notBefore.getTime() > now.getTime()) {
+    throw new CertificateError(
+      'badCertificate',
+      `The certificate is not valid before ${cert.notBefore.toISOString()}`,
+      { reason: 'notYetValid' },
+    );
+  }
+  return daysLeft(cert, now);
+}

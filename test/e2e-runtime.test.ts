@@ -1,0 +1,99 @@
+/**
+ * The package as users install it (npm pack → node_modules of a Node-RED
+ * user directory) in a real Node-RED process, driven through the Admin API.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { packedFiles, startNodeRed, type NodeRedProcess } from './support/node-red-process';
+import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
+
+describe('e2e: package in a real Node-RED runtime', function () {
+  this.timeout(120_000);
+  let env: SimEnv;
+  let red: NodeRedProcess;
+  const admin = { username: 'admin', password: 'e2e-admin-password' };
+
+  before(async () => {
+    env = await startSimEnv({ devices: 75, seed: 3 });
+    red = await startNodeRed({ adminUser: admin });
+  });
+  after(async () => {
+    await red?.stop();
+    await env?.stop();
+  });
+
+  it('npm pack ships the built nodes, locales, icons and examples, and nothing else', () => {
+    const files = packedFiles();
+    for (const f of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'dist/nodes/intune-config/intune-config.js',
+      'dist/nodes/intune-config/intune-config.html',
+      'dist/nodes/intune-config/locales/en-US/intune-config.json',
+      'dist/nodes/intune-config/locales/de/intune-config.json',
+      'dist/nodes/intune-config/locales/en-US/intune-config.html',
+      'dist/nodes/intune-config/locales/de/intune-config.html',
+      'dist/nodes/lib/graph-client.js',
+      'icons/intune.svg',
+    ]) {
+      expect(files, f).to.include(f);
+    }
+    const stray = files.filter((f) => /^(sim|test|bench|build|scripts|nodes|flows|locales)\//.test(f) || f.endsWith('.ts') || f.endsWith('.map'));
+    expect(stray).to.deep.equal([]);
+  });
+
+  it('registers intune-config from the installed package', async () => {
+    const res = await red.admin.get('/nodes', { headers: { Accept: 'application/json' } });
+    expect(res.status).to.equal(200);
+    const mods = res.data as Array<{ module: string; types: string[]; enabled: boolean; loaded: boolean; err?: string }>;
+    const ours = mods.filter((m) => m.module === '@intune-connector/node-red-intune');
+    expect(ours.map((m) => [m.types, m.enabled, m.loaded, m.err ?? null])).to.deep.include([['intune-config'], true, true, null]);
+  });
+
+  it('serves the editor side: node HTML and both languages', async () => {
+    const html = await red.admin.get('/nodes', { headers: { Accept: 'text/html' } });
+    expect(html.data).to.include('data-template-name="intune-config"');
+    expect(html.data).to.include('data-help-name="intune-config"');
+    const de = await red.admin.get('/nodes/messages', { params: { lng: 'de' } });
+    const en = await red.admin.get('/nodes/messages', { params: { lng: 'en-US' } });
+    const key = '@intune-connector/node-red-intune/intune-config';
+    expect(de.data[key], 'German catalog').to.be.an('object');
+    expect(en.data[key], 'English catalog').to.be.an('object');
+    expect(JSON.stringify(de.data[key])).to.not.equal(JSON.stringify(en.data[key]));
+  });
+
+  it('guards the admin endpoints with Node-RED admin auth', async () => {
+    const anon = await fetch(`${red.url}/intune-config/verify`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect(anon.status).to.equal(401);
+  });
+
+  it('deploys a connection, verifies it, and keeps every secret out of flows, logs and answers', async () => {
+    const { nodes, credentials } = configFlow(env, { id: 'e2eCfg' });
+    const flow = nodes.map((n) => (credentials[n.id as string] ? { ...n, credentials: credentials[n.id as string] } : n));
+    const deployed = await red.admin.post('/flows', flow, { headers: { 'Node-RED-Deployment-Type': 'full' } });
+    expect(deployed.status, JSON.stringify(deployed.data)).to.equal(200);
+    await red.waitForLog(/Started flows/);
+
+    const verify = await red.admin.post('/intune-config/verify', { ...nodes[1], id: 'e2eCfg', credentials: { clientSecret: '__PWRD__' } });
+    expect(verify.data.code, verify.data.message).to.equal('ok');
+    expect(verify.data.params.deviceCount).to.equal(env.tenant.size);
+
+    const exported = await red.admin.get('/flows');
+    const text = JSON.stringify(exported.data);
+    const onDisk = fs.readFileSync(path.join(red.userDir, 'flows.json'), 'utf8');
+    const credFile = fs.readFileSync(path.join(red.userDir, 'flows_cred.json'), 'utf8');
+    for (const [where, content] of [
+      ['exported flows', text],
+      ['flows.json', onDisk],
+      ['flows_cred.json (must be encrypted)', credFile],
+      ['verify answer', JSON.stringify(verify.data)],
+      ['Node-RED log', red.logs()],
+    ]) {
+      expect(content, where).to.not.include(env.secretApp.secret);
+    }
+    const creds = await red.admin.get('/credentials/intune-config/e2eCfg');
+    expect(creds.data).to.deep.equal({ has_clientSecret: true, has_pfx: false, has_passphrase: false });
+  });
+});

@@ -102,7 +102,8 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType('intune-config', IntuneConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
     credentials: {
       clientSecret: { type: 'password' },
-      pfx: { type: 'text' },
+      // 'password' so that Node-RED never sends the key material back to the editor (it gets has_pfx).
+      pfx: { type: 'password' },
       pfxName: { type: 'text' },
       passphrase: { type: 'password' },
     },
@@ -154,6 +155,7 @@ export = function register(RED: NodeAPI): void {
           notBefore: c.notBefore.toISOString(),
           notAfter: c.notAfter.toISOString(),
           thumbprintSha256: c.thumbprintSha256,
+          thumbprintSha1: c.thumbprintSha1,
           daysLeft: left,
         },
       });

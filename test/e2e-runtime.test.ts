@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { packedFiles, startNodeRed, type NodeRedProcess } from './support/node-red-process';
+import { packedFiles, startNodeRed, type NodeRedProcess } from '../sim/node-red-runner';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 
 describe('e2e: package in a real Node-RED runtime', function () {
@@ -48,8 +48,9 @@ describe('e2e: package in a real Node-RED runtime', function () {
     const res = await red.admin.get('/nodes', { headers: { Accept: 'application/json' } });
     expect(res.status).to.equal(200);
     const mods = res.data as Array<{ module: string; types: string[]; enabled: boolean; loaded: boolean; err?: string }>;
-    const ours = mods.filter((m) => m.module === '@intune-connector/node-red-intune');
-    expect(ours.map((m) => [m.types, m.enabled, m.loaded, m.err ?? null])).to.deep.include([['intune-config'], true, true, null]);
+    const config = mods.find((m) => m.module === '@intune-connector/node-red-intune' && m.types.includes('intune-config'));
+    expect(config, 'intune-config node set').to.not.equal(undefined);
+    expect({ enabled: config!.enabled, err: config!.err ?? null }).to.deep.equal({ enabled: true, err: null });
   });
 
   it('serves the editor side: node HTML and both languages', async () => {
@@ -72,9 +73,10 @@ describe('e2e: package in a real Node-RED runtime', function () {
   it('deploys a connection, verifies it, and keeps every secret out of flows, logs and answers', async () => {
     const { nodes, credentials } = configFlow(env, { id: 'e2eCfg' });
     const flow = nodes.map((n) => (credentials[n.id as string] ? { ...n, credentials: credentials[n.id as string] } : n));
-    const deployed = await red.admin.post('/flows', flow, { headers: { 'Node-RED-Deployment-Type': 'full' } });
+    const mark = red.mark();
+    const deployed = await red.admin.post('/flows', { flows: flow }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
     expect(deployed.status, JSON.stringify(deployed.data)).to.equal(200);
-    await red.waitForLog(/Started flows/);
+    await red.waitForLog(/Started flows/, 30_000, mark);
 
     const verify = await red.admin.post('/intune-config/verify', { ...nodes[1], id: 'e2eCfg', credentials: { clientSecret: '__PWRD__' } });
     expect(verify.data.code, verify.data.message).to.equal('ok');
@@ -94,6 +96,6 @@ describe('e2e: package in a real Node-RED runtime', function () {
       expect(content, where).to.not.include(env.secretApp.secret);
     }
     const creds = await red.admin.get('/credentials/intune-config/e2eCfg');
-    expect(creds.data).to.deep.equal({ has_clientSecret: true, has_pfx: false, has_passphrase: false });
+    expect(creds.data).to.deep.equal({ has_clientSecret: true, has_pfx: false, has_passphrase: false, pfxName: '' });
   });
 });

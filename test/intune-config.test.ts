@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { helper, distNode, tlsNode, loadFlow, loggedText } from './support/node-helper';
 import { startSimEnv, configFlow, ALL_ROLES, type SimEnv } from './support/sim-env';
 import { makeClientCertificate } from '../sim/pki';
-import { freePort } from './support/node-red-process';
+import { freePort } from '../sim/node-red-runner';
 import { readTokenClaims } from '../nodes/lib/token-provider';
 import type { IntuneConfigNode } from '../nodes/lib/intune-config-api';
 
@@ -148,7 +148,8 @@ describe('intune-config', function () {
     }
 
     function form(o: { auth?: 'secret' | 'certificate'; overrides?: Record<string, unknown>; credentials?: Record<string, unknown> } = {}) {
-      const { nodes, credentials } = configFlow(env, { id: 'formNode', ...o });
+      // The form points at the deployed TLS config of cfg1 (verify can only use deployed config nodes).
+      const { nodes, credentials } = configFlow(env, { id: 'formNode', ...o, overrides: { tls: 'cfg1-tls', ...(o.overrides ?? {}) } });
       return { ...(nodes[1] as Record<string, unknown>), id: 'formNode', credentials: credentials.formNode };
     }
 
@@ -181,7 +182,7 @@ describe('intune-config', function () {
       const a = await verify({ ...form(), id: 'cfg1', credentials: { clientSecret: '__PWRD__' } });
       expect(a.code, a.message).to.equal('ok');
       const b = await verify({ ...form(), id: 'unknown-node', credentials: { clientSecret: '__PWRD__' } });
-      expect(b.code).to.equal('wrongSecret');
+      expect([b.code, b.params.field]).to.deep.equal(['invalidConfig', 'clientSecret']);
     });
 
     it('wrong tenant', async () => {
@@ -261,7 +262,8 @@ describe('intune-config', function () {
       const ok = await helper.request().post('/intune-config/certificate').send({ pfx: c.pfxBase64, passphrase: c.password });
       expect(ok.body.ok).to.equal(true);
       expect(ok.body.params.subject).to.equal(c.subject);
-      expect(ok.body.params.notAfter).to.equal(c.notAfter.toISOString());
+      // X.509 keeps whole seconds.
+      expect(Date.parse(ok.body.params.notAfter)).to.equal(Math.floor(c.notAfter.getTime() / 1000) * 1000);
       expect(ok.body.params.thumbprintSha256).to.equal(c.thumbprintSha256Hex);
       expectNoSecret(JSON.stringify(ok.body));
       const bad = await helper.request().post('/intune-config/certificate').send({ pfx: c.pfxBase64, passphrase: 'wrong' });

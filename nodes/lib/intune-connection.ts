@@ -150,7 +150,7 @@ export class IntuneConnection {
     });
     this.graph = new GraphClient({
       baseUrl: settings.endpoints.graphBaseUrl,
-      getToken: (signal) => this.tokens.getToken(signal),
+      getToken: (signal, opts) => this.tokens.getToken(signal, opts),
       agent: this.agent,
       timeoutMs: settings.timeoutMs,
       limits: {

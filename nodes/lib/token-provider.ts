@@ -129,9 +129,10 @@ export class TokenProvider {
   }
 
   /** An access token for Graph; cached by msal until shortly before expiry. */
-  async getToken(signal?: AbortSignal): Promise<string> {
+  async getToken(signal?: AbortSignal, opts: { forceRefresh?: boolean } = {}): Promise<string> {
     if (signal?.aborted) throw abortError();
-    const attempt = this.cca.acquireTokenByClientCredential({ scopes: [this.scope] });
+    // forceRefresh: Graph rejected the cached token (e.g. revoked roles); ask the identity platform again.
+    const attempt = this.cca.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: opts.forceRefresh === true });
     let result;
     try {
       result = signal ? await raceAbort(attempt, signal) : await attempt;

@@ -95,7 +95,7 @@ export function configFlow(
   const tlsId = `${id}-tls`;
   const auth = o.auth ?? 'secret';
   const nodes = [
-    { id: tlsId, type: 'tls-config', name: 'sim CA', ca: env.caFile, verifyservercert: true },
+    { id: tlsId, type: 'tls-config', name: 'sim CA', cert: '', key: '', ca: env.caFile, verifyservercert: true },
     {
       id,
       type: 'intune-config',

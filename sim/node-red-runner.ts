@@ -1,8 +1,9 @@
 /**
- * Runs a real Node-RED (the one in node_modules, or NODE_RED_HOME) in a child
- * process with our package installed the way users get it: from `npm pack`,
- * unpacked into the user directory's node_modules. Tests then talk to it only
- * through its Admin API, as an integrator's tooling would.
+ * Runs a real Node-RED (the one in node_modules, or another install) in a
+ * child process with this package installed in its user directory, for the
+ * end-to-end tests, the demo and the benchmarks. `install: 'pack'` installs
+ * what `npm pack` ships (what users get); `'link'` symlinks the working tree
+ * (fast, for the demo). Callers talk to it through its Admin API only.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import axios, { type AxiosInstance } from 'axios';
 
-export const repoRoot = path.resolve(__dirname, '..', '..', '..');
+export const repoRoot = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
   name: string;
   dependencies: Record<string, string>;
@@ -50,7 +51,10 @@ export interface NodeRedProcess {
   userDir: string;
   admin: AxiosInstance;
   logs(): string;
-  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** Offset of the end of the output so far, for waitForLog(…, since). */
+  mark(): number;
+  /** Waits for `re` in the output written after offset `since` (use `logs().length` as a mark). */
+  waitForLog(re: RegExp, timeoutMs?: number, since?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +63,16 @@ export interface StartOptions {
   adminUser?: { username: string; password: string };
   flows?: unknown[];
   env?: Record<string, string>;
+  /** How the package gets into the user directory (default 'pack'). */
+  install?: 'pack' | 'link';
+  /** Keep this user directory (created if missing) instead of a temporary one, and keep it on stop. */
+  userDir?: string;
+  /** Port for the editor (default: a free one). */
+  port?: number;
+  /** Extra settings.js properties (JSON-serialisable). */
+  settings?: Record<string, unknown>;
+  /** Pass Node-RED's output through to this process's stdout too. */
+  echo?: boolean;
   /** Node.js binary to run Node-RED with (e.g. Node 22 for Node-RED 5). */
   nodeBinary?: string;
   /** Directory of the node-red package to run. */
@@ -66,17 +80,27 @@ export interface StartOptions {
 }
 
 export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProcess> {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'intune-nr-'));
+  const keepDir = Boolean(opts.userDir);
+  const userDir = opts.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'intune-nr-'));
+  fs.mkdirSync(userDir, { recursive: true });
   const modDir = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
-  fs.mkdirSync(modDir, { recursive: true });
-  execFileSync('tar', ['-xzf', packOnce(), '-C', modDir, '--strip-components=1']);
-  // Runtime dependencies resolve from the user directory, as after `npm install` there.
-  for (const dep of Object.keys(pkg.dependencies)) {
-    const link = path.join(userDir, 'node_modules', ...dep.split('/'));
-    fs.mkdirSync(path.dirname(link), { recursive: true });
-    fs.symlinkSync(path.join(repoRoot, 'node_modules', ...dep.split('/')), link, 'dir');
+  fs.rmSync(modDir, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(modDir), { recursive: true });
+  if (opts.install === 'link') {
+    // Node resolves the symlink to the working tree, whose node_modules has the dependencies.
+    fs.symlinkSync(repoRoot, modDir, 'dir');
+  } else {
+    fs.mkdirSync(modDir, { recursive: true });
+    execFileSync('tar', ['-xzf', packOnce(), '-C', modDir, '--strip-components=1']);
+    // Runtime dependencies resolve from the user directory, as after `npm install` there.
+    for (const dep of Object.keys(pkg.dependencies)) {
+      const link = path.join(userDir, 'node_modules', ...dep.split('/'));
+      fs.rmSync(link, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(link), { recursive: true });
+      fs.symlinkSync(path.join(repoRoot, 'node_modules', ...dep.split('/')), link, 'dir');
+    }
   }
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let adminAuth = '';
   if (opts.adminUser) {
     const bcrypt = require(require.resolve('bcryptjs', { paths: [path.join(repoRoot, 'node_modules', 'node-red')] }));
@@ -94,6 +118,7 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
       editorTheme: { tours: false, palette: { catalogues: [] } },
       externalModules: { autoInstall: false, palette: { allowInstall: false } },
       diagnostics: { enabled: false }, telemetry: { enabled: false },
+      ...${JSON.stringify(opts.settings ?? {})},
     };\n`,
   );
   if (opts.flows) fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(opts.flows));
@@ -104,15 +129,25 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  // Keep the last 2 MB of output: enough for tests to search, bounded for long demo runs.
+  const append = (d: Buffer) => {
+    out += d;
+    if (out.length > 2_000_000) {
+      trimmed += out.length - 1_000_000;
+      out = out.slice(-1_000_000);
+    }
+    if (opts.echo) process.stdout.write(d);
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   const url = `http://127.0.0.1:${port}`;
-  const waitForLog = async (re: RegExp, timeoutMs = 30_000) => {
+  let trimmed = 0; // characters dropped from the front of `out`
+  const waitForLog = async (re: RegExp, timeoutMs = 30_000, since = 0) => {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
-      const m = re.exec(out);
+      const m = re.exec(out.slice(Math.max(0, since - trimmed)));
       if (m) return m[0];
       if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode}):\n${out.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -138,6 +173,7 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
     userDir,
     admin,
     logs: () => out,
+    mark: () => trimmed + out.length,
     waitForLog,
     stop: async () => {
       if (child.exitCode === null) {
@@ -146,7 +182,7 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
         await exited;
         clearTimeout(t);
       }
-      fs.rmSync(userDir, { recursive: true, force: true });
+      if (!keepDir) fs.rmSync(userDir, { recursive: true, force: true });
     },
   };
 }

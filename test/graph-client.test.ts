@@ -676,6 +676,18 @@ describe('graph client against the simulated Graph', function () {
     expect(sim.stats.batches).to.equal(3);
   });
 
+  it('a Retry-After longer than the wait budget fails that item at once and does not stall the rest of the tenant', async () => {
+    // E.g. Intune's per-device notification limit answers with an hour-long Retry-After.
+    sim.throttleNext(1, { scope: 'batchItem', retryAfter: 3600 });
+    const c = make({ retry: { maxTotalWaitMs: 5000, baseDelayMs: 20, maxDelayMs: 200 } });
+    const t0 = Date.now();
+    const out = await c.batch([{ id: 'slow', method: 'POST', url: `/deviceManagement/managedDevices/${tenant.deviceIdAt(2)}/syncDevice` }]);
+    expect(out.get('slow')?.status).to.equal(429);
+    const single = await c.get<{ id: string }>(`/deviceManagement/managedDevices/${tenant.deviceIdAt(3)}`, { select: ['id'] });
+    expect(single.id).to.equal(tenant.deviceIdAt(3));
+    expect(Date.now() - t0, 'nothing waited for the hour-long Retry-After').to.be.below(2000);
+  });
+
   it('an abort through the signal ends a run within moments, in flight, and nothing more reaches Graph', async () => {
     sim.setPageSize(500);
     sim.delayNext(1000, 1500); // every answer takes 1.5 s

@@ -112,6 +112,7 @@ describe('intune-config', function () {
         expect(err!.code).to.equal(code);
         expect(cfg.board.health.level).to.equal('error');
         expectNoSecret(loggedText());
+        expectNoSecret(JSON.stringify(cfg.board.health));
       });
     }
 

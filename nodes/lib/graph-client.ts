@@ -370,11 +370,12 @@ class RetryLink extends Link {
       }
       if (isRetryableStatus(res.status, st.safeToRepeat)) {
         const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
-        if (res.status === 429) {
-          this.client.count(st, 'throttled', st.requests);
-          if (retryAfter !== undefined) this.client.pauseBucket(st.bucket, retryAfter);
-        }
+        if (res.status === 429) this.client.count(st, 'throttled', st.requests);
         const d = st.budget.plan(retryAfter);
+        // Pause the whole bucket only for a wait we are going to sit out anyway: a
+        // Retry-After beyond the budget (e.g. a per-device hourly limit) must not
+        // stall every other call of this tenant.
+        if (res.status === 429 && retryAfter !== undefined && d.ok) this.client.pauseBucket(st.bucket, retryAfter);
         if (!d.ok) {
           throw await httpError(res, st, `Microsoft Graph ${statusWords(res.status)} ${st.label} (HTTP ${res.status}): ${gaveUpText(st.budget, d)}`);
         }
@@ -871,8 +872,9 @@ export class GraphClient {
       }
       if (throttled) this.count(st, 'throttled', throttled);
       if (!again.length) return;
-      if (throttled && longestRetryAfter !== undefined) this.pauseBucket(bucket, longestRetryAfter);
       const d = budget.plan(longestRetryAfter);
+      // As for single calls: pause the bucket only for a wait that fits the budget.
+      if (throttled && longestRetryAfter !== undefined && d.ok) this.pauseBucket(bucket, longestRetryAfter);
       if (!d.ok) {
         this.log?.warn(
           `Microsoft Graph ${throttled ? 'kept throttling' : 'kept failing'} ${again.length} request${again.length === 1 ? '' : 's'} of ${st.label}: ${gaveUpText(budget, d)}; their last status is returned`,

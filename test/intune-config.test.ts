@@ -186,6 +186,18 @@ describe('intune-config', function () {
       expect([b.code, b.params.field]).to.deep.equal(['invalidConfig', 'clientSecret']);
     });
 
+    it('expands ${ENV} references in the form as the runtime does at deploy', async () => {
+      process.env.INTUNE_TEST_GRAPH_URL = env.graph.url;
+      try {
+        const a = await verify(form({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } }));
+        expect(a.code, a.message).to.equal('ok');
+      } finally {
+        delete process.env.INTUNE_TEST_GRAPH_URL;
+      }
+      const b = await verify(form({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } }));
+      expect([b.code, b.params.field]).to.deep.equal(['invalidConfig', 'cloud']);
+    });
+
     it('wrong tenant', async () => {
       const a = await verify(form({ overrides: { tenantId: crypto.randomUUID() } }));
       expect([a.ok, a.code]).to.deep.equal([false, 'wrongTenant']);

@@ -123,10 +123,23 @@ export = function register(RED: NodeAPI): void {
 
   const guard = RED.auth.needsPermission('intune-config.write');
 
+  /**
+   * The form sends properties as typed, so `${NAME}` references are still
+   * unexpanded; expand them from the process environment as the runtime does
+   * at deploy (flow and group variables are not known outside a flow).
+   */
+  function expandEnv(body: Record<string, unknown>): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(body)) {
+      out[k] = typeof v === 'string' ? v.replace(/\$\{(\w+)\}/g, (_m, name: string) => process.env[name] ?? '') : v;
+    }
+    return out;
+  }
+
   RED.httpAdmin.post('/intune-config/verify', guard, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: Credentials; tls?: string };
     try {
-      const answer = await verifyConnection(body, formSecrets(body), { ca: caFromTlsNode(RED, body.tls) });
+      const answer = await verifyConnection(expandEnv(body), formSecrets(body), { ca: caFromTlsNode(RED, body.tls) });
       res.json(answer);
     } catch (err) {
       // verifyConnection answers every expected failure itself; this is a bug path. No details leak.

@@ -1,0 +1,411 @@
+/**
+ * intune-action: the executor. Takes an action request in `msg.payload`
+ * (notify / retire / wipe / lock / sync for one or many devices), checks it
+ * against the node's guards, sends it to Intune through the shared Graph
+ * client of its `intune-config`, and answers with one result message
+ * (output 1) and, when enabled, one message per device (output 2).
+ *
+ * Errors: a refused request (guards, malformed payload, replayed job id)
+ * and a request that could not run or in which a device failed are ALSO
+ * reported with done(err), so Catch nodes see them, after the result
+ * message went out: a flow that reports back to ACMP always gets its
+ * result, whatever happened.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { ActionName } from '../lib/contracts';
+import type { IntuneConfigNode } from '../lib/intune-config-api';
+import type { Health } from '../lib/config-health';
+import type { RequestStats } from '../lib/graph-client';
+import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
+import { parseActionSettings, ACTION_DEFAULTS, type ActionNodeProperties, type ActionSettings } from '../lib/action-settings';
+import { auditLines, type AuditContext } from '../lib/action-audit';
+import {
+  ActionRequestError,
+  checkPolicy,
+  checkRequest,
+  echoOf,
+  type CheckedRequest,
+  type RequestEcho,
+} from '../lib/action-request';
+import { ActionMemory, fingerprintOf } from '../lib/action-journal';
+import {
+  dryRunReport,
+  executeAction,
+  failedReport,
+  rejectedReport,
+  type ActionReport,
+  type DeviceResult,
+  type Progress,
+} from '../lib/action-executor';
+
+interface IntuneActionDef extends NodeDef, ActionNodeProperties {
+  intune: string;
+}
+
+type Send = (msg: NodeMessageInFlow | Array<NodeMessageInFlow | null>) => void;
+type Done = (err?: Error) => void;
+
+interface Job {
+  action: ActionName;
+  progress: Progress;
+  stats: RequestStats;
+  lastThrottled: number;
+  throttledAt: number;
+  finished: Promise<void>;
+}
+
+const STATUS_TICK_MS = 500;
+/** How long the status stays "throttled" after the last 429. */
+const THROTTLED_SHOWN_MS = 3000;
+
+export = function register(RED: NodeAPI): void {
+  function IntuneAction(this: Node, def: IntuneActionDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const t = (key: string, params?: Record<string, unknown>) => RED._(`intune-action.${key}`, params as never);
+
+    let settings: ActionSettings | undefined;
+    let settingsProblem: string | undefined;
+    try {
+      settings = parseActionSettings(def);
+    } catch (err) {
+      settingsProblem = (err as Error).message;
+      node.error(`intune-action is misconfigured: ${settingsProblem}`);
+    }
+
+    const cfg = def.intune ? (RED.nodes.getNode(def.intune) as IntuneConfigNode | null) : null;
+    let health: Health | undefined;
+    const closer = new AbortController();
+    let closing = false;
+    const jobs = new Set<Job>();
+    const running = new Set<string>();
+    let last: { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: string } | undefined;
+    let ticker: NodeJS.Timeout | undefined;
+
+    const contextStorage = (() => {
+      try {
+        return (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
+      } catch {
+        return undefined;
+      }
+    })();
+    const store = storeInfo(contextStorage, settings?.store);
+    const memory = new ActionMemory<ActionReport>({
+      context: node.context() as unknown as ContextLike,
+      store: settings?.store || undefined,
+      retentionMs: settings?.retentionMs ?? ACTION_DEFAULTS.retentionHours * 3_600_000,
+    });
+    if (!store.persistent) {
+      node.warn(
+        `Executed job ids are remembered in the non-persistent context store "${store.name}": after a restart a replayed job would run again. Choose a persistent store (e.g. localfilesystem) in the node.`,
+      );
+    } else if (store.unknown) {
+      node.warn(`The context store "${settings?.store}" does not exist; the default store "${store.name}" is used`);
+    }
+
+    // ------------------------------------------------------------ status
+
+    function idleStatus() {
+      if (settingsProblem) return { fill: 'red' as const, shape: 'ring' as const, text: t('status.misconfigured') };
+      if (!cfg) return { fill: 'red' as const, shape: 'ring' as const, text: t('status.noConfig') };
+      if (health && health.level === 'error') return { fill: 'red' as const, shape: 'ring' as const, text: health.text };
+      if (settings?.dryRun) return { fill: 'yellow' as const, shape: 'ring' as const, text: t('status.idleDryRun') };
+      if (!store.persistent) return { fill: 'yellow' as const, shape: 'ring' as const, text: t('status.idleMemory', { store: store.name }) };
+      return { fill: 'grey' as const, shape: 'ring' as const, text: t('status.idle') };
+    }
+
+    function render() {
+      if (closing) return;
+      if (jobs.size) {
+        let done = 0;
+        let total = 0;
+        let throttled = false;
+        let phase: Progress['phase'] = 'sending';
+        let action: ActionName | undefined;
+        const now = Date.now();
+        for (const j of jobs) {
+          if (j.stats.throttled > j.lastThrottled) {
+            j.lastThrottled = j.stats.throttled;
+            j.throttledAt = now;
+          }
+          if (now - j.throttledAt < THROTTLED_SHOWN_MS) throttled = true;
+          done += j.progress.done;
+          total += j.progress.total;
+          phase = j.progress.phase;
+          action = j.action;
+        }
+        const params = { done, total, action: jobs.size === 1 ? action : `${jobs.size} jobs`, jobs: jobs.size };
+        if (throttled) node.status({ fill: 'yellow', shape: 'dot', text: t('status.throttled', params) });
+        else if (phase === 'following') node.status({ fill: 'blue', shape: 'ring', text: t('status.following', params) });
+        else if (phase === 'checking') node.status({ fill: 'blue', shape: 'ring', text: t('status.checking', params) });
+        else node.status({ fill: 'blue', shape: 'dot', text: t('status.running', params) });
+        return;
+      }
+      node.status(last ?? idleStatus());
+    }
+
+    function showResult(report: ActionReport, replayed = false) {
+      const c = report.counts;
+      const params = { accepted: c.accepted, failed: c.failed, notFound: c.notFound, unsupported: c.unsupported, rejected: c.rejected, total: report.results.length, jobId: report.jobId };
+      if (replayed) last = { fill: 'yellow', shape: 'ring', text: t('status.replayed', params) };
+      else if (report.dryRun) last = { fill: 'yellow', shape: 'ring', text: t('status.dryRun', params) };
+      else if (report.status === 'finished') last = { fill: 'green', shape: 'dot', text: t('status.finished', params) };
+      else if (report.status === 'partial') last = { fill: 'yellow', shape: 'dot', text: t('status.partial', params) };
+      else if (report.status === 'rejected') last = { fill: 'red', shape: 'ring', text: t('status.rejected', { ...params, reason: report.code ?? '' }) };
+      else last = { fill: 'red', shape: 'dot', text: t('status.failed', params) };
+      render();
+    }
+
+    const unwatch = cfg?.board?.watch((h) => {
+      health = h;
+      render();
+    });
+    render();
+
+    // ------------------------------------------------------------ output
+
+    function carry(msg: NodeMessageInFlow): Record<string, unknown> {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(msg)) if (k !== 'payload' && k !== '_msgid') out[k] = v;
+      return out;
+    }
+
+    function deviceMessage(msg: NodeMessageInFlow, report: Pick<ActionReport, 'jobId' | 'action' | 'requestedBy'>, r: DeviceResult, total: number, extra: Record<string, unknown> = {}) {
+      return {
+        ...carry(msg),
+        topic: 'intune/action/device',
+        payload: { jobId: report.jobId, action: report.action, requestedBy: report.requestedBy, total, ...r, ...extra },
+      } as NodeMessageInFlow;
+    }
+
+    function emit(send: Send, msg: NodeMessageInFlow, report: ActionReport, perDeviceAlreadySent: boolean) {
+      if (closing) return;
+      if (settings?.perDevice && !perDeviceAlreadySent) {
+        const extra = report.replayed ? { replayed: true } : report.dryRun ? { dryRun: true } : {};
+        for (const r of report.results) send([null, deviceMessage(msg, report, r, report.results.length, extra)]);
+      }
+      msg.payload = report;
+      if (msg.topic === undefined || msg.topic === '') msg.topic = 'intune/action';
+      send(settings?.perDevice ? [msg, null] : msg);
+    }
+
+    function audit(report: ActionReport, extra: AuditContext) {
+      for (const line of auditLines(report, extra)) node.log(line);
+    }
+
+    function reject(send: Send, done: Done, msg: NodeMessageInFlow, echo: RequestEcho, err: ActionRequestError | Error, startedAt: number) {
+      const code = err instanceof ActionRequestError ? err.code : undefined;
+      const report = rejectedReport(echo, { message: err.message, code }, startedAt, Date.now());
+      audit(report, { rejected: true });
+      emit(send, msg, report, false);
+      showResult(report);
+      const e = new Error(`Action request refused: ${err.message}`) as Error & { code?: string };
+      if (code) e.code = code;
+      done(e);
+    }
+
+    // ------------------------------------------------------------ input
+
+    async function handle(msg: NodeMessageInFlow, send: Send, done: Done): Promise<void> {
+      const startedAt = Date.now();
+      const echo = echoOf(msg.payload);
+      let req: CheckedRequest;
+      try {
+        if (settingsProblem || !settings) throw new ActionRequestError('misconfigured', `The node is misconfigured: ${settingsProblem}`);
+        req = checkRequest(msg.payload);
+        checkPolicy(req, settings.policy);
+      } catch (err) {
+        reject(send, done, msg, echo, err as Error, startedAt);
+        return;
+      }
+
+      if (req.jobIdGiven) {
+        // Marked before the first await: a second message with the same job id arriving meanwhile is refused.
+        if (running.has(req.jobId)) {
+          reject(send, done, msg, echo, new ActionRequestError('alreadyRunning', `Job ${req.jobId} is being executed right now; it is not started a second time`), startedAt);
+          return;
+        }
+        running.add(req.jobId);
+      }
+      try {
+        await proceed(msg, send, done, req, echo, settings, startedAt);
+      } finally {
+        if (req.jobIdGiven) running.delete(req.jobId);
+      }
+    }
+
+    async function proceed(msg: NodeMessageInFlow, send: Send, done: Done, req: CheckedRequest, echo: RequestEcho, conf: ActionSettings, startedAt: number): Promise<void> {
+      // replay protection
+      if (req.jobIdGiven) {
+        let entry;
+        try {
+          entry = await memory.lookup(req.jobId);
+        } catch (err) {
+          // Without the journal a replay cannot be recognised: do not run (a wipe must never run twice).
+          const report = failedReport(req, `The journal of executed jobs cannot be read (${(err as Error).message}); nothing was sent`, startedAt, Date.now());
+          emit(send, msg, report, false);
+          showResult(report);
+          done(new Error(report.error));
+          return;
+        }
+        if (entry) {
+          if (entry.fingerprint !== fingerprintOf(req.action, req.deviceIds)) {
+            reject(
+              send,
+              done,
+              msg,
+              echo,
+              new ActionRequestError('jobIdReused', `Job ${req.jobId} was already used on ${new Date(entry.at).toISOString()} for a different request (${entry.action} on ${entry.devices} device(s)); use a new job id`),
+              startedAt,
+            );
+            return;
+          }
+          if (entry.state === 'started' || !entry.result) {
+            reject(
+              send,
+              done,
+              msg,
+              echo,
+              new ActionRequestError(
+                'interrupted',
+                `Job ${req.jobId} was started on ${new Date(entry.at).toISOString()} but never finished (Node-RED stopped while it ran); some devices may have been actioned, so it is not run again – check the devices in Intune and send a new job for the rest`,
+              ),
+              startedAt,
+            );
+            return;
+          }
+          const earlier: ActionReport = { ...entry.result, replayed: true };
+          audit(earlier, { replayed: true });
+          emit(send, msg, earlier, false);
+          showResult(earlier, true);
+          const e = new Error(`Action request refused: job ${req.jobId} was already executed on ${earlier.startedAt} (${earlier.status}); not executed again, the earlier result was sent again`) as Error & { code?: string };
+          e.code = 'replayed';
+          done(e);
+          return;
+        }
+      }
+
+      // dry run: guards passed, nothing is sent
+      if (conf.dryRun || req.dryRun) {
+        const report = dryRunReport(req, startedAt, Date.now());
+        audit(report, { dryRun: true, notification: req.notification });
+        emit(send, msg, report, false);
+        showResult(report);
+        done();
+        return;
+      }
+
+      // connection
+      let graph;
+      try {
+        if (!cfg) throw new Error('no Intune connection (intune-config) is selected in the node');
+        graph = cfg.connection().graph;
+      } catch (err) {
+        const report = failedReport(req, `Nothing was sent: ${(err as Error).message}`, startedAt, Date.now());
+        audit(report, { notification: req.notification });
+        emit(send, msg, report, false);
+        showResult(report);
+        done(new Error(report.error));
+        return;
+      }
+
+      const stats: RequestStats = { requests: 0, retries: 0, throttled: 0, throttleWaitMs: 0, batches: 0, pacingWaitMs: 0 };
+      let release!: () => void;
+      const job: Job = {
+        action: req.action,
+        progress: { phase: 'sending', done: 0, total: req.deviceIds.length },
+        stats,
+        lastThrottled: 0,
+        throttledAt: 0,
+        finished: new Promise<void>((r) => (release = r)),
+      };
+      jobs.add(job);
+      if (!ticker) ticker = setInterval(render, STATUS_TICK_MS);
+      render();
+
+      let wrote = false;
+      try {
+        const meta = { fingerprint: fingerprintOf(req.action, req.deviceIds), action: req.action, devices: req.deviceIds.length, requestedBy: req.requestedBy };
+        const report = await executeAction(req, {
+          graph,
+          signal: closer.signal,
+          stats,
+          followUp: conf.followUp,
+          notifications: memory,
+          beforeWrite: async () => {
+            wrote = true;
+            if (req.jobIdGiven) await memory.start(req.jobId, meta);
+          },
+          onProgress: (p) => {
+            job.progress = p;
+          },
+          onDevice: (r) => {
+            if (conf.perDevice && !closing) send([null, deviceMessage(msg, req, r, req.deviceIds.length)]);
+          },
+        });
+        // Remember the outcome: also when nothing was written (a replay then gets the same answer),
+        // but not when the node stopped before anything was written (a redelivery may run it then).
+        if (req.jobIdGiven && (wrote || !report.aborted)) {
+          if (!wrote) await memory.start(req.jobId, meta);
+          await memory.finish(req.jobId, report);
+        }
+        audit(report, { notification: req.notification });
+        if (closing) return done();
+        emit(send, msg, report, true);
+        jobs.delete(job);
+        showResult(report);
+        const failed = report.results.filter((r) => r.outcome === 'failed');
+        if (failed.length) {
+          done(new Error(`${req.action}: ${failed.length} of ${report.results.length} device(s) failed (job ${report.jobId}): ${failed[0].error ?? 'see the result'}`));
+        } else {
+          done();
+        }
+      } catch (err) {
+        // Not a per-device failure (those are in the report): the journal or the ledger failed, or a bug.
+        const report = failedReport(
+          req,
+          `The request stopped with an error${wrote ? ' after sending had begun; some devices may have been actioned – check them in Intune' : '; nothing was sent'}: ${(err as Error)?.message ?? String(err)}`,
+          startedAt,
+          Date.now(),
+        );
+        audit(report, { notification: req.notification });
+        jobs.delete(job);
+        if (!closing) {
+          emit(send, msg, report, false);
+          showResult(report);
+        }
+        done(new Error(report.error));
+      } finally {
+        jobs.delete(job);
+        if (!jobs.size && ticker) {
+          clearInterval(ticker);
+          ticker = undefined;
+        }
+        release();
+        render();
+      }
+    }
+
+    node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
+      handle(msg, send, done).catch((err) => {
+        node.status({ fill: 'red', shape: 'dot', text: t('status.error') });
+        done(err instanceof Error ? err : new Error(String(err)));
+      });
+    });
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
+      closer.abort();
+      if (ticker) clearInterval(ticker);
+      ticker = undefined;
+      unwatch?.();
+      const waits = [...jobs].map((j) => j.finished);
+      Promise.allSettled(waits).then(() => {
+        node.status({});
+        done();
+      });
+    });
+  }
+
+  RED.nodes.registerType('intune-action', IntuneAction as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

@@ -1,0 +1,432 @@
+/**
+ * intune-devices: reads the managed devices of a tenant, filters and
+ * normalises them, and emits them page by page as a sync run (output 1),
+ * plus one summary per run (output 2). Runs on request (an input message,
+ * `msg.mode` full | incremental | cancel) and/or on its own schedule.
+ *
+ * The incremental watermark lives in node context (the store chosen in the
+ * node), with the tenant and a fingerprint of the settings: a change of
+ * either makes the next incremental run a full one.
+ *
+ * Also serves the editor's preview: POST /intune-devices/preview counts, for
+ * the dialog's current (undeployed) settings, what a run would pass on.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
+import type { Request, Response } from 'express';
+import type { Device, SyncMode } from '../lib/contracts';
+import type { IntuneConfigNode } from '../lib/intune-config-api';
+import type { Health } from '../lib/config-health';
+import { deviceSelect, FILTER_SELECT } from '../lib/device-normaliser';
+import { filterFingerprint } from '../lib/device-filters';
+import { emptyTally, scanDevices } from '../lib/device-scan';
+import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
+import { DeviceSettingsError, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
+import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
+import { RunSchedule } from '../lib/run-schedule';
+import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
+import { isAbortError } from '../lib/graph-errors';
+
+interface IntuneDevicesDef extends NodeDef {
+  intune: string;
+  [prop: string]: unknown;
+}
+
+/** What the node keeps in context, per node (context is per node id) and checked against tenant + settings. */
+interface DeviceSyncState {
+  v: 1;
+  tenantId: string;
+  fingerprint: string;
+  /** Newest last sync (Graph's clock) covered by a completed run, capped at that run's start. */
+  watermark?: string;
+  lastFullAt?: string;
+  lastRunAt?: string;
+}
+
+/** Context key of the state (no '.', which context reads as a path). */
+const STATE_KEY = 'intuneDevicesSync';
+const TOPIC = 'intune/devices';
+/** Delay of the first scheduled run when nothing says it is due later. */
+const FIRST_RUN_DELAY_MS = 10_000;
+
+function settingsFingerprint(s: DeviceSourceSettings, tenantId: string): string {
+  return JSON.stringify([tenantId, filterFingerprint(s.filters), s.collapseDuplicates, s.checkDeletedUsers, s.placeholderSerials]);
+}
+
+/** A Graph failure in words an admin can act on. */
+function explain(err: unknown): string {
+  const e = err as { message?: string; status?: number };
+  const msg = e?.message ?? String(err);
+  if (e?.status === 403) return `${msg} — grant the app DeviceManagementManagedDevices.Read.All (application permission) with admin consent`;
+  return msg;
+}
+
+export = function register(RED: NodeAPI): void {
+  const t = (key: string, en: string, params?: Record<string, string | number>): string => {
+    const id = `intune-devices.${key}`;
+    let s: string | undefined;
+    try {
+      s = RED._(id, params);
+    } catch {
+      s = undefined;
+    }
+    return s && s !== id ? s : en;
+  };
+
+  function IntuneDevices(this: Node, def: IntuneDevicesDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    let settings: DeviceSourceSettings | undefined;
+    let problem: Error | undefined;
+    try {
+      settings = parseDeviceSourceSettings(def as Record<string, unknown>);
+    } catch (err) {
+      problem = err as Error;
+    }
+    const cfg = def.intune ? (RED.nodes.getNode(def.intune) as IntuneConfigNode | null) : null;
+    if (!problem && !cfg) problem = new DeviceSettingsError('No Intune connection is selected: pick an intune-config node in this node\u2019s settings', 'intune');
+
+    const contextStorage = (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
+    const store = storeInfo(contextStorage, settings?.store);
+    if (store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the watermark is kept in the default store "${store.name}"`);
+    const state = new ContextValue<DeviceSyncState>(node.context() as unknown as ContextLike, STATE_KEY, store.unknown ? undefined : settings?.store || undefined);
+    const memoryNote = store.persistent ? '' : t('status.notPersistent', ' · state in memory only');
+
+    let closed = false;
+    let health: Health | undefined;
+    let lastStatus: NodeStatus = { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle') + memoryNote };
+    const show = (s: NodeStatus) => {
+      if (closed) return;
+      node.status(s);
+    };
+    const showIdle = () => {
+      if (runner.busy) return;
+      if (health && health.level === 'error') show({ fill: 'red', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text }) });
+      else show(lastStatus);
+    };
+
+    const runner = new SyncRunner<Device>({
+      topic: TOPIC,
+      idPrefix: 'devices',
+      send: (m: PageMessage<Device>) => node.send([m as unknown as NodeMessage, null]),
+      sendSummary: (m: SummaryMessage) => node.send([null, m as unknown as NodeMessage]),
+    });
+
+    if (problem) {
+      node.status({ fill: 'red', shape: 'ring', text: problem.message.length > 60 ? problem.message.slice(0, 57) + '…' : problem.message });
+      node.error(`Not started: ${problem.message}`);
+    }
+
+    const unwatch = !problem && cfg?.board ? cfg.board.watch((h) => {
+      health = h;
+      showIdle();
+    }) : undefined;
+    if (!problem) showIdle();
+
+    function instanceName(): string {
+      if (settings!.instance) return settings!.instance;
+      try {
+        return cfg!.connection().settings.tenantId;
+      } catch {
+        return cfg?.id ?? node.id;
+      }
+    }
+
+    async function work(run: ActiveRun<Device>): Promise<void> {
+      const s = settings!;
+      const conn = cfg!.connection();
+      const tenantId = conn.settings.tenantId;
+      const fingerprint = settingsFingerprint(s, tenantId);
+      const saved = await state.get();
+      const valid = !!saved && saved.v === 1 && saved.tenantId === tenantId && saved.fingerprint === fingerprint;
+      let since: string | undefined;
+      if (run.requestedMode === 'incremental') {
+        if (valid && saved!.watermark) {
+          since = new Date(Date.parse(saved!.watermark) - s.overlapMs).toISOString();
+        } else {
+          run.mode = 'full';
+          node.log(
+            saved && !valid
+              ? 'Incremental run done as a full run: the tenant or the filter settings changed since the last run'
+              : 'Incremental run done as a full run: no earlier run to continue from',
+          );
+        }
+      }
+      const tally = emptyTally();
+      const users = new DeletedUserCheck({
+        graph: conn.graph,
+        cache: userCacheFor(`${conn.settings.endpoints.graphBaseUrl}|${conn.settings.tenantId}|${conn.settings.clientId}`),
+        useDirectory: s.checkDeletedUsers,
+        signal: run.signal,
+        stats: run.requestStats,
+        warn: (m) => node.warn(m),
+      });
+      run.counts.skipped = tally.skipped;
+      run.counts.details = { platforms: tally.platforms, since: since ?? null, graphVersion: s.graphVersion };
+      const pageText = (pass: 'duplicates' | 'devices', page: number) =>
+        pass === 'duplicates'
+          ? t('status.duplicates', `${run.mode}: duplicates, page ${page}`, { mode: run.mode, page })
+          : t('status.running', `${run.mode}: page ${page}`, { mode: run.mode, page });
+      let current = pageText('devices', 0);
+      run.on('throttled', (ms: number) =>
+        show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+      );
+      run.on('resumed', () => show({ fill: 'blue', shape: 'dot', text: current }));
+
+      for await (const { devices } of scanDevices({
+        graph: conn.graph,
+        version: s.graphVersion,
+        select: deviceSelect(s.graphVersion),
+        since,
+        collapseDuplicates: s.collapseDuplicates,
+        filters: s.filters,
+        normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId, placeholders: s.placeholders },
+        users,
+        now: run.startedMs,
+        signal: run.signal,
+        stats: run.requestStats,
+        tally,
+        onPage: (pass, page) => {
+          current = pageText(pass, page);
+          show({ fill: 'blue', shape: 'dot', text: current });
+        },
+      })) {
+        run.counts.items = tally.read;
+        run.counts.pages = tally.pages;
+        run.page(devices);
+        // Let the flow take the page before the next one is read.
+        await new Promise<void>((r) => setImmediate(r));
+      }
+      run.counts.details = { ...run.counts.details, userLookups: users.lookups, duplicatePages: tally.duplicatePages };
+      if (run.aborted) return;
+      const newest = tally.newestSyncMs ? Math.min(tally.newestSyncMs, run.startedMs) : run.mode === 'full' ? run.startedMs : 0;
+      const prev = valid && saved!.watermark ? Date.parse(saved!.watermark) : 0;
+      const mark = Math.max(prev, newest);
+      await state.set({
+        v: 1,
+        tenantId,
+        fingerprint,
+        watermark: mark ? new Date(mark).toISOString() : undefined,
+        lastFullAt: run.mode === 'full' ? run.startedAt : valid ? saved!.lastFullAt : undefined,
+        lastRunAt: run.startedAt,
+      });
+    }
+
+    function resultStatus(sum: RunSummary): NodeStatus {
+      const time = sum.finishedAt.slice(11, 16);
+      const skipped = Object.values(sum.stats.skipped).reduce((a, b) => a + b, 0);
+      if (sum.result === 'completed') {
+        return {
+          fill: 'green',
+          shape: 'dot',
+          text:
+            t('status.done', `${sum.mode}: ${sum.stats.emitted} devices, ${skipped} skipped · ${time} UTC`, {
+              mode: sum.mode,
+              emitted: sum.stats.emitted,
+              skipped,
+              time,
+            }) + memoryNote,
+        };
+      }
+      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + memoryNote };
+      const why = sum.stats.error ?? '';
+      return { fill: 'red', shape: 'ring', text: t('status.failed', `failed: ${why}`, { error: why }).slice(0, 80) };
+    }
+
+    function runError(sum: RunSummary & { cause?: unknown }): Error {
+      const err = new Error(`Device run ${sum.runId} failed: ${explain(sum.cause ?? sum.stats.error)}`);
+      (err as Error & { cause?: unknown }).cause = sum.cause;
+      return err;
+    }
+
+    /** Starts a run; undefined when one is running (after warning). */
+    function startRun(mode: SyncMode, trigger: 'message' | 'schedule') {
+      const started = runner.start(mode, instanceName(), trigger, work, (run) => {
+        show({ fill: 'blue', shape: 'dot', text: t('status.starting', `${mode}: starting`, { mode }) });
+        void run;
+      });
+      if (!started) {
+        const active = runner.active!;
+        node.warn(
+          t(
+            'warn.overlap',
+            `A ${mode} run was requested (${trigger}) while run ${active.runId} (${active.mode}) is still going: skipped, runs never overlap`,
+            { mode, trigger, runId: active.runId, active: active.mode },
+          ),
+        );
+        return undefined;
+      }
+      started.finished.then((sum) => {
+        if (closed) return;
+        lastStatus = resultStatus(sum);
+        showIdle();
+        if (sum.result === 'completed' && schedule) schedule.ranAt(sum.mode, started.run.startedMs);
+      });
+      return started;
+    }
+
+    // ---------------------------------------------------------------- input
+    node.on('input', (msg: NodeMessageInFlow, _send, done) => {
+      if (problem) {
+        done(new Error(problem.message));
+        return;
+      }
+      const raw = (msg as { mode?: unknown }).mode;
+      if (raw === 'cancel') {
+        if (!runner.busy) {
+          done();
+          return;
+        }
+        runner.cancel('Cancelled by a message').then(() => done(), done);
+        return;
+      }
+      let mode: SyncMode;
+      if (raw === undefined || raw === null || raw === '') mode = settings!.triggerMode;
+      else if (raw === 'full' || raw === 'incremental') mode = raw;
+      else {
+        done(
+          new Error(
+            `Unknown msg.mode ${JSON.stringify(raw)}: use "full", "incremental" or "cancel", or leave msg.mode out for a ${settings!.triggerMode} run`,
+          ),
+        );
+        return;
+      }
+      const started = startRun(mode, 'message');
+      if (!started) {
+        done();
+        return;
+      }
+      started.finished.then((sum) => {
+        if (sum.result === 'failed') done(runError(sum));
+        else done();
+      });
+    });
+
+    // ------------------------------------------------------------- schedule
+    let schedule: RunSchedule<SyncMode> | undefined;
+    if (!problem && (settings!.fullEveryMs > 0 || settings!.incrementalEveryMs > 0)) {
+      const s = settings!;
+      state
+        .get()
+        .catch(() => undefined)
+        .then((saved) => {
+          if (closed) return;
+          const now = Date.now();
+          const due = (last: string | undefined, every: number) => {
+            const at = last ? Date.parse(last) + every : now + FIRST_RUN_DELAY_MS;
+            return Math.max(now + FIRST_RUN_DELAY_MS, Number.isFinite(at) ? at : now);
+          };
+          schedule = new RunSchedule<SyncMode>(
+            [
+              { mode: 'full', everyMs: s.fullEveryMs, firstDueAt: due(saved?.lastFullAt, s.fullEveryMs) },
+              { mode: 'incremental', everyMs: s.incrementalEveryMs, firstDueAt: due(saved?.lastRunAt, s.incrementalEveryMs) },
+            ],
+            (mode) => {
+              const started = startRun(mode, 'schedule');
+              started?.finished.then((sum) => {
+                if (sum.result !== 'failed' || closed) return;
+                const err = runError(sum);
+                // With a message, Catch nodes see it: there is no input message for a scheduled run.
+                node.error(err, { topic: TOPIC, payload: sum, _msgid: RED.util.generateId() } as unknown as NodeMessage);
+              });
+            },
+          );
+          schedule.start();
+        });
+    }
+
+    // ---------------------------------------------------------------- close
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      schedule?.stop();
+      unwatch?.();
+      runner.stop('The flow was redeployed or stopped').then(
+        () => done(),
+        () => done(),
+      );
+    });
+  }
+
+  RED.nodes.registerType('intune-devices', IntuneDevices as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+
+  // ------------------------------------------------------------- preview
+  /**
+   * Counts what a run with the dialog's current settings would pass on.
+   * Streams the tenant with a minimal `$select` (FILTER_SELECT), so only the
+   * counters grow with the tenant.
+   */
+  RED.httpAdmin.post('/intune-devices/preview', RED.auth.needsPermission('intune-devices.write'), async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    let s: DeviceSourceSettings;
+    try {
+      s = parseDeviceSourceSettings(body);
+    } catch (err) {
+      const e = err as DeviceSettingsError;
+      res.status(400).json({ ok: false, code: 'invalidSettings', field: e.field, message: e.message });
+      return;
+    }
+    const cfg = typeof body.intune === 'string' && body.intune ? (RED.nodes.getNode(body.intune) as IntuneConfigNode | null) : null;
+    if (!cfg || typeof cfg.connection !== 'function') {
+      res.status(400).json({
+        ok: false,
+        code: 'noConnection',
+        message: 'Select an Intune connection that has been deployed: the preview reads the tenant through the deployed connection',
+      });
+      return;
+    }
+    let conn;
+    try {
+      conn = cfg.connection();
+    } catch (err) {
+      res.status(400).json({ ok: false, code: 'connection', message: (err as Error).message });
+      return;
+    }
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableEnded) abort.abort();
+    });
+    const tally = emptyTally();
+    const stats = new RunRequestStats();
+    const started = Date.now();
+    const warnings: string[] = [];
+    const users = new DeletedUserCheck({
+      graph: conn.graph,
+      cache: userCacheFor(`${conn.settings.endpoints.graphBaseUrl}|${conn.settings.tenantId}|${conn.settings.clientId}`),
+      useDirectory: s.checkDeletedUsers,
+      signal: abort.signal,
+      stats,
+      warn: (m) => warnings.push(m),
+    });
+    try {
+      for await (const page of scanDevices({
+        graph: conn.graph,
+        version: 'v1.0',
+        select: FILTER_SELECT,
+        collapseDuplicates: s.collapseDuplicates,
+        filters: s.filters,
+        normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId: conn.settings.tenantId, placeholders: s.placeholders },
+        users,
+        now: started,
+        signal: abort.signal,
+        stats,
+        tally,
+      })) {
+        void page;
+      }
+      res.json({
+        ok: true,
+        total: tally.read,
+        imported: tally.kept,
+        skipped: tally.skipped,
+        platforms: tally.platforms,
+        pages: tally.pages,
+        requests: stats.requests,
+        throttled: stats.throttled,
+        durationMs: Date.now() - started,
+        warnings,
+      });
+    } catch (err) {
+      if (abort.signal.aborted || isAbortError(err)) return;
+      res.status(502).json({ ok: false, code: 'graph', message: explain(err) });
+    }
+  });
+};

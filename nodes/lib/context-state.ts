@@ -1,0 +1,75 @@
+/**
+ * Node state kept in Node-RED context, in a store the user picks.
+ *
+ * - `storeInfo()` tells whether a store survives a restart, from the
+ *   runtime's `contextStorage` setting: the built-in `memory` module does
+ *   not, `localfilesystem` does; a custom module is assumed to (we cannot
+ *   know). No setting at all means everything is in memory. An unknown store
+ *   name falls back to the default store, as the runtime does.
+ * - `ContextValue` reads and writes one key through the asynchronous API,
+ *   so stores without a cache work too. Keys must not contain '.', which
+ *   context treats as a path.
+ */
+export interface ContextStorageSetting {
+  [store: string]: string | { module?: unknown; config?: unknown };
+}
+
+export interface StoreInfo {
+  /** The store the runtime will actually use. */
+  name: string;
+  persistent: boolean;
+  /** The store asked for does not exist; the default is used instead. */
+  unknown: boolean;
+}
+
+/** Which store `requested` ('' = default) resolves to, and whether it persists. */
+export function storeInfo(contextStorage: ContextStorageSetting | undefined | null, requested?: string): StoreInfo {
+  const stores = contextStorage && typeof contextStorage === 'object' ? contextStorage : {};
+  const names = Object.keys(stores).filter((n) => n !== '_');
+  if (!names.length) return { name: 'memory', persistent: false, unknown: !!requested && requested !== 'memory' && requested !== 'default' };
+  const defaultName = (): string => {
+    const d = stores.default;
+    if (typeof d === 'string') return d;
+    if (d) return 'default';
+    return names.find((n) => typeof stores[n] !== 'string') ?? names[0];
+  };
+  let name = requested && requested.trim() ? requested.trim() : defaultName();
+  let unknown = false;
+  if (name === 'default') name = defaultName();
+  if (!Object.prototype.hasOwnProperty.call(stores, name) || typeof stores[name] === 'string') {
+    unknown = !!requested && requested.trim() !== '' && requested !== 'default';
+    name = defaultName();
+  }
+  const conf = stores[name];
+  const mod = typeof conf === 'object' && conf ? conf.module : undefined;
+  const persistent = mod === undefined ? false : typeof mod === 'string' ? mod !== 'memory' : true;
+  return { name, persistent, unknown };
+}
+
+/** The part of a Node-RED context object used here. */
+export interface ContextLike {
+  get(key: string, store: string | undefined, cb: (err: Error | null | undefined, value?: unknown) => void): void;
+  set(key: string, value: unknown, store: string | undefined, cb: (err?: Error | null) => void): void;
+}
+
+export class ContextValue<T> {
+  constructor(
+    private readonly context: ContextLike,
+    private readonly key: string,
+    private readonly store?: string,
+  ) {
+    if (key.includes('.')) throw new Error(`Context key "${key}" must not contain "."`);
+  }
+
+  get(): Promise<T | undefined> {
+    return new Promise((resolve, reject) => {
+      this.context.get(this.key, this.store || undefined, (err, value) => (err ? reject(err) : resolve(value as T | undefined)));
+    });
+  }
+
+  set(value: T | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.context.set(this.key, value, this.store || undefined, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+}

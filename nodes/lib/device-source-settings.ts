@@ -1,0 +1,107 @@
+/**
+ * The settings of an `intune-devices` node, read from its properties (or
+ * from the editor's form for the preview) and checked, with plain messages
+ * that say what to change. One parser for the runtime and the preview, so a
+ * setting the preview accepts is one a deployed node accepts.
+ */
+import type { SyncMode } from './contracts';
+import type { GraphVersion } from './graph-schema';
+import { PlaceholderSerials, DEFAULT_PLACEHOLDER_SERIALS } from './device-normaliser';
+import { FilterSettingsError, parseFilterSettings, type DeviceFilterSettings } from './device-filters';
+import { intervalMs } from './run-schedule';
+
+export interface DeviceSourceSettings {
+  filters: DeviceFilterSettings;
+  placeholderSerials: string[];
+  placeholders: PlaceholderSerials;
+  collapseDuplicates: boolean;
+  /** Ask the directory which primary users were deleted (needs User.Read.All). */
+  checkDeletedUsers: boolean;
+  /** 'beta' adds the OS SKU and the join type (Graph beta only). */
+  graphVersion: GraphVersion;
+  /** An incremental run reads devices synced after (watermark − overlap). */
+  overlapMs: number;
+  fullEveryMs: number;
+  incrementalEveryMs: number;
+  /** Mode of a run started by a message without `msg.mode`. */
+  triggerMode: SyncMode;
+  /** Name sinks use for what this source owns ('' = the tenant id). */
+  instance: string;
+  /** Context store for the watermark ('' = default store). */
+  store: string;
+}
+
+export class DeviceSettingsError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'DeviceSettingsError';
+  }
+}
+
+function bool(v: unknown, fallback: boolean): boolean {
+  if (v === undefined || v === null || v === '') return fallback;
+  if (typeof v === 'boolean') return v;
+  return v === 'true' || v === 1 || v === '1';
+}
+
+export const DEFAULT_OVERLAP_MINUTES = 30;
+
+/** Throws DeviceSettingsError (field + plain message). */
+export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceSourceSettings {
+  let filters: DeviceFilterSettings;
+  try {
+    filters = parseFilterSettings(raw);
+  } catch (e) {
+    if (e instanceof FilterSettingsError) throw new DeviceSettingsError(e.message, e.field);
+    throw e;
+  }
+  const placeholderSerials =
+    raw.placeholderSerials === undefined || raw.placeholderSerials === null ? [...DEFAULT_PLACEHOLDER_SERIALS] : PlaceholderSerials.parseList(raw.placeholderSerials as string);
+  let placeholders: PlaceholderSerials;
+  try {
+    placeholders = new PlaceholderSerials(placeholderSerials);
+  } catch (e) {
+    throw new DeviceSettingsError((e as Error).message, 'placeholderSerials');
+  }
+  const version = raw.graphVersion ?? 'v1.0';
+  if (version !== 'v1.0' && version !== 'beta') throw new DeviceSettingsError(`Graph version must be "v1.0" or "beta", not ${JSON.stringify(version)}`, 'graphVersion');
+  const num = (field: string, unit: 'minutes' | 'hours', label: string, fallback: number) => {
+    try {
+      const v = raw[field];
+      return v === undefined || v === null || v === '' ? fallback : intervalMs(v, unit, label);
+    } catch (e) {
+      throw new DeviceSettingsError((e as Error).message, field);
+    }
+  };
+  let overlapMs = DEFAULT_OVERLAP_MINUTES * 60_000;
+  if (raw.overlapMinutes !== undefined && raw.overlapMinutes !== null && raw.overlapMinutes !== '') {
+    const n = Number(raw.overlapMinutes);
+    if (!Number.isFinite(n) || n < 0 || n > 7 * 24 * 60) {
+      throw new DeviceSettingsError(`The incremental overlap must be 0 to 10080 minutes, not ${JSON.stringify(raw.overlapMinutes)}`, 'overlapMinutes');
+    }
+    overlapMs = Math.round(n * 60_000);
+  }
+  const triggerMode = raw.triggerMode ?? 'full';
+  if (triggerMode !== 'full' && triggerMode !== 'incremental') {
+    throw new DeviceSettingsError(`The mode of a triggered run must be "full" or "incremental", not ${JSON.stringify(triggerMode)}`, 'triggerMode');
+  }
+  const instance = typeof raw.instance === 'string' ? raw.instance.trim() : '';
+  if (instance.length > 200) throw new DeviceSettingsError('The instance name must be at most 200 characters', 'instance');
+  return {
+    filters,
+    placeholderSerials,
+    placeholders,
+    collapseDuplicates: bool(raw.collapseDuplicates, true),
+    checkDeletedUsers: bool(raw.checkDeletedUsers, true),
+    graphVersion: version,
+    overlapMs,
+    fullEveryMs: num('fullEveryHours', 'hours', '"Full run every (hours)"', 0),
+    incrementalEveryMs: num('incrementalEveryMinutes', 'minutes', '"Incremental run every (minutes)"', 0),
+    triggerMode,
+    instance,
+    store: typeof raw.store === 'string' ? raw.store.trim() : '',
+  };
+}

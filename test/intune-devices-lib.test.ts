@@ -1,0 +1,666 @@
+/**
+ * Unit tests of the services behind intune-devices: the normaliser, the
+ * filters, the duplicate index, the settings parser, the sync-run envelope,
+ * the schedule and the context-store helper. No servers.
+ */
+import { expect } from 'chai';
+import { CLOUDS } from '../nodes/lib/clouds';
+import { assertSelect } from '../nodes/lib/graph-schema';
+import {
+  DEFAULT_PLACEHOLDER_SERIALS,
+  DELETED_USER_DEVICE_NAME,
+  DEVICE_SELECT_BETA_EXTRA,
+  DUPLICATE_SELECT,
+  FILTER_SELECT,
+  PlaceholderSerials,
+  cleanAndroidEnterpriseUpn,
+  deepLinks,
+  deviceSelect,
+  jailbrokenOf,
+  normaliseDevice,
+  platformOf,
+  type ManagedDeviceRecord,
+} from '../nodes/lib/device-normaliser';
+import { DEFAULT_FILTERS, FilterSettingsError, filterFingerprint, parseFilterSettings, skipReason, type DeviceFilterSettings } from '../nodes/lib/device-filters';
+import { DuplicateIndex } from '../nodes/lib/device-duplicates';
+import { DeviceSettingsError, parseDeviceSourceSettings } from '../nodes/lib/device-source-settings';
+import { SyncRunner, type PageMessage, type SummaryMessage } from '../nodes/lib/sync-run';
+import { RunSchedule, intervalMs, type ScheduleClock } from '../nodes/lib/run-schedule';
+import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/context-state';
+import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/deleted-users';
+import { emptyTally, scanDevices, sinceFilter } from '../nodes/lib/device-scan';
+import { SimTenant } from '../sim/tenant';
+
+const DAY = 86_400_000;
+const NOW = Date.parse('2025-06-01T12:00:00Z');
+const placeholders = new PlaceholderSerials();
+const opts = { portalUrl: CLOUDS.global.portalUrl, tenantId: 'tenant-1', placeholders };
+
+function rec(p: Partial<ManagedDeviceRecord> = {}): ManagedDeviceRecord {
+  return {
+    id: '11111111-2222-3333-4444-555555555555',
+    deviceName: 'CONTOSO-NB-00001',
+    serialNumber: 'PF3ABCDE',
+    operatingSystem: 'Windows',
+    osVersion: '10.0.22631.3007',
+    manufacturer: 'LENOVO',
+    model: '21HD003VGE',
+    lastSyncDateTime: '2025-05-31T08:00:00Z',
+    enrolledDateTime: '2024-01-10T09:00:00Z',
+    managedDeviceOwnerType: 'company',
+    managementState: 'managed',
+    managementAgent: 'mdm',
+    complianceState: 'compliant',
+    userId: 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee',
+    userPrincipalName: 'jane.doe@contoso.com',
+    emailAddress: 'jane.doe@contoso.com',
+    userDisplayName: 'Jane Doe',
+    jailBroken: 'Unknown',
+    isEncrypted: true,
+    azureADRegistered: true,
+    azureADDeviceId: '99999999-8888-4777-8666-555555555555',
+    totalStorageSpaceInBytes: 254_721_032_192,
+    freeStorageSpaceInBytes: 150_000_000_000,
+    ...p,
+  };
+}
+
+describe('intune-devices services', () => {
+  describe('device-normaliser', () => {
+    it('maps every contract field of a full record (the 4me CI attribute table included)', () => {
+      const d = normaliseDevice(rec({ skuFamily: 'Professional', skuNumber: 48, joinType: 'azureADJoined', imei: '', meid: null, phoneNumber: '+49 151 1234567', wiFiMacAddress: 'a1b2c3d4e5f6' }), opts);
+      expect(d).to.deep.include({
+        id: '11111111-2222-3333-4444-555555555555',
+        azureAdDeviceId: '99999999-8888-4777-8666-555555555555',
+        name: 'CONTOSO-NB-00001',
+        serialNumber: 'PF3ABCDE',
+        rawSerialNumber: 'PF3ABCDE',
+        manufacturer: 'LENOVO',
+        model: '21HD003VGE',
+        enrolledAt: '2024-01-10T09:00:00.000Z',
+        lastContactAt: '2025-05-31T08:00:00.000Z',
+        azureAdRegistered: true,
+        joinType: 'azureADJoined',
+        ownership: 'company',
+        complianceState: 'compliant',
+        encrypted: true,
+        jailbroken: 'unknown',
+        managementAgent: 'mdm',
+        coManaged: false,
+        managementState: 'managed',
+        userDeleted: false,
+        imei: null,
+        meid: null,
+        phoneNumber: '+49 151 1234567',
+        wifiMac: 'a1b2c3d4e5f6',
+      });
+      expect(d.os).to.deep.equal({ name: 'Windows', version: '10.0.22631.3007', sku: 'Professional (48)' });
+      expect(d.storage).to.deep.equal({ totalBytes: 254_721_032_192, freeBytes: 150_000_000_000 });
+      expect(d.user).to.deep.equal({ id: 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee', upn: 'jane.doe@contoso.com', email: 'jane.doe@contoso.com', displayName: 'Jane Doe' });
+    });
+
+    it("turns Graph's empty spellings into null (zero GUID, year-1 dates, 0 bytes, blank strings) and never guesses beta-only fields", () => {
+      const d = normaliseDevice(
+        rec({ azureADDeviceId: '00000000-0000-0000-0000-000000000000', enrolledDateTime: '0001-01-01T00:00:00Z', totalStorageSpaceInBytes: 0, freeStorageSpaceInBytes: 0, model: '  ', azureADRegistered: null }),
+        opts,
+      );
+      expect(d.azureAdDeviceId).to.equal(null);
+      expect(d.enrolledAt).to.equal(null);
+      expect(d.storage).to.deep.equal({ totalBytes: null, freeBytes: null });
+      expect(d.model).to.equal(null);
+      expect(d.azureAdRegistered).to.equal(null);
+      // v1.0 record: no skuFamily/joinType → null, although deviceEnrollmentType would hint at a join type
+      expect(normaliseDevice(rec({ deviceEnrollmentType: 'windowsAzureADJoin' }), opts)).to.deep.include({ joinType: null });
+      expect(normaliseDevice(rec(), opts).os.sku).to.equal(null);
+    });
+
+    it('nulls placeholder serial numbers (defaults, custom list, /regex/) and keeps the raw value', () => {
+      for (const raw of ['Default string', 'To be filled by O.E.M.', 'to be filled by o.e.m.', 'System Serial Number', '0', '0000000', '  ', '', 'None']) {
+        const d = normaliseDevice(rec({ serialNumber: raw }), opts);
+        expect(d.serialNumber, raw).to.equal(null);
+        expect(d.rawSerialNumber, raw).to.equal(raw === '' ? null : raw);
+      }
+      expect(normaliseDevice(rec({ serialNumber: ' 5CG1234ABC ' }), opts).serialNumber).to.equal('5CG1234ABC');
+      const custom = new PlaceholderSerials(['ABC123', '/^VMW-/']);
+      expect(custom.clean('abc123')).to.equal(null);
+      expect(custom.clean('VMW-42')).to.equal(null);
+      expect(custom.clean('Default string')).to.equal('Default string');
+      expect(() => new PlaceholderSerials(['/[unclosed/'])).to.throw(/not a valid regular expression/);
+      expect(PlaceholderSerials.parseList('a\n\n b \r\nc')).to.deep.equal(['a', 'b', 'c']);
+      expect(DEFAULT_PLACEHOLDER_SERIALS).to.include('Default string');
+    });
+
+    it('cleans the GUID prefix of Android Enterprise UPNs, only on Android', () => {
+      const guid = '3f2a9c41-7d0e-4b6a-9e1f-2c3d4e5f6a7b';
+      expect(cleanAndroidEnterpriseUpn(`${guid}_jane.doe@contoso.com`)).to.equal('jane.doe@contoso.com');
+      expect(cleanAndroidEnterpriseUpn(`${guid.replace(/-/g, '')}jane.doe@contoso.com`)).to.equal('jane.doe@contoso.com');
+      expect(cleanAndroidEnterpriseUpn('jane.doe@contoso.com')).to.equal('jane.doe@contoso.com');
+      // a bare GUID local part is not a prefix: nothing left to match on, keep it
+      expect(cleanAndroidEnterpriseUpn(`${guid}@contoso.com`)).to.equal(`${guid}@contoso.com`);
+      const android = normaliseDevice(rec({ operatingSystem: 'Android', userPrincipalName: `${guid}_jane.doe@contoso.com` }), opts);
+      expect(android.user!.upn).to.equal('jane.doe@contoso.com');
+      const windows = normaliseDevice(rec({ userPrincipalName: `${guid}_jane.doe@contoso.com` }), opts);
+      expect(windows.user!.upn).to.equal(`${guid}_jane.doe@contoso.com`);
+    });
+
+    it('flags Configuration Manager (co-managed) devices and keeps them', () => {
+      for (const agent of ['configurationManagerClientMdm', 'configurationManagerClientMdmEas', 'configurationManagerClient']) {
+        const d = normaliseDevice(rec({ managementAgent: agent }), opts);
+        expect(d.coManaged, agent).to.equal(true);
+        expect(skipReason(d, DEFAULT_FILTERS, NOW), agent).to.equal(null);
+      }
+      for (const agent of ['mdm', 'easMdm', 'intuneClient', 'jamf']) expect(normaliseDevice(rec({ managementAgent: agent }), opts).coManaged, agent).to.equal(false);
+    });
+
+    it('names a device whose primary user was deleted as the 4me connector does, without user data', () => {
+      const byDirectory = normaliseDevice(rec(), opts, true);
+      expect(byDirectory.name).to.equal(DELETED_USER_DEVICE_NAME);
+      expect(byDirectory.user).to.equal(null);
+      expect(byDirectory.userDeleted).to.equal(true);
+      // without a directory answer: a user id without UPN gives it away
+      expect(normaliseDevice(rec({ userPrincipalName: '' }), opts).userDeleted).to.equal(true);
+      expect(normaliseDevice(rec({ deviceName: 'User deleted for this device' }), opts).userDeleted).to.equal(true);
+      // a userless device is not a deleted-user device
+      const userless = normaliseDevice(rec({ userId: '', userPrincipalName: '', emailAddress: '', userDisplayName: null }), opts);
+      expect(userless.user).to.equal(null);
+      expect(userless.userDeleted).to.equal(false);
+    });
+
+    it('reads ownership and the jailBroken STRING as tri-states', () => {
+      expect(normaliseDevice(rec({ managedDeviceOwnerType: 'personal' }), opts).ownership).to.equal('personal');
+      expect(normaliseDevice(rec({ managedDeviceOwnerType: 'unknownFutureValue' }), opts).ownership).to.equal('unknown');
+      expect(['True', 'true', 'False', 'Unknown', '', null, undefined, 'garbage'].map((v) => jailbrokenOf(v))).to.deep.equal([
+        'true',
+        'true',
+        'false',
+        'unknown',
+        'unknown',
+        'unknown',
+        'unknown',
+        'unknown',
+      ]);
+      // a Boolean true is not how Graph spells it: not trusted
+      expect(jailbrokenOf(true)).to.equal('unknown');
+    });
+
+    it('builds deep links into the admin center of the chosen cloud, in the tenant', () => {
+      for (const cloud of ['global', 'usgov', 'china'] as const) {
+        const d = normaliseDevice(rec(), { ...opts, portalUrl: CLOUDS[cloud].portalUrl });
+        expect(d.deepLinks.overview).to.equal(
+          `${CLOUDS[cloud].portalUrl}/tenant-1/#view/Microsoft_Intune_Devices/DeviceSettingsMenuBlade/~/overview/mdmDeviceId/11111111-2222-3333-4444-555555555555`,
+        );
+        expect(d.deepLinks.compliance).to.match(new RegExp(`^${CLOUDS[cloud].portalUrl.replace(/\./g, '\\.')}/tenant-1/#view/.+/~/compliance/mdmDeviceId/11111111-`));
+      }
+      expect(deepLinks('x y', 'https://intune.example/', undefined).overview).to.equal('https://intune.example/#view/Microsoft_Intune_Devices/DeviceSettingsMenuBlade/~/overview/mdmDeviceId/x%20y');
+    });
+
+    it('asks Graph only for what the contract needs: selects valid per version, beta fields only on beta', () => {
+      expect(() => assertSelect('v1.0', 'managedDevice', deviceSelect('v1.0'))).to.not.throw();
+      expect(() => assertSelect('beta', 'managedDevice', deviceSelect('beta'))).to.not.throw();
+      expect(deviceSelect('v1.0')).to.not.include.members(['joinType']);
+      expect(deviceSelect('beta')).to.include.members([...DEVICE_SELECT_BETA_EXTRA]);
+      for (const b of DEVICE_SELECT_BETA_EXTRA) expect(() => assertSelect('v1.0', 'managedDevice', [b]), b).to.throw(/only in beta/);
+      expect(() => assertSelect('v1.0', 'managedDevice', [...FILTER_SELECT, ...DUPLICATE_SELECT])).to.not.throw();
+      // nothing the contract does not use
+      expect(deviceSelect('v1.0')).to.not.include.members(['notes', 'udid', 'iccid', 'deviceActionResults', 'configurationManagerClientEnabledFeatures']);
+    });
+
+    it('classifies platforms from operatingSystem', () => {
+      expect(['Windows', 'macOS', 'iOS', 'iPadOS', 'Android', 'AndroidForWork', 'AndroidEnterprise', 'Linux', 'ChromeOS', '', null].map((o) => platformOf(o))).to.deep.equal([
+        'windows',
+        'macos',
+        'ios',
+        'ios',
+        'android',
+        'android',
+        'android',
+        'linux',
+        'other',
+        'other',
+        'other',
+      ]);
+    });
+
+    it('normalises every device of a generated tenant; placeholders match the generator', () => {
+      const tenant = new SimTenant({ seed: 5, devices: 2000, now: NOW });
+      let placeholdersSeen = 0;
+      for (let i = 0; i < tenant.size; i++) {
+        const meta = tenant.metaAt(i)!;
+        if (meta.duplicateOf !== null) continue; // a re-enrolment carries its original's serial
+        const d = normaliseDevice(tenant.deviceAt(i) as unknown as ManagedDeviceRecord, opts);
+        expect(d.serialNumber === null, `${i} ${JSON.stringify(d.rawSerialNumber)}`).to.equal(meta.placeholderSerial);
+        expect(d.coManaged, `co-managed ${i}`).to.equal(meta.coManaged);
+        expect(d.ownership).to.equal(meta.ownership);
+        if (meta.placeholderSerial) placeholdersSeen++;
+      }
+      expect(placeholdersSeen).to.be.greaterThan(10);
+    });
+  });
+
+  describe('device-filters', () => {
+    const filters = (p: Record<string, unknown>): DeviceFilterSettings => parseFilterSettings(p);
+    const dev = (p: Partial<ManagedDeviceRecord>, deleted?: boolean) => normaliseDevice(rec(p), opts, deleted);
+
+    it('has the defaults of the seed: personal devices, userless-only rule and deleted users off', () => {
+      expect(parseFilterSettings({})).to.deep.equal(DEFAULT_FILTERS);
+      expect(DEFAULT_FILTERS.includePersonal).to.equal(false);
+      expect(DEFAULT_FILTERS.onlyWithPrimaryUser).to.equal(false);
+      expect(DEFAULT_FILTERS.includeDeletedUser).to.equal(false);
+    });
+
+    it('applies the platform switches', () => {
+      const s = filters({ platformWindows: false });
+      expect(skipReason(dev({}), s, NOW)).to.equal('platform');
+      expect(skipReason(dev({ operatingSystem: 'iOS' }), s, NOW)).to.equal(null);
+      expect(skipReason(dev({ operatingSystem: 'ChromeOS' }), DEFAULT_FILTERS, NOW)).to.equal('platform');
+      expect(skipReason(dev({ operatingSystem: 'ChromeOS' }), filters({ platformOther: true }), NOW)).to.equal(null);
+    });
+
+    it('skips personal computers only; personal phones follow their platform switch', () => {
+      for (const os of ['Windows', 'macOS', 'Linux']) expect(skipReason(dev({ operatingSystem: os, managedDeviceOwnerType: 'personal' }), DEFAULT_FILTERS, NOW), os).to.equal('personal');
+      for (const os of ['iOS', 'iPadOS', 'Android']) expect(skipReason(dev({ operatingSystem: os, managedDeviceOwnerType: 'personal' }), DEFAULT_FILTERS, NOW), os).to.equal(null);
+      expect(skipReason(dev({ managedDeviceOwnerType: 'personal' }), filters({ includePersonal: true }), NOW)).to.equal(null);
+      expect(skipReason(dev({ operatingSystem: 'Android', managedDeviceOwnerType: 'personal' }), filters({ platformAndroid: false }), NOW)).to.equal('platform');
+    });
+
+    it('handles primary users: deleted ones off by default, "only with primary user" drops deleted ones too', () => {
+      const deleted = dev({}, true);
+      const userless = dev({ userId: '', userPrincipalName: '' }, false);
+      expect(skipReason(deleted, DEFAULT_FILTERS, NOW)).to.equal('userDeleted');
+      expect(skipReason(deleted, filters({ includeDeletedUser: true }), NOW)).to.equal(null);
+      expect(skipReason(deleted, filters({ includeDeletedUser: true, onlyWithPrimaryUser: true }), NOW)).to.equal('userDeleted');
+      expect(skipReason(userless, DEFAULT_FILTERS, NOW)).to.equal(null);
+      expect(skipReason(userless, filters({ onlyWithPrimaryUser: true }), NOW)).to.equal('noPrimaryUser');
+      expect(skipReason(dev({}), filters({ onlyWithPrimaryUser: true }), NOW)).to.equal(null);
+    });
+
+    it('skips stale devices and configured management states', () => {
+      const s = filters({ staleDays: 30 });
+      expect(skipReason(dev({ lastSyncDateTime: new Date(NOW - 31 * DAY).toISOString() }), s, NOW)).to.equal('stale');
+      expect(skipReason(dev({ lastSyncDateTime: new Date(NOW - 29 * DAY).toISOString() }), s, NOW)).to.equal(null);
+      expect(skipReason(dev({ lastSyncDateTime: '0001-01-01T00:00:00Z' }), s, NOW)).to.equal('stale');
+      expect(skipReason(dev({ lastSyncDateTime: new Date(NOW - 900 * DAY).toISOString() }), DEFAULT_FILTERS, NOW)).to.equal(null);
+      for (const st of ['retirePending', 'wipePending', 'deletePending', 'retireIssued', 'wipeIssued']) expect(skipReason(dev({ managementState: st }), DEFAULT_FILTERS, NOW), st).to.equal('managementState');
+      expect(skipReason(dev({ managementState: 'retirePending' }), filters({ skipStates: [] }), NOW)).to.equal(null);
+      expect(skipReason(dev({ managementState: 'unhealthy' }), filters({ skipStates: 'unhealthy, discovered' }), NOW)).to.equal('managementState');
+    });
+
+    it('counts a device under the first reason only (platform > personal > userDeleted > noPrimaryUser > state > stale)', () => {
+      const all = dev({ managedDeviceOwnerType: 'personal', managementState: 'wipePending', lastSyncDateTime: '2020-01-01T00:00:00Z' }, true);
+      expect(skipReason(all, filters({ platformWindows: false, staleDays: 5 }), NOW)).to.equal('platform');
+      expect(skipReason(all, filters({ staleDays: 5 }), NOW)).to.equal('personal');
+      expect(skipReason(all, filters({ staleDays: 5, includePersonal: true }), NOW)).to.equal('userDeleted');
+      expect(skipReason(all, filters({ staleDays: 5, includePersonal: true, includeDeletedUser: true }), NOW)).to.equal('managementState');
+      expect(skipReason(all, filters({ staleDays: 5, includePersonal: true, includeDeletedUser: true, skipStates: [] }), NOW)).to.equal('stale');
+    });
+
+    it('refuses settings that cannot work, in plain words', () => {
+      const off = { platformWindows: false, platformMacos: false, platformIos: false, platformAndroid: false, platformLinux: false, platformOther: false };
+      expect(() => parseFilterSettings(off)).to.throw(FilterSettingsError, /No platform is selected/);
+      expect(() => parseFilterSettings({ staleDays: -3 })).to.throw(FilterSettingsError, /whole number of days, 0 or more/);
+      expect(() => parseFilterSettings({ staleDays: '2.5' })).to.throw(FilterSettingsError, /whole number/);
+      expect(() => parseFilterSettings({ skipStates: ['retirePending', 'gone'] })).to.throw(FilterSettingsError, /Unknown management state\(s\) "gone"/);
+      expect(filterFingerprint(parseFilterSettings({ staleDays: 3 }))).to.not.equal(filterFingerprint(DEFAULT_FILTERS));
+      expect(filterFingerprint(parseFilterSettings({ skipStates: 'wipePending,retirePending' }))).to.equal(filterFingerprint(parseFilterSettings({ skipStates: ['retirePending', 'wipePending'] })));
+    });
+  });
+
+  describe('node settings', () => {
+    it('parses and validates every setting of the node', () => {
+      const s = parseDeviceSourceSettings({ fullEveryHours: '24', incrementalEveryMinutes: 15, overlapMinutes: 5, graphVersion: 'beta', triggerMode: 'incremental', store: ' file ' });
+      expect(s).to.deep.include({ fullEveryMs: 24 * 3_600_000, incrementalEveryMs: 15 * 60_000, overlapMs: 300_000, graphVersion: 'beta', triggerMode: 'incremental', store: 'file', collapseDuplicates: true, checkDeletedUsers: true });
+      expect(() => parseDeviceSourceSettings({ fullEveryHours: -1 })).to.throw(DeviceSettingsError, /0 \(off\) or a positive number of hours/);
+      expect(() => parseDeviceSourceSettings({ graphVersion: 'v2' })).to.throw(DeviceSettingsError, /v1\.0" or "beta/);
+      expect(() => parseDeviceSourceSettings({ triggerMode: 'delta' })).to.throw(DeviceSettingsError, /"full" or "incremental"/);
+      expect(() => parseDeviceSourceSettings({ overlapMinutes: -1 })).to.throw(DeviceSettingsError, /overlap/);
+      expect(() => parseDeviceSourceSettings({ placeholderSerials: '/(/' })).to.throw(DeviceSettingsError, /regular expression/);
+      try {
+        parseDeviceSourceSettings({ staleDays: -1 });
+        expect.fail('no error');
+      } catch (e) {
+        expect((e as DeviceSettingsError).field).to.equal('staleDays');
+      }
+      expect(intervalMs(1.5, 'minutes', 'x')).to.equal(90_000);
+      expect(() => intervalMs(0.001, 'minutes', 'X')).to.throw(/at least 1 minute/);
+    });
+  });
+
+  describe('device-duplicates', () => {
+    it('keeps only the newest record per serial, counts the others, forgets singletons', () => {
+      const idx = new DuplicateIndex();
+      const rows: Array<[string | null, number]> = [
+        ['A', 100],
+        ['B', 50],
+        ['A', 300],
+        [null, 1],
+        ['C', 10],
+        ['A', 200],
+        ['C', 10],
+      ];
+      for (const [k, t] of rows) idx.learn(k, t);
+      idx.seal();
+      expect(idx.duplicatedSerials).to.equal(2); // A and C; B was seen once and dropped
+      expect(rows.map(([k, t]) => idx.keep(k, t))).to.deep.equal([false, true, true, true, true, false, false]);
+    });
+
+    it('one record per serial even when a twin synced between the passes', () => {
+      const idx = new DuplicateIndex();
+      idx.learn('S', 100);
+      idx.learn('S', 200);
+      idx.seal();
+      expect(idx.keep('S', 200)).to.equal(true);
+      expect(idx.keep('S', 500)).to.equal(false);
+      expect(() => idx.learn('X', 1)).to.throw(/after seal/);
+    });
+  });
+
+  describe('deleted-users', () => {
+    const USER = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    const GONE = 'bbbbbbbb-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    function fakeGraph(status: (id: string) => number) {
+      const calls: string[][] = [];
+      return {
+        calls,
+        batch: async (reqs: Array<{ id: string; url: string }>) => {
+          calls.push(reqs.map((r) => r.url));
+          return new Map(reqs.map((r) => [r.id, { status: status(r.url.split('/')[2].split('?')[0]) }]));
+        },
+      };
+    }
+
+    it('asks the directory once per unknown user and caches the answer', async () => {
+      const g = fakeGraph((id) => (id === GONE ? 404 : 200));
+      const cache = new UserExistenceCache();
+      const check = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
+      await check.prepare([{ userId: USER }, { userId: GONE }, { userId: USER }, { userId: '' }]);
+      expect(g.calls).to.deep.equal([[`/users/${USER}?$select=id`, `/users/${GONE}?$select=id`]]);
+      expect(check.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' })).to.equal(true);
+      expect(check.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' })).to.equal(false);
+      expect(check.isDeleted({ userId: '', userPrincipalName: '' })).to.equal(false);
+      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([{ userId: USER }, { userId: GONE }]);
+      expect(g.calls.length).to.equal(1);
+    });
+
+    it('falls back to the blank-UPN rule without permission, and says so once', async () => {
+      const g = fakeGraph(() => 403);
+      const warnings: string[] = [];
+      const check = new DeletedUserCheck({ graph: g as never, cache: new UserExistenceCache(), useDirectory: true, warn: (m) => warnings.push(m) });
+      await check.prepare([{ userId: USER }, { userId: GONE }]);
+      await check.prepare([{ userId: 'cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee' }]);
+      expect(g.calls.length).to.equal(1);
+      expect(warnings).to.have.length(1);
+      expect(warnings[0]).to.match(/User\.Read\.All/);
+      expect(check.isDeleted({ userId: GONE, userPrincipalName: '' })).to.equal(true);
+      expect(check.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' })).to.equal(false);
+    });
+
+    it('bounds the cache and lets answers expire', () => {
+      let now = 0;
+      const c = new UserExistenceCache(3, 1000);
+      for (const id of ['a', 'b', 'c', 'd']) c.set(id, true, now);
+      expect(c.size).to.equal(3);
+      expect(c.get('a', now)).to.equal(undefined);
+      now = 2000;
+      expect(c.get('d', now)).to.equal(undefined);
+    });
+  });
+
+  describe('device-scan', () => {
+    it('builds the incremental $filter from the watermark (gt only, as Graph allows)', () => {
+      expect(sinceFilter('2025-01-02T03:04:05Z')).to.equal('lastSyncDateTime gt 2025-01-02T03:04:05.000Z');
+      expect(sinceFilter(undefined)).to.equal(undefined);
+      expect(() => sinceFilter('yesterday')).to.throw(/not a date/);
+    });
+
+    it('streams pages: the duplicate pass first with two fields, then the devices, counting every record once', async () => {
+      const calls: Array<{ select: string[]; filter?: string }> = [];
+      const pages = [
+        [rec({ id: 'd1', serialNumber: 'S1', lastSyncDateTime: '2025-05-01T00:00:00Z' }), rec({ id: 'd2', serialNumber: 'S1', lastSyncDateTime: '2025-05-20T00:00:00Z' })],
+        [rec({ id: 'd3', operatingSystem: 'ChromeOS' }), rec({ id: 'd4', serialNumber: 'Default string' }), rec({ id: 'd5', serialNumber: 'Default string' })],
+      ];
+      const graph = {
+        async *pages(_p: string, o: { select: string[]; filter?: string }) {
+          calls.push({ select: o.select, filter: o.filter });
+          let n = 0;
+          for (const items of pages) yield { items: items.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k === 'id' || o.select.includes(k)))), page: ++n };
+        },
+      };
+      const tally = emptyTally();
+      const out: string[][] = [];
+      for await (const p of scanDevices({
+        graph: graph as never,
+        version: 'v1.0',
+        select: deviceSelect('v1.0'),
+        since: '2025-04-01T00:00:00Z',
+        collapseDuplicates: true,
+        filters: DEFAULT_FILTERS,
+        normalise: opts,
+        users: new DeletedUserCheck({ graph: { batch: async () => new Map() } as never, cache: new UserExistenceCache(), useDirectory: false }),
+        now: NOW,
+        tally,
+      })) {
+        out.push(p.devices.map((d) => d.id));
+      }
+      expect(calls.map((c) => c.select)).to.deep.equal([[...DUPLICATE_SELECT], deviceSelect('v1.0')]);
+      expect(calls.every((c) => c.filter === 'lastSyncDateTime gt 2025-04-01T00:00:00.000Z')).to.equal(true);
+      expect(out).to.deep.equal([['d2'], ['d4', 'd5']]); // placeholder serials are never duplicates
+      expect(tally.read).to.equal(5);
+      expect(tally.kept).to.equal(3);
+      expect(tally.skipped).to.include({ duplicate: 1, platform: 1 });
+      expect(tally.platforms.windows).to.deep.equal({ read: 4, kept: 3 });
+      expect(tally.newestSyncMs).to.equal(Date.parse('2025-05-31T08:00:00Z'));
+    });
+  });
+
+  describe('sync-run', () => {
+    function harness() {
+      const pages: PageMessage<number>[] = [];
+      const summaries: SummaryMessage[] = [];
+      const runner = new SyncRunner<number>({ topic: 't/x', idPrefix: 'x', send: (m) => pages.push(m), sendSummary: (m) => summaries.push(m) });
+      return { pages, summaries, runner };
+    }
+
+    it('sends non-empty pages, the last one with last:true and the stats, then one summary', async () => {
+      const h = harness();
+      const started = h.runner.start('full', 'inst', 'message', async (run) => {
+        run.counts.items = 7;
+        run.counts.pages = 4;
+        run.counts.skipped = { platform: 2 };
+        run.page([1, 2]);
+        run.page([]);
+        run.page([3]);
+        run.page([4, 5]);
+      })!;
+      const sum = await started.finished;
+      expect(h.pages.map((p) => [p.payload, p.sync.page, p.sync.last])).to.deep.equal([
+        [[1, 2], 1, false],
+        [[3], 2, false],
+        [[4, 5], 3, true],
+      ]);
+      expect(h.pages.every((p) => p.topic === 't/x' && p.sync.runId === sum.runId && p.sync.instance === 'inst' && p.sync.mode === 'full')).to.equal(true);
+      expect(h.pages[0].sync.stats).to.equal(undefined);
+      expect(h.pages[2].sync.stats).to.deep.include({ items: 7, emitted: 5, pages: 4, skipped: { platform: 2 } });
+      expect(h.pages[2].sync.stats!.aborted).to.equal(undefined);
+      expect(h.summaries).to.have.length(1);
+      expect(h.summaries[0].topic).to.equal('t/x/summary');
+      expect(h.summaries[0].payload).to.deep.include({ result: 'completed', mode: 'full', instance: 'inst' });
+      expect(sum.runId).to.match(/^x-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    });
+
+    it('a run that passes nothing still sends one empty last page', async () => {
+      const h = harness();
+      await h.runner.start('incremental', 'i', 'schedule', async (run) => run.page([]))!.finished;
+      expect(h.pages.map((p) => [p.payload, p.sync.last, p.sync.mode])).to.deep.equal([[[], true, 'incremental']]);
+    });
+
+    it('never runs twice at once', async () => {
+      const h = harness();
+      let release!: () => void;
+      const first = h.runner.start('full', 'i', 'message', () => new Promise<void>((r) => (release = r)))!;
+      expect(h.runner.busy).to.equal(true);
+      expect(h.runner.start('incremental', 'i', 'schedule', async () => undefined)).to.equal(undefined);
+      release();
+      await first.finished;
+      expect(h.runner.busy).to.equal(false);
+      expect(h.summaries).to.have.length(1);
+    });
+
+    it('a failure ends the run with aborted + error on the last page and a failed summary', async () => {
+      const h = harness();
+      const sum = await h.runner.start('full', 'i', 'message', async (run) => {
+        run.page([1]);
+        throw new Error('Graph said no');
+      })!.finished;
+      expect(sum.result).to.equal('failed');
+      expect(h.pages).to.have.length(1);
+      expect(h.pages[0].sync).to.deep.include({ last: true });
+      expect(h.pages[0].sync.stats).to.deep.include({ aborted: true, error: 'Graph said no' });
+      expect(h.summaries[0].payload.result).to.equal('failed');
+    });
+
+    it('cancel tells sinks the run was aborted; stop (close) sends nothing more', async () => {
+      const h = harness();
+      const work = (run: { page(i: number[]): void; signal: AbortSignal }) =>
+        new Promise<void>((_r, reject) => {
+          run.page([1]);
+          run.signal.addEventListener('abort', () => reject(run.signal.reason));
+        });
+      const a = h.runner.start('full', 'i', 'message', work)!;
+      await h.runner.cancel();
+      expect((await a.finished).result).to.equal('aborted');
+      expect(h.pages.map((p) => [p.sync.last, p.sync.stats?.aborted])).to.deep.equal([[true, true]]);
+      expect(h.summaries).to.have.length(1);
+      const b = h.runner.start('full', 'i', 'message', work)!;
+      await h.runner.stop();
+      expect((await b.finished).result).to.equal('aborted');
+      expect(h.pages).to.have.length(1);
+      expect(h.summaries).to.have.length(1);
+    });
+
+    it('reports throttling waits and the next request as events', async () => {
+      const h = harness();
+      const seen: string[] = [];
+      await h.runner.start('full', 'i', 'message', async (run) => {
+        run.on('throttled', (ms: number) => seen.push(`throttled ${ms}`));
+        run.on('resumed', () => seen.push('resumed'));
+        run.requestStats.requests += 1;
+        run.requestStats.throttled += 1;
+        run.requestStats.throttleWaitMs += 2000;
+        run.requestStats.requests += 1;
+      })!.finished;
+      expect(seen).to.deep.equal(['throttled 2000', 'resumed']);
+      expect(h.summaries[0].payload.stats).to.deep.include({ requests: 2, throttled: 1, throttleWaitMs: 2000 });
+    });
+  });
+
+  describe('run-schedule', () => {
+    function fakeClock(start = 0) {
+      const c = {
+        now: start,
+        timers: [] as Array<{ at: number; fn: () => void; id: number }>,
+        seq: 0,
+        clock: null as unknown as ScheduleClock,
+        advance(ms: number) {
+          const end = c.now + ms;
+          for (;;) {
+            c.timers.sort((a, b) => a.at - b.at);
+            const t = c.timers[0];
+            if (!t || t.at > end) break;
+            c.timers.shift();
+            c.now = t.at;
+            t.fn();
+          }
+          c.now = end;
+        },
+      };
+      c.clock = {
+        now: () => c.now,
+        setTimeout: (fn, ms) => {
+          const id = ++c.seq;
+          c.timers.push({ at: c.now + ms, fn, id });
+          return id;
+        },
+        clearTimeout: (id) => {
+          c.timers = c.timers.filter((t) => t.id !== id);
+        },
+      };
+      return c;
+    }
+    const H = 3_600_000;
+
+    it('fires incremental every N minutes and full every N hours; full wins when both are due', () => {
+      const c = fakeClock();
+      const fired: string[] = [];
+      const s = new RunSchedule(
+        [
+          { mode: 'full', everyMs: 1 * H },
+          { mode: 'incremental', everyMs: 15 * 60_000 },
+        ],
+        (m) => fired.push(`${c.now / 60_000}:${m}`),
+        c.clock,
+      );
+      s.start();
+      c.advance(2 * H);
+      expect(fired).to.deep.equal(['15:incremental', '30:incremental', '45:incremental', '60:full', '75:incremental', '90:incremental', '105:incremental', '120:full']);
+    });
+
+    it('starts from persisted state and is cleaned up by stop()', () => {
+      const c = fakeClock(1000);
+      const fired: string[] = [];
+      const s = new RunSchedule([{ mode: 'full', everyMs: 24 * H, firstDueAt: 1000 + 5000 }], (m) => fired.push(m), c.clock);
+      s.start();
+      c.advance(6000);
+      expect(fired).to.deep.equal(['full']);
+      expect(s.next()!.at).to.equal(6000 + 24 * H);
+      s.ranAt('full', 10 * H);
+      expect(s.next()!.at).to.equal(34 * H);
+      s.stop();
+      expect(c.timers).to.have.length(0);
+      c.advance(100 * H);
+      expect(fired).to.deep.equal(['full']);
+    });
+
+    it('does nothing when no kind is scheduled', () => {
+      const c = fakeClock();
+      const s = new RunSchedule([{ mode: 'full', everyMs: 0 }], () => expect.fail('fired'), c.clock);
+      s.start();
+      expect(s.enabled).to.equal(false);
+      expect(c.timers).to.have.length(0);
+    });
+  });
+
+  describe('context-state', () => {
+    it('tells persistent stores from memory ones, as the runtime resolves them', () => {
+      expect(storeInfo(undefined)).to.deep.equal({ name: 'memory', persistent: false, unknown: false });
+      expect(storeInfo({ default: { module: 'localfilesystem' } })).to.deep.equal({ name: 'default', persistent: true, unknown: false });
+      const two = { default: { module: 'memory' }, file: { module: 'localfilesystem' } };
+      expect(storeInfo(two)).to.include({ name: 'default', persistent: false });
+      expect(storeInfo(two, 'file')).to.include({ name: 'file', persistent: true });
+      expect(storeInfo(two, 'nope')).to.deep.equal({ name: 'default', persistent: false, unknown: true });
+      expect(storeInfo({ default: 'file', file: { module: 'localfilesystem' } })).to.include({ name: 'file', persistent: true });
+      expect(storeInfo({ redis: { module: {} } })).to.include({ name: 'redis', persistent: true });
+    });
+
+    it('reads and writes through the asynchronous context API in the chosen store', async () => {
+      const calls: string[] = [];
+      const data = new Map<string, unknown>();
+      const ctx: ContextLike = {
+        get: (k, s, cb) => {
+          calls.push(`get ${k} ${s}`);
+          cb(null, data.get(k));
+        },
+        set: (k, v, s, cb) => {
+          calls.push(`set ${k} ${s}`);
+          data.set(k, v);
+          cb();
+        },
+      };
+      const v = new ContextValue<{ a: number }>(ctx, 'key', 'file');
+      expect(await v.get()).to.equal(undefined);
+      await v.set({ a: 1 });
+      expect(await v.get()).to.deep.equal({ a: 1 });
+      expect(calls).to.deep.equal(['get key file', 'set key file', 'get key file']);
+      expect(() => new ContextValue(ctx, 'a.b')).to.throw(/must not contain/);
+    });
+  });
+});

@@ -184,6 +184,19 @@ describe('graph pacing plan', () => {
     pacer.stop();
   });
 
+  it('user look-ups have their own directory budget and do not use up the device budget', async () => {
+    const pacer = new GraphPacer({ requestsPer20s: 4, writesPer20s: 2, directoryRequestsPer20s: 400, windowMs: 60_000 });
+    const deviceBurst = pacer.plan('devices').requests.burst;
+    expect(pacer.plan('directory').requests.limit).to.equal(400);
+    let longestDirectoryWait = 0;
+    for (let i = 0; i < 50; i++) longestDirectoryWait = Math.max(longestDirectoryWait, (await pacer.acquire('directory', 1, 0)).waitedMs);
+    const devices = await pacer.acquire('devices', deviceBurst, 0);
+    // 50 look-ups exceed the whole device budget (4 per minute): sharing it would mean waits of many seconds.
+    expect(longestDirectoryWait, 'directory waited').to.be.below(1000);
+    expect(devices.waitedMs, 'devices waited').to.be.below(1000);
+    pacer.stop();
+  });
+
   it('a paused bucket holds requests back until the pause ends', async () => {
     const pacer = new GraphPacer();
     pacer.pause('compliance', 300);

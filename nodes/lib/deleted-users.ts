@@ -105,7 +105,8 @@ export class DeletedUserCheck {
     const ids = [...wanted];
     const answers = await this.o.graph.batch(
       ids.map((id, k) => ({ id: String(k), method: 'GET' as const, url: `/users/${id}?$select=id` })),
-      { version: 'v1.0', signal: this.o.signal, stats: this.o.stats },
+      // Directory bucket: user reads must not eat the Intune device budget.
+      { version: 'v1.0', bucket: 'directory', signal: this.o.signal, stats: this.o.stats },
     );
     this.lookups += ids.length;
     const at = (this.o.now ?? Date.now)();

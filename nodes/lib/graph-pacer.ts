@@ -30,13 +30,20 @@ import Bottleneck from 'bottleneck';
 import { abortReason, throwIfAborted } from './graph-errors';
 import { sleep } from './graph-retry';
 
-export type Bucket = 'devices' | 'compliance';
+/**
+ * "directory" is for Entra ID reads (users): not Intune's limits but
+ * Microsoft Graph's identity service, which allows far more (thousands of
+ * resource units per 10 s per app and tenant); kept separate so that user
+ * look-ups never eat the Intune device budget.
+ */
+export type Bucket = 'devices' | 'compliance' | 'directory';
 
 export interface PacingLimits {
   requestsPer20s?: number;
   writesPer20s?: number;
   complianceRequestsPer20s?: number;
   complianceWritesPer20s?: number;
+  directoryRequestsPer20s?: number;
   /**
    * Length of the limit window in ms (default 20 000, as Intune). Only for
    * tests and simulations: the limits above are then per this window.
@@ -49,6 +56,7 @@ export const DEFAULT_LIMITS = {
   writesPer20s: 200,
   complianceRequestsPer20s: 1000,
   complianceWritesPer20s: 100,
+  directoryRequestsPer20s: 6000,
   windowMs: 20_000,
 } as const;
 
@@ -187,6 +195,8 @@ export class GraphPacer {
         limits.complianceRequestsPer20s ?? DEFAULT_LIMITS.complianceRequestsPer20s,
         limits.complianceWritesPer20s ?? DEFAULT_LIMITS.complianceWritesPer20s,
       ),
+      // The connector never writes to the directory; a small write budget keeps the shape uniform.
+      directory: make(limits.directoryRequestsPer20s ?? DEFAULT_LIMITS.directoryRequestsPer20s, 100),
     };
   }
 

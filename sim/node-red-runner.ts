@@ -141,6 +141,12 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Never leave a Node-RED behind when this process ends without calling stop().
+  const reap = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', reap);
+  void exited.then(() => process.off('exit', reap));
 
   const url = `http://127.0.0.1:${port}`;
   let trimmed = 0; // characters dropped from the front of `out`
@@ -150,6 +156,12 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
       const m = re.exec(out.slice(Math.max(0, since - trimmed)));
       if (m) return m[0];
       if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode}):\n${out.slice(-3000)}`);
+      // Node-RED keeps running when its port is taken; say so instead of waiting in vain.
+      const busy = /Unable to listen on (\S+)/.exec(out);
+      if (busy) {
+        child.kill('SIGKILL');
+        throw new Error(`Node-RED cannot listen on ${busy[1]}: the port is in use (choose another one)`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`timed out waiting for ${re} in Node-RED log:\n${out.slice(-3000)}`);

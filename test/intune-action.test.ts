@@ -636,7 +636,8 @@ describe('intune-action', function () {
       const d = await deploy({ allowRetire: true, followUp: true, followUpInterval: 1, followUpTimeout: 10 });
       const [dev] = devicesOf(env.tenant, 'android-fm', 1);
       const p = d.run({ action: 'retire', deviceIds: [dev], confirm: true, jobId: 'fu-2' });
-      await sleep(300);
+      // Remove the device only once Intune has taken the retire (a fixed sleep races on a busy machine).
+      for (let i = 0; i < 100 && !env.tenant.actionLog.some((e) => e.deviceId === dev && e.action === 'retire'); i++) await sleep(50);
       env.tenant.removeDevice(dev);
       const r = await p;
       expect(r.report.results[0]).to.include({ outcome: 'accepted', actionState: 'done', note: 'deviceRemoved' });

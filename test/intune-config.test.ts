@@ -13,6 +13,8 @@ import { readTokenClaims } from '../nodes/lib/token-provider';
 import type { IntuneConfigNode } from '../nodes/lib/intune-config-api';
 
 const configNode = distNode('intune-config');
+const devicesNode = distNode('intune-devices');
+const actionNode = distNode('intune-action');
 const DAY = 86_400_000;
 
 describe('intune-config', function () {
@@ -138,6 +140,33 @@ describe('intune-config', function () {
       expect(loggedText()).to.match(/certificate expires in 10 day/);
       await cfg.connection().tokens.getToken();
     });
+  });
+
+  it('shows a soon-expiring certificate on the status of the nodes that use the connection', async () => {
+    const soon = makeClientCertificate({ password: 'x', notAfter: new Date(Date.now() + 5 * DAY + 3600_000) });
+    const clientId = crypto.randomUUID();
+    env.identity.addApp({ clientId, tenantId: env.tenantId, certificates: [soon.certPem], roles: ALL_ROLES });
+    const { nodes, credentials } = configFlow(env, { auth: 'certificate', overrides: { clientId }, credentials: { pfx: soon.pfxBase64, passphrase: 'x' } });
+    const users = [
+      { id: 'dev1', type: 'intune-devices', intune: 'cfg1', fullEveryHours: 0, incrementalEveryMinutes: 0, wires: [[], []] },
+      { id: 'act1', type: 'intune-action', intune: 'cfg1', wires: [[]] },
+    ];
+    await loadFlow([tlsNode, configNode, devicesNode, actionNode], [...nodes, ...users], credentials);
+    for (const id of ['dev1', 'act1']) {
+      const n = helper.getNode(id) as unknown as { status: (s: unknown) => void };
+      const seen: Array<{ fill?: string; text?: string }> = [];
+      // Capture what the node shows when the connection announces its health again.
+      const cfg = helper.getNode('cfg1') as unknown as IntuneConfigNode;
+      const original = n.status.bind(n);
+      n.status = (st: unknown) => {
+        seen.push(st as { fill?: string; text?: string });
+        original(st);
+      };
+      cfg.board.set({ ...cfg.board.health });
+      const last = seen[seen.length - 1];
+      expect(last, id).to.include({ fill: 'yellow' });
+      expect(last.text, id).to.match(/certificate expires in 5 d/);
+    }
   });
 
   describe('"Verify connection" (admin endpoint)', () => {

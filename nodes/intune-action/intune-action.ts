@@ -109,6 +109,8 @@ export = function register(RED: NodeAPI): void {
       if (settingsProblem) return { fill: 'red' as const, shape: 'ring' as const, text: t('status.misconfigured') };
       if (!cfg) return { fill: 'red' as const, shape: 'ring' as const, text: t('status.noConfig') };
       if (health && health.level === 'error') return { fill: 'red' as const, shape: 'ring' as const, text: health.text };
+      // A connection warning (e.g. the certificate expires soon) shows on the node admins look at.
+      if (health && health.level === 'warn') return { fill: 'yellow' as const, shape: 'ring' as const, text: health.text };
       if (settings?.dryRun) return { fill: 'yellow' as const, shape: 'ring' as const, text: t('status.idleDryRun') };
       if (!store.persistent) return { fill: 'yellow' as const, shape: 'ring' as const, text: t('status.idleMemory', { store: store.name }) };
       return { fill: 'grey' as const, shape: 'ring' as const, text: t('status.idle') };

@@ -101,6 +101,8 @@ export = function register(RED: NodeAPI): void {
     const showIdle = () => {
       if (runner.busy) return;
       if (health && health.level === 'error') show({ fill: 'red', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text }) });
+      // A connection warning (e.g. the certificate expires soon) must be seen where admins look: on the nodes.
+      else if (health && health.level === 'warn') show({ fill: 'yellow', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text }) });
       else show(lastStatus);
     };
 

@@ -1,0 +1,232 @@
+/**
+ * intune-acmp-actions: the source of ACMP query-action jobs. Keeps a queue
+ * target in SICS bound to the jobs routing key, consumes the `<ActionJob>`
+ * messages ACMP servers publish there (send notification, retire, wipe,
+ * remote lock, synchronize), and emits one action request per job for
+ * `intune-action`:
+ *
+ *   msg.topic   = "intune/action/request"
+ *   msg.payload = { action, deviceIds, notification?, wipe?, confirm?, jobId, requestedBy }
+ *   msg.acmp    = { serverId, jobId, action, clients, receivedAt }   (carried through
+ *                 intune-action to intune-acmp, which sends the job status back)
+ *
+ * A job that cannot be executed as it stands (unreadable, unknown action, no
+ * or invalid Intune device ids, notification without text, retire or wipe
+ * without the operator's confirmation) is answered right here as failed,
+ * with the reason, and never emitted.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
+import type { Health } from '../lib/config-health';
+import { translator, type AcmpConfigNode } from '../lib/acmp-config-api';
+import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp-wire';
+import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp-jobs';
+import { SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/sics-client';
+import type { ActionName } from '../lib/contracts';
+
+interface AcmpActionsDef extends NodeDef {
+  acmp: string;
+  virtualRouter?: string;
+  routingKey?: string;
+}
+
+type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: string };
+
+const DEFAULTS = { virtualRouter: 'IntuneConnector', routingKey: 'intune.jobs' } as const;
+const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
+const MAX_BACKOFF_MS = 60_000;
+
+export = function register(RED: NodeAPI): void {
+  function AcmpActions(this: Node, def: AcmpActionsDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-actions');
+
+    const virtualRouter = String(def.virtualRouter ?? '').trim() || DEFAULTS.virtualRouter;
+    const routingKey = String(def.routingKey ?? '').trim() || DEFAULTS.routingKey;
+    const targetName = `intune-jobs-${node.id.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    let problem: string | undefined;
+    if (!ROUTE.test(virtualRouter)) problem = t('errors.badVirtualRouter', 'The virtual router may use letters, digits and _ . : - only');
+    else if (!ROUTE.test(routingKey)) problem = t('errors.badRoutingKey', 'The routing key may use letters, digits and _ . : # * - only');
+    if (problem) node.error(problem);
+
+    const cfg = def.acmp ? (RED.nodes.getNode(def.acmp) as AcmpConfigNode | null) : null;
+    const closer = new AbortController();
+    let closing = false;
+    let health: Health | undefined;
+    let last: Status | undefined;
+    const counts = { received: 0, forwarded: 0, refused: 0 };
+
+    function idle(): Status {
+      if (problem) return { fill: 'red', shape: 'ring', text: t('status.misconfigured', 'misconfigured') };
+      if (!cfg) return { fill: 'red', shape: 'ring', text: t('status.noConfig', 'no SICS connection selected') };
+      if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: health.text };
+      return { fill: 'grey', shape: 'ring', text: t('status.starting', 'starting') };
+    }
+
+    function show(s?: Status) {
+      if (closing) return;
+      if (s) last = s;
+      const base = last ?? idle();
+      node.status(health?.level === 'warn' ? { ...base, fill: base.fill === 'green' ? 'yellow' : base.fill, text: `${base.text} · ${t('status.unencrypted', 'unencrypted')}` } : base);
+    }
+
+    const unwatch = cfg?.board?.watch((h) => {
+      health = h;
+      show();
+    });
+    show();
+
+    function listening(): Status {
+      return counts.received
+        ? { fill: 'green', shape: 'dot', text: t('status.counts', 'jobs: __received__ received, __forwarded__ forwarded, __refused__ refused', { received: counts.received, forwarded: counts.forwarded, refused: counts.refused }) }
+        : { fill: 'green', shape: 'dot', text: t('status.listening', 'waiting for jobs (__routingKey__)', { routingKey }) };
+    }
+
+    /** Sends a failed status for a job refused here. Never throws. */
+    async function refuse(client: SicsClient, server: AcmpServerRoute, parts: JobStatusParts): Promise<void> {
+      counts.refused++;
+      try {
+        await client.call(
+          server,
+          { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: 'failed', finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
+          { signal: closer.signal },
+        );
+      } catch (err) {
+        if ((err as SicsError).code === 'aborted') return;
+        node.error(t('errors.statusNotSent', 'The failed status of job __jobId__ could not be sent to ACMP server __server__: __message__', { jobId: parts.jobId, server: server.serverId, message: (err as Error).message }));
+      }
+    }
+
+    function serverOf(id: string | undefined): AcmpServerRoute | undefined {
+      if (!id || !cfg) return undefined;
+      return cfg.servers().find((s) => s.serverId.toLowerCase() === id.toLowerCase());
+    }
+
+    async function handleMessage(client: SicsClient, m: ConsumedMessage): Promise<void> {
+      let job: ActionJobMessage;
+      try {
+        const msg = decodeMessage(m.xml);
+        if (msg.kind !== 'actionJob') {
+          node.warn(t('log.notAJob', 'A __kind__ message arrived in the jobs target and was skipped', { kind: msg.kind }));
+          return;
+        }
+        job = msg;
+      } catch (err) {
+        counts.received++;
+        const d = err instanceof WireError ? err.details : {};
+        const server = serverOf(d.serverId);
+        const reason = t('errors.unreadableJob', 'The job cannot be read: __message__', { message: (err as Error).message });
+        if (d.jobId && server) {
+          node.warn(t('log.refused', 'Job __jobId__ from __server__ refused: __reason__', { jobId: d.jobId, server: server.serverId, reason }));
+          await refuse(client, server, failedStatus(d.jobId, reason));
+        } else {
+          counts.refused++;
+          node.error(t('errors.unanswerable', 'A message in the jobs target cannot be read and cannot be answered (no job id or unknown server): __reason__', { reason }));
+        }
+        return;
+      }
+      counts.received++;
+      const server = serverOf(job.header.serverId);
+      if (!server) {
+        counts.refused++;
+        node.error(t('errors.unknownServer', "Job __jobId__ comes from ACMP server \"__server__\", which is not configured in the SICS connection: it was not executed and cannot be answered", { jobId: job.jobId, server: job.header.serverId ?? '?' }));
+        return;
+      }
+      let out: ReturnType<typeof jobToRequest>;
+      try {
+        out = jobToRequest(job, server.serverId);
+      } catch (err) {
+        const reason = err instanceof JobProblem ? err.message : String((err as Error)?.message ?? err);
+        node.warn(t('log.refused', 'Job __jobId__ from __server__ refused: __reason__', { jobId: job.jobId, server: server.serverId, reason }));
+        await refuse(client, server, failedStatus(job.jobId, reason, job.clients as JobClient[], job.action as ActionName));
+        return;
+      }
+      counts.forwarded++;
+      node.log(t('log.forwarded', 'Job __jobId__ (__action__ on __devices__ device(s)) from __server__, requested by __by__', { jobId: job.jobId, action: job.action, devices: out.request.deviceIds.length, server: server.serverId, by: out.request.requestedBy ?? '' }));
+      node.send({ topic: 'intune/action/request', payload: out.request, acmp: out.context } as unknown as NodeMessage);
+    }
+
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          closer.signal.removeEventListener('abort', done);
+          resolve();
+        }
+        closer.signal.addEventListener('abort', done, { once: true });
+      });
+
+    async function loop(): Promise<void> {
+      let client: SicsClient;
+      try {
+        client = cfg!.client();
+      } catch (err) {
+        show({ fill: 'red', shape: 'ring', text: t('status.noConnection', 'SICS connection not usable') });
+        node.error(t('errors.noConnection', 'The SICS connection is not usable: __message__', { message: (err as Error).message }));
+        return;
+      }
+      let targetReady = false;
+      let failures = 0;
+      let lastError = '';
+      while (!closing) {
+        try {
+          if (!targetReady) {
+            await client.ensureTarget(virtualRouter, targetName, [routingKey], closer.signal);
+            targetReady = true;
+            show(listening());
+          }
+          const msgs = await client.consume({ virtualRouter, targetName, signal: closer.signal });
+          if (failures) show(listening());
+          failures = 0;
+          lastError = '';
+          for (const m of msgs) {
+            if (closing) break;
+            await handleMessage(client, m);
+          }
+          if (msgs.length) show(listening());
+        } catch (err) {
+          const e = err as SicsError;
+          if (closing || e.code === 'aborted' || e.code === 'closed') break;
+          if (e.code === 'notFound') targetReady = false; // SICS restarted and lost the target
+          failures++;
+          const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(failures - 1, 6));
+          show({ fill: 'red', shape: 'ring', text: t('status.retrying', '__code__, retrying in __seconds__ s', { code: e.code ?? 'error', seconds: Math.round(wait / 1000) }) });
+          if (e.message !== lastError) node.error(t('errors.consumeFailed', 'Reading jobs from SICS failed: __message__; retrying in __seconds__ s', { message: e.message, seconds: Math.round(wait / 1000) }));
+          lastError = e.message;
+          await sleep(wait);
+        }
+      }
+    }
+
+    let running: Promise<void> = Promise.resolve();
+    if (!problem && cfg) {
+      const start = setImmediate(() => {
+        running = loop().catch((err) => node.error(String((err as Error)?.message ?? err)));
+      });
+      closer.signal.addEventListener('abort', () => clearImmediate(start), { once: true });
+    }
+
+    // The target is named after the node id and kept across restarts and redeploys, so jobs
+    // published meanwhile wait in SICS; it is deleted only when the node is removed.
+    node.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
+      closer.abort();
+      unwatch?.();
+      let client: SicsClient | undefined;
+      try {
+        client = removed ? cfg?.client() : undefined;
+      } catch {
+        client = undefined;
+      }
+      running
+        .then(() => client?.deleteTarget(virtualRouter, targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
+        .finally(() => {
+          node.status({});
+          done();
+        });
+    });
+  }
+
+  RED.nodes.registerType('intune-acmp-actions', AcmpActions as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

@@ -1,0 +1,127 @@
+/**
+ * intune-acmp-config: one SICS connection (Aagon AESB) and the ACMP servers
+ * reachable through it. Owns the SicsClient (session, TLS, reply target)
+ * that the ACMP nodes share, and serves "Verify connection" to the editor.
+ */
+import type { NodeAPI, Node, NodeDef } from 'node-red';
+import type { Request, Response } from 'express';
+import { HealthBoard } from '../lib/config-health';
+import { translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp-config-api';
+import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute, type SicsSecrets } from '../lib/sics-client';
+
+interface AcmpConfigDef extends NodeDef {
+  host: string;
+  port?: string | number;
+  useTls?: boolean | string;
+  /** Id of a tls-config node (extra CA). */
+  tls?: string;
+  allowUnencrypted?: boolean | string;
+  timeoutSec?: string | number;
+  replyVirtualRouter?: string;
+  servers?: unknown;
+}
+
+/** Node-RED's placeholder for a password field the user did not change. */
+const UNCHANGED = '__PWRD__';
+
+type TlsNode = Node & { addTLSOptions?: (o: Record<string, unknown>) => void };
+
+function caFromTlsNode(RED: NodeAPI, id?: string): string | undefined {
+  if (!id) return undefined;
+  const tls = RED.nodes.getNode(id) as TlsNode | null;
+  if (!tls?.addTLSOptions) return undefined;
+  const opts: Record<string, unknown> = {};
+  tls.addTLSOptions(opts);
+  const ca = opts.ca as string | Buffer | undefined;
+  return ca ? String(ca) : undefined;
+}
+
+export = function register(RED: NodeAPI): void {
+  const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-config');
+
+  function AcmpConfig(this: AcmpConfigNode, def: AcmpConfigDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    node.board = new HealthBoard();
+    let client: SicsClient | undefined;
+    let servers: AcmpServerRoute[] = [];
+    let problem: Error | undefined;
+
+    try {
+      const settings = parseSicsSettings(def as unknown as Record<string, unknown>, caFromTlsNode(RED, def.tls));
+      servers = settings.servers;
+      const creds = (node.credentials ?? {}) as AcmpConfigCredentials;
+      client = new SicsClient(settings, { user: creds.user, password: creds.password }, { warn: (m) => node.warn(m), debug: (m) => node.debug(m) }, { clientKey: node.id });
+      node.board.set({ level: 'ok', key: 'intune-acmp-config.status.ready', text: 'ready' });
+      client.on('health', (h: { level: 'ok' | 'warn' | 'error'; code: string; text: string }) => {
+        node.board.set({ level: h.level, key: `intune-acmp-config.status.${h.code}`, text: h.text });
+      });
+      if (!settings.tls) node.warn(t('log.plainHttp', 'SICS at __host__:__port__ is used over plain HTTP: user name, password and all messages travel unencrypted', { host: settings.host, port: settings.port }));
+    } catch (err) {
+      problem = err as Error;
+      node.board.set({ level: 'error', key: 'intune-acmp-config.status.invalidConfig', text: problem.message });
+      // Only the plain message: SicsError never carries a secret.
+      node.error(t('log.notUsable', 'SICS connection not usable: __message__', { message: problem.message }));
+    }
+
+    node.client = () => {
+      if (client) return client;
+      throw problem ?? new SicsError('invalidConfig', 'The SICS connection is not configured');
+    };
+    node.servers = () => [...servers];
+
+    node.on('close', (done: () => void) => {
+      const c = client;
+      client = undefined;
+      problem = new SicsError('closed', 'The SICS connection is being redeployed');
+      node.board.removeAllListeners();
+      (c ? c.close() : Promise.resolve()).then(
+        () => done(),
+        () => done(),
+      );
+    });
+  }
+
+  RED.nodes.registerType('intune-acmp-config', AcmpConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    credentials: {
+      user: { type: 'text' },
+      password: { type: 'password' },
+    },
+  });
+
+  /** The editor's current secrets, falling back to the deployed node's stored ones where unchanged. */
+  function formSecrets(body: { id?: string; credentials?: AcmpConfigCredentials }): SicsSecrets {
+    const sent = body.credentials ?? {};
+    const stored = (body.id ? (RED.nodes.getCredentials(body.id) as AcmpConfigCredentials | undefined) : undefined) ?? {};
+    const pick = (k: keyof AcmpConfigCredentials) => {
+      const v = sent[k];
+      if (v === undefined || v === null || v === '' || v === UNCHANGED) return stored[k];
+      return v;
+    };
+    return { user: pick('user'), password: pick('password') };
+  }
+
+  /** `${NAME}` references are still unexpanded in the form: expand them from the process environment. */
+  function expandEnv(body: Record<string, unknown>): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(body)) out[k] = typeof v === 'string' ? v.replace(/\$\{(\w+)\}/g, (_m, name: string) => process.env[name] ?? '') : v;
+    return out;
+  }
+
+  const guard = RED.auth.needsPermission('intune-acmp-config.write');
+
+  RED.httpAdmin.post('/intune-acmp-config/verify', guard, async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: AcmpConfigCredentials; tls?: string };
+    try {
+      const answer = await verifySicsConnection(expandEnv(body), formSecrets(body), {
+        ca: caFromTlsNode(RED, typeof body.tls === 'string' ? body.tls : undefined),
+        log: { warn: (m) => RED.log.warn(`intune-acmp-config verify: ${m}`) },
+      });
+      res.json(answer);
+    } catch (err) {
+      // verifySicsConnection answers every expected failure itself; this is a bug path. No details leak.
+      RED.log.error(`intune-acmp-config verify failed unexpectedly: ${(err as Error)?.message}`);
+      res.status(500).json({ ok: false, code: 'unexpected', message: 'Verification failed unexpectedly', params: {}, servers: [], warnings: [] });
+    }
+  });
+};

@@ -1,0 +1,291 @@
+/**
+ * intune-acmp: the ACMP sink. Takes
+ * - device sync runs (msg.topic "intune/devices", msg.sync, msg.payload =
+ *   Device[]) and publishes the mobile devices to the ACMP server set in the
+ *   node, or to every server of the SICS connection for "*": only what
+ *   changed, in batches, removals after a complete full run (acmp-sync.ts);
+ * - action results of intune-action (msg.payload = result with jobId,
+ *   msg.acmp from intune-acmp-actions) and publishes the job status back to
+ *   the server the job came from;
+ * - msg.topic "acmp/resend" (msg.instance) to forget what was published, so
+ *   the next run sends every device again.
+ *
+ * One report message per input (output 1). Messages are handled one after
+ * the other. A batch or status that failed is reported in the message AND
+ * with done(err), after the message went out.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Device, SyncEnvelope } from '../lib/contracts';
+import type { Health } from '../lib/config-health';
+import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp-config-api';
+import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
+import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp-sync';
+import { statusFromResult, type ResultLike } from '../lib/acmp-jobs';
+import { header, type JobClient } from '../lib/acmp-wire';
+import { SicsError, type AcmpServerRoute } from '../lib/sics-client';
+
+interface AcmpSinkDef extends NodeDef {
+  acmp: string;
+  serverId?: string;
+  onDemandDefinition?: string;
+  batchSize?: string | number;
+  reconcile?: boolean | string;
+  store?: string;
+  replyTimeoutSec?: string | number;
+}
+
+type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
+type Done = (err?: Error) => void;
+type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: string };
+
+const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60 } as const;
+
+interface SinkSettings {
+  serverId: string;
+  onDemandDefinition: string;
+  batchSize: number;
+  reconcile: boolean;
+  store: string;
+  replyTimeoutMs: number;
+}
+
+function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
+  const serverId = String(def.serverId ?? '').trim() || SINK_DEFAULTS.serverId;
+  const odd = String(def.onDemandDefinition ?? '').trim() || SINK_DEFAULTS.onDemandDefinition;
+  if (odd.length > 200) throw new Error('The on-demand definition name is too long (at most 200 characters)');
+  const num = (v: unknown, fallback: number, what: string, min: number, max: number) => {
+    if (v === undefined || v === null || v === '') return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${what} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+  return {
+    serverId,
+    onDemandDefinition: odd,
+    batchSize: num(def.batchSize, SINK_DEFAULTS.batchSize, 'Devices per message', 1, 5000),
+    reconcile: !(def.reconcile === false || def.reconcile === 'false'),
+    store: typeof def.store === 'string' ? def.store.trim() : '',
+    replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
+  };
+}
+
+function isSync(v: unknown): v is SyncEnvelope {
+  const s = v as SyncEnvelope;
+  return !!s && typeof s === 'object' && typeof s.runId === 'string' && !!s.runId && typeof s.instance === 'string' && (s.mode === 'full' || s.mode === 'incremental') && Number.isInteger(s.page) && typeof s.last === 'boolean';
+}
+
+function isResult(v: unknown): v is ResultLike {
+  const r = v as ResultLike;
+  return !!r && typeof r === 'object' && typeof r.jobId === 'string' && typeof r.status === 'string' && Array.isArray(r.results);
+}
+
+export = function register(RED: NodeAPI): void {
+  function AcmpSink(this: Node, def: AcmpSinkDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp');
+
+    let settings: SinkSettings | undefined;
+    let problem: string | undefined;
+    try {
+      settings = parseSinkSettings(def);
+    } catch (err) {
+      problem = (err as Error).message;
+      node.error(t('log.misconfigured', 'intune-acmp is misconfigured: __message__', { message: problem }));
+    }
+    const cfg = def.acmp ? (RED.nodes.getNode(def.acmp) as AcmpConfigNode | null) : null;
+    let health: Health | undefined;
+    const closer = new AbortController();
+    let closing = false;
+    let chain: Promise<void> = Promise.resolve();
+    let last: Status | undefined;
+
+    const contextStorage = (() => {
+      try {
+        return (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
+      } catch {
+        return undefined;
+      }
+    })();
+    const store = storeInfo(contextStorage, settings?.store);
+    if (!store.persistent) node.warn(t('log.memoryStore', "What was published is remembered in the non-persistent context store \"__store__\": after a restart every device is sent again (no duplicates in ACMP, but more traffic). Choose a persistent store (e.g. localfilesystem) in the node.", { store: store.name }));
+    else if (store.unknown) node.warn(t('log.unknownStore', "The context store \"__store__\" does not exist; the store \"__used__\" is used", { store: settings?.store ?? '', used: store.name }));
+
+    const context = node.context() as unknown as ContextLike;
+    const stateStore: StateStore = {
+      get: (key) => new ContextValue<unknown>(context, key, settings?.store).get(),
+      set: (key, value) => new ContextValue<unknown>(context, key, settings?.store).set(value),
+    };
+
+    let publisher: InventoryPublisher | undefined;
+    const getPublisher = (): InventoryPublisher => {
+      if (!publisher) {
+        const client = cfg!.client();
+        publisher = new InventoryPublisher({
+          caller: client,
+          onDemandDefinition: settings!.onDemandDefinition,
+          batchSize: settings!.batchSize,
+          reconcile: settings!.reconcile,
+          store: stateStore,
+          replyTimeoutMs: settings!.replyTimeoutMs,
+          log: { warn: (m) => node.warn(m), debug: (m) => node.debug(m) },
+        });
+      }
+      return publisher;
+    };
+
+    // ------------------------------------------------------------ status
+
+    function idle(): Status {
+      if (problem) return { fill: 'red', shape: 'ring', text: t('status.misconfigured', 'misconfigured') };
+      if (!cfg) return { fill: 'red', shape: 'ring', text: t('status.noConfig', 'no SICS connection selected') };
+      if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: health.text };
+      if (health?.level === 'warn') return { fill: 'yellow', shape: 'ring', text: t('status.unencrypted', 'unencrypted') };
+      if (!store.persistent) return { fill: 'yellow', shape: 'ring', text: t('status.idleMemory', 'idle (state not persistent: __store__)', { store: store.name }) };
+      return { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle → __server__', { server: settings?.serverId ?? '' }) };
+    }
+
+    function show(s?: Status) {
+      if (closing) return;
+      if (s) last = s;
+      const h = health?.level === 'warn' && last ? { ...last, text: `${last.text} · ${t('status.unencrypted', 'unencrypted')}` } : last;
+      node.status(h ?? idle());
+    }
+
+    const unwatch = cfg?.board?.watch((h) => {
+      health = h;
+      show();
+    });
+    show();
+
+    // ------------------------------------------------------------ inventory
+
+    function pageProblems(r: PageReport): string[] {
+      const out: string[] = [];
+      for (const s of r.servers) {
+        for (const b of s.batches) if (!b.ok) out.push(`${s.serverId} batch ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
+      }
+      for (const rm of r.removals ?? []) {
+        for (const b of rm.batches) if (!b.ok) out.push(`${rm.serverId} removal ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
+      }
+      return [...out, ...r.warnings];
+    }
+
+    async function handlePage(msg: NodeMessageInFlow & { sync: SyncEnvelope }, send: Send, done: Done) {
+      const sync = msg.sync;
+      const devices = msg.payload as Device[];
+      if (!Array.isArray(devices) || devices.some((d) => !d || typeof d !== 'object' || typeof d.id !== 'string' || !d.id)) {
+        done(new Error(t('errors.notDevices', 'msg.payload must be a list of devices (a page of a device sync run)')));
+        return;
+      }
+      const servers = resolveServers(cfg!.servers(), settings!.serverId);
+      const changedHint = devices.length;
+      show({ fill: 'blue', shape: 'dot', text: t('status.publishing', 'page __page__: __devices__ devices → __servers__ server(s)', { page: sync.page, devices: changedHint, servers: servers.length }) });
+      const report = await getPublisher().handlePage(sync, devices, servers, closer.signal);
+      if (closing) return done();
+      const problems = pageProblems(report);
+      const changed = report.servers.reduce((a, s) => a + s.changed, 0);
+      const failed = report.servers.reduce((a, s) => a + s.failed, 0);
+      const removed = (report.removals ?? []).reduce((a, r) => a + r.removed + r.notThere, 0);
+      send({ ...msg, topic: 'acmp/devices', payload: report } as unknown as NodeMessageInFlow);
+      if (problems.length) {
+        show({ fill: 'red', shape: 'dot', text: t('status.failed', 'page __page__: __failed__ device(s) failed', { page: sync.page, failed }) });
+        done(new Error(t('errors.publishFailed', '__count__ problem(s) while publishing; first: __first__', { count: problems.length, first: problems[0] })));
+        return;
+      }
+      if (sync.last) {
+        show({
+          fill: report.removalSkipped && report.complete === false && sync.mode === 'full' ? 'yellow' : 'green',
+          shape: 'dot',
+          text: report.removals ? t('status.runDone', 'run done: __changed__ sent, __removed__ removed', { changed, removed }) : t('status.runDoneNoRemoval', 'run done: __changed__ sent', { changed }),
+        });
+      } else {
+        show({ fill: 'green', shape: 'ring', text: t('status.page', 'page __page__: __changed__ sent', { page: sync.page, changed }) });
+      }
+      done();
+    }
+
+    // ------------------------------------------------------------ job status
+
+    async function handleResult(msg: NodeMessageInFlow, send: Send, done: Done) {
+      const r = msg.payload as ResultLike;
+      const ctx = (msg as { acmp?: { serverId?: unknown; jobId?: unknown; clients?: unknown } }).acmp;
+      const all = cfg!.servers();
+      let server: AcmpServerRoute | undefined;
+      const fromJob = ctx && typeof ctx.serverId === 'string' ? ctx.serverId : undefined;
+      if (fromJob) server = resolveServers(all, fromJob)[0];
+      else if (settings!.serverId !== '*') server = resolveServers(all, settings!.serverId)[0];
+      if (!server) {
+        done(new Error(t('errors.noJobServer', "Cannot tell which ACMP server job __jobId__ came from: msg.acmp.serverId is missing and the node is set to \"*\"", { jobId: r.jobId })));
+        return;
+      }
+      const clients = Array.isArray(ctx?.clients) ? (ctx!.clients as JobClient[]).filter((c) => c && typeof c.intuneId === 'string') : undefined;
+      const parts = statusFromResult(r, clients);
+      show({ fill: 'blue', shape: 'dot', text: t('status.sendingStatus', 'job __jobId__: sending status', { jobId: r.jobId }) });
+      const out = { jobId: r.jobId, serverId: server.serverId, state: parts.state, ...(parts.reason ? { reason: parts.reason } : {}) };
+      try {
+        const { reply, attempts } = await cfg!.client().call(
+          server,
+          { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: parts.state, finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
+          { signal: closer.signal, replyTimeoutMs: settings!.replyTimeoutMs },
+        );
+        if (closing) return done();
+        send({ ...msg, topic: 'acmp/jobStatus', payload: { ...out, sent: true, code: reply.code, attempts } } as unknown as NodeMessageInFlow);
+        show({ fill: parts.state === 'finished' ? 'green' : 'yellow', shape: 'dot', text: t('status.statusSent', 'job __jobId__: __state__', { jobId: r.jobId, state: parts.state }) });
+        done();
+      } catch (err) {
+        if ((err as SicsError).code === 'aborted' || closing) return done();
+        const e = err as SicsError;
+        send({ ...msg, topic: 'acmp/jobStatus', payload: { ...out, sent: false, ...(typeof e.resultCode === 'number' ? { code: e.resultCode } : {}), error: e.message } } as unknown as NodeMessageInFlow);
+        show({ fill: 'red', shape: 'dot', text: t('status.statusFailed', 'job __jobId__: status not sent', { jobId: r.jobId }) });
+        done(new Error(t('errors.statusFailed', 'The status of job __jobId__ could not be sent to ACMP server __server__: __message__', { jobId: r.jobId, server: server.serverId, message: e.message })));
+      }
+    }
+
+    // ------------------------------------------------------------ input
+
+    async function handle(msg: NodeMessageInFlow, send: Send, done: Done) {
+      if (closing) return done();
+      if (problem || !settings) return done(new Error(t('errors.misconfigured', 'The node is misconfigured: __message__', { message: problem ?? '' })));
+      if (!cfg) return done(new Error(t('errors.noConfig', 'No SICS connection (intune-acmp-config) is selected in the node')));
+      const m = msg as NodeMessageInFlow & { sync?: unknown; instance?: unknown };
+      if (m.sync !== undefined) {
+        if (!isSync(m.sync)) return done(new Error(t('errors.badSync', 'msg.sync is not a sync-run envelope (runId, instance, mode, page, last)')));
+        return handlePage(m as NodeMessageInFlow & { sync: SyncEnvelope }, send, done);
+      }
+      if (isResult(msg.payload)) return handleResult(msg, send, done);
+      if (msg.topic === 'acmp/resend') {
+        const instance = typeof m.instance === 'string' ? m.instance : typeof msg.payload === 'string' ? msg.payload : '';
+        if (!instance) return done(new Error(t('errors.resendInstance', 'acmp/resend needs the instance in msg.instance')));
+        await getPublisher().reset(instance, resolveServers(cfg.servers(), settings.serverId));
+        show({ fill: 'grey', shape: 'dot', text: t('status.reset', 'forgot what was sent for __instance__', { instance }) });
+        send({ ...msg, topic: 'acmp/resend', payload: { instance, reset: true } } as unknown as NodeMessageInFlow);
+        return done();
+      }
+      if (typeof msg.topic === 'string' && msg.topic.endsWith('/summary')) return done(); // run summaries of a source: nothing to do
+      done(new Error(t('errors.unknownMessage', "Unrecognised message: expected a page of a device sync run (msg.sync), an action result (msg.payload.jobId) or the topic \"acmp/resend\"")));
+    }
+
+    node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
+      chain = chain.then(() =>
+        handle(msg, send, done).catch((err) => {
+          if ((err as SicsError)?.code === 'aborted' || closing) return done();
+          show({ fill: 'red', shape: 'dot', text: t('status.error', 'error') });
+          done(err instanceof Error ? err : new Error(String(err)));
+        }),
+      );
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      closer.abort();
+      unwatch?.();
+      chain.finally(() => {
+        node.status({});
+        done();
+      });
+    });
+  }
+
+  RED.nodes.registerType('intune-acmp', AcmpSink as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

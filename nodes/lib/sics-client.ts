@@ -1,0 +1,854 @@
+/**
+ * The one module that talks to SICS (the message bus of Aagon's AESB), and
+ * through it to ACMP servers.
+ *
+ * What is public and followed (ACMP's documentation of its SICS connection
+ * and AESB client commands, and public third-party SICS clients):
+ * - SICS listens on port 3900 by default, over HTTP or HTTPS, with a user
+ *   and password; ACMP offers to "allow an unencrypted connection" when
+ *   SSL/TLS fails.
+ * - `POST /Session` signs in and answers a `Session` token, which later
+ *   requests carry in the `X-SICS-SESSION` header.
+ * - `POST /Publish` sends a message: `Body` (Base64 of an ICQL XML
+ *   document), `Routing_Key`, `VirtualRouter`, `ExchangeType` and the
+ *   `Callback_VirtualRouter` / `Callback_Routing_Key` the answer goes to.
+ *   Answers arrive asynchronously in a *target* (a queue in a virtual
+ *   router), created with `POST /Target` and read with a consume call.
+ * - ACMP's result codes (0, 7, 15, 18, 19, 26, 30, 32, 35, -1).
+ *
+ * What we ASSUME (not published; our simulator in sim/sics.ts implements the
+ * same, and docs/acmp-wire-format.md lists it): the JSON field names of the
+ * session, target and consume requests (`UserName`/`Password`,
+ * `VirtualRouter`/`TargetName`/`Type`/`Routing_Keys`, `POST /Consume` with
+ * `Wait`/`WaitTimeout`/`MaxMessages` answering `Messages[]`), and that every
+ * answer may carry `ResultCode` and `Message`.
+ *
+ * Behaviour:
+ * - One session per client, signed in on first use and again whenever SICS
+ *   answers result code 7 (or HTTP 401 outside the sign-in); the request is
+ *   then repeated once with the new session.
+ * - HTTPS with an optional extra CA. When the TLS handshake fails and
+ *   "allow unencrypted" is on (off by default), the client continues over
+ *   plain HTTP on the same host and port, says so in a warning and in its
+ *   health, and tries TLS again at the next sign-in.
+ * - Retries with exponential backoff and jitter what is safe to retry:
+ *   network failures, timeouts, codes 18, 19 and -1 and HTTP 5xx. This is
+ *   safe because every message of our schema is idempotent (inventory and
+ *   removals are keyed by the Intune device id, job statuses by job id).
+ *   Not retried: 15 (wrong credentials), 26, 30, 32, 35 and unknown codes.
+ * - `call()` publishes a message and waits for the ACMP server's `<Reply>`
+ *   (matched by message id) in this client's reply target.
+ * - Never logs or reports the password or the session token.
+ */
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type https from 'node:https';
+import { randomBytes } from 'node:crypto';
+import type { AxiosInstance } from 'axios';
+import { createAxios, createHttpsAgent } from './http-transport';
+import { fromBase64, toBase64 } from './acmp-xml';
+import { decodeMessage, encodeMessage, newMessageId, WireError, type ReplyMessage, type WireMessage } from './acmp-wire';
+
+// ------------------------------------------------------------------ result codes
+
+export type SicsErrorCode =
+  | 'invalidSession'
+  | 'wrongCredentials'
+  | 'internalError'
+  | 'databaseError'
+  | 'clientMissing'
+  | 'notFound'
+  | 'licenceLimit'
+  | 'invalidRequest'
+  | 'unspecified'
+  | 'unknownCode'
+  | 'unreachable'
+  | 'tlsError'
+  | 'timeout'
+  | 'replyTimeout'
+  | 'httpError'
+  | 'badAnswer'
+  | 'aborted'
+  | 'closed'
+  | 'invalidConfig';
+
+interface CodeInfo {
+  code: SicsErrorCode;
+  retry: boolean;
+  text: string;
+}
+
+/** ACMP's result codes, what they mean for this connector, and whether repeating the request may help. */
+export const RESULT_CODES: Readonly<Record<number, CodeInfo>> = {
+  7: { code: 'invalidSession', retry: true, text: 'The SICS session is not valid (it expired or was closed)' },
+  15: { code: 'wrongCredentials', retry: false, text: 'SICS refused the user name or password: check the user and password of the SICS connection (the AESB operator)' },
+  18: { code: 'internalError', retry: true, text: 'The ACMP server reported an internal error' },
+  19: { code: 'databaseError', retry: true, text: 'The ACMP server reported a database error' },
+  26: { code: 'clientMissing', retry: false, text: 'The client does not exist in ACMP' },
+  30: { code: 'notFound', retry: false, text: 'ACMP did not find the element the request refers to' },
+  32: { code: 'licenceLimit', retry: false, text: 'The ACMP licence amount is reached: ACMP accepts no further clients until licences are added or clients removed' },
+  35: { code: 'invalidRequest', retry: false, text: 'ACMP refused the request as invalid (check that the ACMP side reads version 1 of the connector schema)' },
+  [-1]: { code: 'unspecified', retry: true, text: 'The ACMP server reported an unspecified error' },
+};
+
+export class SicsError extends Error {
+  override name = 'SicsError';
+  constructor(
+    readonly code: SicsErrorCode,
+    message: string,
+    readonly params: Record<string, unknown> = {},
+    readonly retryable = false,
+    /** ACMP result code, when the error came from one. */
+    readonly resultCode?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The error for a non-zero result code, with where it came from. */
+export function resultCodeError(resultCode: number, where: string, detail?: string): SicsError {
+  const info = RESULT_CODES[resultCode];
+  const extra = detail ? ` (${String(detail).slice(0, 300)})` : '';
+  if (!info) return new SicsError('unknownCode', `${where}: result code ${resultCode}, which this connector does not know${extra}`, { resultCode, where }, false, resultCode);
+  return new SicsError(info.code, `${where}: ${info.text} [result code ${resultCode}]${extra}`, { resultCode, where }, info.retry, resultCode);
+}
+
+// ------------------------------------------------------------------ settings
+
+export interface AcmpServerRoute {
+  /** The ACMP server id, as ACMP shows it. */
+  serverId: string;
+  /** Display name (optional). */
+  name?: string;
+  /** The virtual router in SICS through which this server is reached. */
+  virtualRouter: string;
+  /** The routing key this server's messages are published with. */
+  routingKey: string;
+}
+
+export interface SicsSettings {
+  host: string;
+  port: number;
+  tls: boolean;
+  ca?: string | string[];
+  allowUnencrypted: boolean;
+  timeoutMs: number;
+  retries: number;
+  retryBaseMs: number;
+  /** How long one consume call waits for messages. */
+  consumeWaitMs: number;
+  /** Virtual router of this connection's reply target. */
+  replyVirtualRouter: string;
+  servers: AcmpServerRoute[];
+}
+
+export interface SicsSecrets {
+  user?: string;
+  password?: string;
+}
+
+export const SICS_DEFAULTS = {
+  port: 3900,
+  timeoutSec: 30,
+  retries: 3,
+  retryBaseMs: 250,
+  consumeWaitMs: 10_000,
+  replyVirtualRouter: 'IntuneConnector',
+} as const;
+
+const invalid = (field: string, reason: string) => new SicsError('invalidConfig', `${field} ${reason}`, { field, reason });
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.:{}\-]{0,127}$/;
+const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
+
+function flag(v: unknown, fallback: boolean): boolean {
+  if (v === undefined || v === null || v === '') return fallback;
+  return v === true || v === 'true' || v === 1 || v === '1';
+}
+
+function int(v: unknown, fallback: number, field: string, min: number, max: number): number {
+  if (v === undefined || v === null || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalid(field, `must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Reads the list of ACMP servers (an array, or its JSON text). Throws SicsError('invalidConfig'). */
+export function parseServers(raw: unknown): AcmpServerRoute[] {
+  let list = raw;
+  if (typeof raw === 'string') {
+    if (!raw.trim()) list = [];
+    else {
+      try {
+        list = JSON.parse(raw);
+      } catch {
+        throw invalid('servers', 'is not a valid list of ACMP servers');
+      }
+    }
+  }
+  if (list === undefined || list === null) list = [];
+  if (!Array.isArray(list)) throw invalid('servers', 'must be a list of ACMP servers');
+  const seen = new Set<string>();
+  return list.map((s: unknown, i: number) => {
+    const o = (s && typeof s === 'object' ? s : {}) as Record<string, unknown>;
+    const serverId = String(o.serverId ?? '').trim();
+    const label = `ACMP server ${i + 1}${serverId ? ` (${serverId})` : ''}`;
+    if (!serverId) throw invalid('servers', `: ${label} has no server id`);
+    if (serverId === '*') throw invalid('servers', `: "*" is not a server id (it means "all servers" in the ACMP node)`);
+    if (!ID.test(serverId)) throw invalid('servers', `: the server id of ${label} may use letters, digits and _ . : - { } only`);
+    if (seen.has(serverId.toLowerCase())) throw invalid('servers', `: the server id ${serverId} is listed twice`);
+    seen.add(serverId.toLowerCase());
+    const virtualRouter = String(o.virtualRouter ?? '').trim();
+    const routingKey = String(o.routingKey ?? '').trim();
+    if (!virtualRouter || !ROUTE.test(virtualRouter)) throw invalid('servers', `: ${label} needs a virtual router (letters, digits and _ . : - only)`);
+    if (!routingKey || !ROUTE.test(routingKey)) throw invalid('servers', `: ${label} needs a routing key (letters, digits and _ . : # * - only)`);
+    const name = String(o.name ?? '').trim();
+    return { serverId, virtualRouter, routingKey, ...(name ? { name } : {}) };
+  });
+}
+
+/** Validates raw config-node properties (from the flow or the editor form). Throws SicsError('invalidConfig'). */
+export function parseSicsSettings(raw: Record<string, unknown>, ca?: string | string[]): SicsSettings {
+  const host = String(raw.host ?? '').trim();
+  if (!host) throw invalid('host', 'is required');
+  if (/^[a-z]+:\/\//i.test(host) || /[/\s]/.test(host)) throw invalid('host', 'must be a host name or IP address only, without https:// or a path');
+  if (/^[^[\]]*:\d+$/.test(host)) throw invalid('host', 'must not contain the port: enter the port in its own field');
+  const port = int(raw.port, SICS_DEFAULTS.port, 'port', 1, 65535);
+  const tls = flag(raw.useTls, true);
+  const replyVirtualRouter = String(raw.replyVirtualRouter ?? '').trim() || SICS_DEFAULTS.replyVirtualRouter;
+  if (!ROUTE.test(replyVirtualRouter)) throw invalid('replyVirtualRouter', 'may use letters, digits and _ . : - only');
+  return {
+    host,
+    port,
+    tls,
+    ca: tls ? ca : undefined,
+    allowUnencrypted: tls && flag(raw.allowUnencrypted, false),
+    timeoutMs: int(raw.timeoutSec, SICS_DEFAULTS.timeoutSec, 'timeoutSec', 1, 600) * 1000,
+    retries: int(raw.retries, SICS_DEFAULTS.retries, 'retries', 0, 10),
+    retryBaseMs: int(raw.retryBaseMs, SICS_DEFAULTS.retryBaseMs, 'retryBaseMs', 1, 60_000),
+    consumeWaitMs: int(raw.consumeWaitMs, SICS_DEFAULTS.consumeWaitMs, 'consumeWaitMs', 10, 60_000),
+    replyVirtualRouter,
+    servers: parseServers(raw.servers),
+  };
+}
+
+// ------------------------------------------------------------------ transport errors
+
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME|ALTNAME|SSL routines|wrong version number|handshake|alert/i;
+const NET_CODES = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|EPIPE|ERR_SOCKET|socket hang up|ENOTCONN/i;
+const TIMEOUT_CODES = /ETIMEDOUT|ECONNABORTED|timeout/i;
+
+interface RawError {
+  code?: string;
+  message?: string;
+  name?: string;
+  cause?: { code?: string; message?: string };
+}
+
+function transportError(err: unknown, where: string, scheme: 'http' | 'https'): SicsError {
+  const e = (err ?? {}) as RawError;
+  const code = e.code ?? e.cause?.code ?? '';
+  const text = `${code} ${e.message ?? ''} ${e.cause?.message ?? ''}`;
+  if (e.name === 'CanceledError' || code === 'ERR_CANCELED' || e.name === 'AbortError') return new SicsError('aborted', `${where}: stopped`, { where });
+  if (scheme === 'https' && TLS_CODES.test(text)) {
+    return new SicsError(
+      'tlsError',
+      `${where}: the TLS connection failed (${code || e.message}): add the CA of the SICS certificate with a TLS configuration, or allow the unencrypted connection`,
+      { where, reason: code || String(e.message) },
+    );
+  }
+  if (TIMEOUT_CODES.test(text)) return new SicsError('timeout', `${where}: no answer in time (${code || e.message})`, { where, reason: code || String(e.message) }, true);
+  if (NET_CODES.test(text)) return new SicsError('unreachable', `${where}: SICS cannot be reached (${code || e.message})`, { where, reason: code || String(e.message) }, true);
+  return new SicsError('httpError', `${where}: ${e.message ?? String(err)}`, { where, reason: e.message ?? String(err) }, true);
+}
+
+// ------------------------------------------------------------------ client
+
+export interface SicsLog {
+  warn(m: string): void;
+  debug?(m: string): void;
+}
+
+export interface SicsHealth {
+  level: 'ok' | 'warn' | 'error';
+  /** 'ready' | 'connected' | 'unencrypted' | an error code */
+  code: string;
+  text: string;
+}
+
+export interface ConsumedMessage {
+  id: string;
+  routingKey: string;
+  /** The decoded XML document (Base64 undone). */
+  xml: string;
+}
+
+export interface CallResult {
+  reply: ReplyMessage;
+  /** Publishes it took (1 = no retry). */
+  attempts: number;
+}
+
+export interface SicsStats {
+  requests: number;
+  logins: number;
+  relogins: number;
+  retries: number;
+  publishes: number;
+  replies: number;
+  replyTimeouts: number;
+  fallbacks: number;
+}
+
+interface RequestOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** Retry transport failures and retryable codes (default true). */
+  retry?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+interface Pending {
+  resolve(r: ReplyMessage): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(new SicsError('aborted', 'stopped'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new SicsError('aborted', 'stopped'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Settles like `p`, or rejects with an 'aborted' SicsError as soon as `signal` aborts (the listener is removed either way). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal, where: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new SicsError('aborted', `${where}: stopped`));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new SicsError('aborted', `${where}: stopped`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** A client of one SICS connection. Emits 'health' (SicsHealth) when its state changes. */
+export class SicsClient extends EventEmitter {
+  readonly stats: SicsStats = { requests: 0, logins: 0, relogins: 0, retries: 0, publishes: 0, replies: 0, replyTimeouts: 0, fallbacks: 0 };
+  private readonly httpsAgent: https.Agent;
+  private readonly httpAgent: http.Agent;
+  private readonly http: AxiosInstance;
+  private session?: { token: string; scheme: 'http' | 'https' };
+  private loginInFlight?: Promise<void>;
+  private closed = false;
+  private readonly closer = new AbortController();
+  private readonly pending = new Map<string, Pending>();
+  private replyLoop?: Promise<void>;
+  private replyTarget?: Promise<void>;
+  private currentHealth: SicsHealth = { level: 'ok', code: 'ready', text: 'ready' };
+  private fallbackWarned = false;
+  /** Name of this client's reply target (and its routing key). */
+  readonly replyTargetName: string;
+
+  constructor(
+    readonly settings: SicsSettings,
+    private readonly secrets: SicsSecrets,
+    private readonly log: SicsLog = { warn: () => undefined },
+    opts: { clientKey?: string } = {},
+  ) {
+    super();
+    if (!secrets.user || !String(secrets.user).trim()) throw invalid('user', 'is required');
+    if (!secrets.password) throw invalid('password', 'is required');
+    this.httpsAgent = createHttpsAgent({ ca: settings.ca });
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    this.http = createAxios(this.httpsAgent, settings.timeoutMs);
+    const key = (opts.clientKey ?? 'connector').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60);
+    this.replyTargetName = `intune-replies-${key}-${randomBytes(4).toString('hex')}`;
+  }
+
+  get health(): SicsHealth {
+    return this.currentHealth;
+  }
+
+  /** The protocol of the current session: 'https', 'http' (plain by setting), 'http-fallback' (TLS failed, unencrypted allowed), or null before sign-in. */
+  get transport(): 'https' | 'http' | 'http-fallback' | null {
+    if (!this.session) return null;
+    if (this.session.scheme === 'https') return 'https';
+    return this.settings.tls ? 'http-fallback' : 'http';
+  }
+
+  private setHealth(h: SicsHealth): void {
+    if (h.level === this.currentHealth.level && h.code === this.currentHealth.code && h.text === this.currentHealth.text) return;
+    this.currentHealth = h;
+    this.emit('health', h);
+  }
+
+  private baseUrl(scheme: 'http' | 'https'): string {
+    const host = this.settings.host.includes(':') && !this.settings.host.startsWith('[') ? `[${this.settings.host}]` : this.settings.host;
+    return `${scheme}://${host}:${this.settings.port}`;
+  }
+
+  private signalFor(signal?: AbortSignal): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.closer.signal]) : this.closer.signal;
+  }
+
+  private backoff(attempt: number): number {
+    const base = this.settings.retryBaseMs * 2 ** attempt;
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  }
+
+  /** One HTTP exchange, no retry. Answers the parsed JSON body and the HTTP status. */
+  private async exchange(scheme: 'http' | 'https', method: 'POST' | 'DELETE', path: string, body: Json, o: { token?: string; signal: AbortSignal; timeoutMs: number }): Promise<{ status: number; data: Json }> {
+    this.stats.requests++;
+    const where = `SICS ${method} ${path}`;
+    let res;
+    try {
+      res = await this.http.request({
+        method,
+        url: `${this.baseUrl(scheme)}${path}`,
+        data: body,
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(o.token ? { 'X-SICS-SESSION': o.token } : {}) },
+        httpAgent: this.httpAgent,
+        httpsAgent: this.httpsAgent,
+        timeout: o.timeoutMs,
+        signal: o.signal,
+        responseType: 'text',
+        transformResponse: (d) => d,
+      });
+    } catch (err) {
+      throw transportError(err, where, scheme);
+    }
+    let data: Json = {};
+    const text = typeof res.data === 'string' ? res.data : '';
+    if (text.trim()) {
+      try {
+        const parsed = JSON.parse(text) as unknown;
+        data = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Json) : {};
+      } catch {
+        if (res.status >= 200 && res.status < 300) throw new SicsError('badAnswer', `${where}: SICS answered something that is not JSON (HTTP ${res.status})`, { where, status: res.status }, true);
+      }
+    }
+    return { status: res.status, data };
+  }
+
+  /** The result code of an answer: ResultCode when given, else derived from the HTTP status. */
+  private codeOf(status: number, data: Json, isLogin: boolean): number {
+    const rc = data.ResultCode ?? data.resultCode;
+    if (rc !== undefined && rc !== null && rc !== '' && Number.isInteger(Number(rc))) return Number(rc);
+    if (status >= 200 && status < 300) return 0;
+    if (status === 401 || status === 403) return isLogin ? 15 : 7;
+    if (status === 400) return 35;
+    if (status === 404) return 30;
+    if (status >= 500) return 18;
+    return -1;
+  }
+
+  /** Signs in (single flight). Tries HTTPS first when TLS is on; falls back to HTTP only when allowed. */
+  async login(signal?: AbortSignal): Promise<void> {
+    if (this.closed) throw new SicsError('closed', 'The SICS connection is closed');
+    if (!this.loginInFlight) {
+      this.loginInFlight = this.doLogin(this.signalFor(signal)).finally(() => {
+        this.loginInFlight = undefined;
+      });
+    }
+    return this.loginInFlight;
+  }
+
+  private async doLogin(signal: AbortSignal): Promise<void> {
+    const body = { UserName: String(this.secrets.user).trim(), Password: String(this.secrets.password) };
+    const first: 'http' | 'https' = this.settings.tls ? 'https' : 'http';
+    let scheme = first;
+    let attempt = 0;
+    for (;;) {
+      try {
+        const { status, data } = await this.exchange(scheme, 'POST', '/Session', body, { signal, timeoutMs: this.settings.timeoutMs });
+        const code = this.codeOf(status, data, true);
+        const token = typeof data.Session === 'string' ? data.Session : '';
+        if (code !== 0) throw resultCodeError(code, 'SICS sign-in', typeof data.Message === 'string' ? data.Message : undefined);
+        if (!token) throw new SicsError('badAnswer', 'SICS sign-in: the answer carries no Session token', {}, true);
+        this.stats.logins++;
+        this.session = { token, scheme };
+        if (scheme === 'http' && this.settings.tls) {
+          this.stats.fallbacks++;
+          const text = `connected WITHOUT encryption to ${this.settings.host}:${this.settings.port}: TLS failed and "allow unencrypted connection" is on`;
+          if (!this.fallbackWarned) this.log.warn(`SICS: ${text}. User name, password and all messages travel in clear text; fix the TLS setup of SICS or add its CA.`);
+          this.fallbackWarned = true;
+          this.setHealth({ level: 'warn', code: 'unencrypted', text: 'unencrypted (TLS failed)' });
+        } else {
+          this.setHealth({ level: 'ok', code: 'connected', text: scheme === 'https' ? 'connected (TLS)' : 'connected (HTTP)' });
+        }
+        return;
+      } catch (err) {
+        const e = err instanceof SicsError ? err : transportError(err, 'SICS sign-in', scheme);
+        if (e.code === 'tlsError' && scheme === 'https' && this.settings.allowUnencrypted) {
+          this.log.warn(`SICS: ${e.message}; trying the unencrypted connection because it is allowed`);
+          scheme = 'http';
+          continue;
+        }
+        if (e.code === 'aborted' || !e.retryable || e.code === 'invalidSession' || attempt >= this.settings.retries) {
+          if (e.code !== 'aborted') this.setHealth({ level: 'error', code: e.code, text: e.code === 'wrongCredentials' ? 'wrong user or password' : e.code });
+          throw e;
+        }
+        this.stats.retries++;
+        await sleep(this.backoff(attempt++), signal);
+        scheme = first;
+      }
+    }
+  }
+
+  /**
+   * A SICS API request with the session header. Signs in when needed, signs
+   * in again on code 7 (once per request), retries what is retryable.
+   */
+  async request(method: 'POST' | 'DELETE', path: string, body: Json, o: RequestOptions = {}): Promise<Json> {
+    const signal = this.signalFor(o.signal);
+    const retry = o.retry !== false;
+    let attempt = 0;
+    let relogged = false;
+    for (;;) {
+      if (this.closed) throw new SicsError('closed', 'The SICS connection is closed');
+      if (!this.session) await this.login(signal);
+      const s = this.session!;
+      try {
+        const { status, data } = await this.exchange(s.scheme, method, path, body, { token: s.token, signal, timeoutMs: o.timeoutMs ?? this.settings.timeoutMs });
+        const code = this.codeOf(status, data, false);
+        if (code === 0) return data;
+        const msg = typeof data.Message === 'string' ? data.Message : undefined;
+        if (code === 7 && !relogged) {
+          relogged = true;
+          this.stats.relogins++;
+          if (this.session === s) this.session = undefined;
+          continue;
+        }
+        throw resultCodeError(code, `SICS ${method} ${path}`, msg);
+      } catch (err) {
+        const e = err instanceof SicsError ? err : transportError(err, `SICS ${method} ${path}`, s.scheme);
+        if (e.code === 'aborted') throw e;
+        if (e.code === 'tlsError' && this.settings.allowUnencrypted && this.session === s) {
+          // The certificate changed under a running session: sign in again (which may fall back).
+          this.session = undefined;
+          if (!relogged) {
+            relogged = true;
+            continue;
+          }
+        }
+        if (!retry || !e.retryable || e.code === 'invalidSession' || attempt >= this.settings.retries) throw e;
+        this.stats.retries++;
+        this.log.debug?.(`SICS: ${e.message}; retrying`);
+        await sleep(this.backoff(attempt++), signal);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- bus operations
+
+  async ensureVirtualRouter(name: string, signal?: AbortSignal): Promise<void> {
+    await this.request('POST', '/VirtualRouter', { Name: name }, { signal });
+  }
+
+  /** Creates (or confirms) a queue target bound to routing keys. */
+  async ensureTarget(virtualRouter: string, targetName: string, routingKeys: string[], signal?: AbortSignal): Promise<void> {
+    await this.ensureVirtualRouter(virtualRouter, signal);
+    await this.request('POST', '/Target', { VirtualRouter: virtualRouter, TargetName: targetName, Type: 'Queue', Routing_Keys: routingKeys }, { signal });
+  }
+
+  async deleteTarget(virtualRouter: string, targetName: string, signal?: AbortSignal): Promise<void> {
+    await this.request('DELETE', '/Target', { VirtualRouter: virtualRouter, TargetName: targetName }, { signal, retry: false });
+  }
+
+  /** Publishes one document (Base64-encoded here) to a routing key. */
+  async publish(p: { virtualRouter: string; routingKey: string; xml: string; callback?: { virtualRouter: string; routingKey: string }; signal?: AbortSignal }): Promise<void> {
+    this.stats.publishes++;
+    await this.request(
+      'POST',
+      '/Publish',
+      {
+        Body: toBase64(p.xml),
+        Routing_Key: p.routingKey,
+        VirtualRouter: p.virtualRouter,
+        ExchangeType: 'ROUTING',
+        ...(p.callback ? { Callback_VirtualRouter: p.callback.virtualRouter, Callback_Routing_Key: p.callback.routingKey } : {}),
+      },
+      { signal: p.signal },
+    );
+  }
+
+  /** Takes up to `max` messages from a target, waiting up to `waitMs` for the first. */
+  async consume(p: { virtualRouter: string; targetName: string; waitMs?: number; max?: number; signal?: AbortSignal }): Promise<ConsumedMessage[]> {
+    const waitMs = p.waitMs ?? this.settings.consumeWaitMs;
+    const data = await this.request(
+      'POST',
+      '/Consume',
+      { VirtualRouter: p.virtualRouter, TargetName: p.targetName, Wait: waitMs > 0, WaitTimeout: waitMs, MaxMessages: p.max ?? 50 },
+      { signal: p.signal, timeoutMs: waitMs + this.settings.timeoutMs },
+    );
+    const list = Array.isArray(data.Messages) ? (data.Messages as Json[]) : [];
+    const out: ConsumedMessage[] = [];
+    for (const m of list) {
+      const id = String(m.Id ?? m.MessageId ?? '');
+      try {
+        out.push({ id, routingKey: String(m.Routing_Key ?? ''), xml: fromBase64(String(m.Body ?? '')) });
+      } catch (err) {
+        this.log.warn(`SICS: message ${id || '(no id)'} from ${p.targetName} is not readable and is skipped: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- request/reply
+
+  private ensureReplyTarget(signal?: AbortSignal): Promise<void> {
+    if (!this.replyTarget) {
+      const vr = this.settings.replyVirtualRouter;
+      this.replyTarget = this.ensureTarget(vr, this.replyTargetName, [this.replyTargetName], signal).catch((err) => {
+        this.replyTarget = undefined;
+        throw err;
+      });
+    }
+    return this.replyTarget;
+  }
+
+  private expect(messageId: string, timeoutMs: number, where: string): Promise<ReplyMessage> {
+    return new Promise<ReplyMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(messageId);
+        this.stats.replyTimeouts++;
+        reject(new SicsError('replyTimeout', `${where}: no reply within ${Math.round(timeoutMs / 1000)} s`, { where, timeoutMs }, true));
+      }, timeoutMs);
+      this.pending.set(messageId, { resolve, reject, timer });
+      this.kickReplyLoop();
+    });
+  }
+
+  private kickReplyLoop(): void {
+    if (this.replyLoop || this.closed) return;
+    this.replyLoop = this.runReplyLoop().finally(() => {
+      this.replyLoop = undefined;
+      if (this.pending.size && !this.closed) this.kickReplyLoop();
+    });
+  }
+
+  private async runReplyLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.closed && this.pending.size) {
+      try {
+        await this.ensureReplyTarget();
+        const msgs = await this.consume({ virtualRouter: this.settings.replyVirtualRouter, targetName: this.replyTargetName, waitMs: Math.min(this.settings.consumeWaitMs, 2_000) });
+        failures = 0;
+        for (const m of msgs) this.dispatchReply(m);
+      } catch (err) {
+        const e = err as SicsError;
+        if (this.closed || e.code === 'aborted' || e.code === 'closed') return;
+        if (e.code === 'notFound') this.replyTarget = undefined; // SICS restarted: create the target again
+        failures++;
+        this.log.debug?.(`SICS: reading replies failed: ${e.message}`);
+        if (e.code === 'wrongCredentials') {
+          for (const [id, p] of this.pending) {
+            clearTimeout(p.timer);
+            this.pending.delete(id);
+            p.reject(e);
+          }
+          return;
+        }
+        try {
+          await sleep(Math.min(5_000, this.backoff(Math.min(failures, 5))), this.closer.signal);
+        } catch {
+          return;
+        }
+      }
+    }
+  }
+
+  private dispatchReply(m: ConsumedMessage): void {
+    let msg: WireMessage;
+    try {
+      msg = decodeMessage(m.xml);
+    } catch (err) {
+      this.log.warn(`SICS: a reply in ${this.replyTargetName} is not a message of this connector and is skipped: ${(err as Error).message}`);
+      return;
+    }
+    if (msg.kind !== 'reply') {
+      this.log.warn(`SICS: unexpected ${msg.kind} message in the reply target; skipped`);
+      return;
+    }
+    const p = this.pending.get(msg.inReplyTo);
+    if (!p) {
+      this.log.debug?.(`SICS: late or unknown reply to ${msg.inReplyTo} skipped`);
+      return;
+    }
+    this.stats.replies++;
+    clearTimeout(p.timer);
+    this.pending.delete(msg.inReplyTo);
+    p.resolve(msg);
+  }
+
+  /**
+   * Publishes a message to an ACMP server and waits for its reply. Retries
+   * (with a new message id each time) on transport failures, reply timeouts
+   * and retryable result codes; resolves with a reply of code 0 (which may
+   * still list failed items), rejects with SicsError otherwise.
+   */
+  async call(server: AcmpServerRoute, message: WireMessage, o: { signal?: AbortSignal; replyTimeoutMs?: number } = {}): Promise<CallResult> {
+    const signal = this.signalFor(o.signal);
+    const replyTimeoutMs = o.replyTimeoutMs ?? Math.max(this.settings.timeoutMs, 5_000);
+    const where = `ACMP server ${server.serverId}`;
+    let attempt = 0;
+    let relogged = false;
+    for (;;) {
+      if (signal.aborted) throw new SicsError('aborted', `${where}: stopped`);
+      await this.ensureReplyTarget(signal);
+      const messageId = newMessageId();
+      const msg = { ...message, header: { ...message.header, messageId, serverId: server.serverId } } as WireMessage;
+      let xml: string;
+      try {
+        xml = encodeMessage(msg);
+      } catch (err) {
+        throw new SicsError('invalidRequest', `${where}: the message cannot be written: ${(err as Error).message}`, {}, false);
+      }
+      const waiting = this.expect(messageId, replyTimeoutMs, where);
+      waiting.catch(() => undefined);
+      try {
+        await this.publish({ virtualRouter: server.virtualRouter, routingKey: server.routingKey, xml, callback: { virtualRouter: this.settings.replyVirtualRouter, routingKey: this.replyTargetName }, signal });
+        const reply = await abortable(waiting, signal, where);
+        if (reply.code === 0) return { reply, attempts: attempt + 1 };
+        if (reply.code === 7 && !relogged) {
+          relogged = true;
+          this.session = undefined;
+          continue;
+        }
+        throw resultCodeError(reply.code, where, reply.message);
+      } catch (err) {
+        const p = this.pending.get(messageId);
+        if (p) {
+          clearTimeout(p.timer);
+          this.pending.delete(messageId);
+        }
+        const e = err instanceof SicsError ? err : new SicsError('httpError', `${where}: ${(err as Error).message}`, {}, true);
+        if (e.code === 'aborted' || !e.retryable || attempt >= this.settings.retries) throw e;
+        this.stats.retries++;
+        this.log.debug?.(`${e.message}; retrying`);
+        await sleep(this.backoff(attempt++), signal);
+      }
+    }
+  }
+
+  /** Ends the session, deletes the reply target (best effort), stops all waiting. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const hadTarget = !!this.replyTarget;
+    const session = this.session;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new SicsError('closed', 'The SICS connection was closed'));
+    }
+    if (session && hadTarget) {
+      try {
+        await this.exchange(session.scheme, 'DELETE', '/Target', { VirtualRouter: this.settings.replyVirtualRouter, TargetName: this.replyTargetName }, { token: session.token, signal: AbortSignal.timeout(2_000), timeoutMs: 2_000 });
+      } catch {
+        /* best effort */
+      }
+    }
+    this.closed = true;
+    this.closer.abort();
+    if (session) {
+      try {
+        await this.exchange(session.scheme, 'DELETE', '/Session', {}, { token: session.token, signal: AbortSignal.timeout(2_000), timeoutMs: 2_000 });
+      } catch {
+        /* best effort */
+      }
+    }
+    this.session = undefined;
+    await this.replyLoop?.catch(() => undefined);
+    this.httpsAgent.destroy();
+    this.httpAgent.destroy();
+    this.removeAllListeners();
+  }
+}
+
+// ------------------------------------------------------------------ verify
+
+export interface VerifyServer {
+  serverId: string;
+  ok: boolean;
+  code: string;
+  message: string;
+  ms?: number;
+}
+
+export interface SicsVerifyAnswer {
+  ok: boolean;
+  code: string;
+  message: string;
+  params: Record<string, unknown>;
+  transport: 'https' | 'http' | 'http-fallback' | null;
+  servers: VerifyServer[];
+  warnings: Array<{ code: string; message: string }>;
+}
+
+/**
+ * "Verify connection": sign in, create a reply target, ping every
+ * configured ACMP server. Plain words; never a password or token.
+ */
+export async function verifySicsConnection(
+  raw: Record<string, unknown>,
+  secrets: SicsSecrets,
+  opts: { ca?: string | string[]; signal?: AbortSignal; log?: SicsLog; pingTimeoutMs?: number } = {},
+): Promise<SicsVerifyAnswer> {
+  let client: SicsClient | undefined;
+  const warnings: SicsVerifyAnswer['warnings'] = [];
+  try {
+    const settings = parseSicsSettings(raw, opts.ca);
+    const quick: SicsSettings = { ...settings, retries: Math.min(settings.retries, 1) };
+    client = new SicsClient(quick, secrets, { warn: (m) => opts.log?.warn(m), debug: (m) => opts.log?.debug?.(m) }, { clientKey: 'verify' });
+    await client.login(opts.signal);
+    const transport = client.transport;
+    if (transport === 'http-fallback') warnings.push({ code: 'unencrypted', message: 'TLS failed; the connection works only unencrypted (allowed by the setting). Passwords and data travel in clear text.' });
+    if (transport === 'http') warnings.push({ code: 'plainHttp', message: 'The connection uses plain HTTP: passwords and data travel in clear text.' });
+    const servers: VerifyServer[] = [];
+    for (const s of settings.servers) {
+      const t0 = Date.now();
+      try {
+        await client.call(s, { kind: 'ping', header: { messageId: newMessageId(), sentAt: new Date().toISOString() } }, { signal: opts.signal, replyTimeoutMs: opts.pingTimeoutMs ?? Math.min(settings.timeoutMs, 10_000) });
+        servers.push({ serverId: s.serverId, ok: true, code: 'ok', message: 'answers', ms: Date.now() - t0 });
+      } catch (err) {
+        const e = err as SicsError;
+        servers.push({ serverId: s.serverId, ok: false, code: e.code ?? 'unexpected', message: e.message });
+      }
+    }
+    const bad = servers.filter((s) => !s.ok);
+    if (!settings.servers.length) warnings.push({ code: 'noServers', message: 'No ACMP server is configured yet: add at least one with its server id and routing.' });
+    return {
+      ok: bad.length === 0,
+      code: bad.length ? 'serverUnanswered' : 'ok',
+      message: bad.length
+        ? `Signed in to SICS, but ${bad.length} of ${servers.length} ACMP server(s) did not answer: ${bad.map((b) => `${b.serverId}: ${b.message}`).join('; ')}`
+        : `Signed in to SICS at ${settings.host}:${settings.port}${servers.length ? `; ${servers.length} ACMP server(s) answer` : ''}`,
+      params: { host: settings.host, port: settings.port, servers: servers.length, failed: bad.length },
+      transport,
+      servers,
+      warnings,
+    };
+  } catch (err) {
+    const e = err instanceof SicsError ? err : err instanceof WireError ? new SicsError('invalidRequest', err.message) : new SicsError('httpError', (err as Error)?.message ?? String(err));
+    return { ok: false, code: e.code, message: e.message, params: e.params, transport: client?.transport ?? null, servers: [], warnings };
+  } finally {
+    await client?.close();
+  }
+}

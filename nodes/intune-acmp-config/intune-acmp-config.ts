@@ -3,6 +3,7 @@
  * reachable through it. Owns the SicsClient (session, TLS, reply target)
  * that the ACMP nodes share, and serves "Verify connection" to the editor.
  */
+import { expandEnvReferences, formCredentials } from '../lib/editor-form';
 import type { NodeAPI, Node, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/config-health';
@@ -21,8 +22,6 @@ interface AcmpConfigDef extends NodeDef {
   servers?: unknown;
 }
 
-/** Node-RED's placeholder for a password field the user did not change. */
-const UNCHANGED = '__PWRD__';
 
 type TlsNode = Node & { addTLSOptions?: (o: Record<string, unknown>) => void };
 
@@ -89,31 +88,17 @@ export = function register(RED: NodeAPI): void {
     },
   });
 
-  /** The editor's current secrets, falling back to the deployed node's stored ones where unchanged. */
-  function formSecrets(body: { id?: string; credentials?: AcmpConfigCredentials }): SicsSecrets {
-    const sent = body.credentials ?? {};
-    const stored = (body.id ? (RED.nodes.getCredentials(body.id) as AcmpConfigCredentials | undefined) : undefined) ?? {};
-    const pick = (k: keyof AcmpConfigCredentials) => {
-      const v = sent[k];
-      if (v === undefined || v === null || v === '' || v === UNCHANGED) return stored[k];
-      return v;
-    };
-    return { user: pick('user'), password: pick('password') };
-  }
+  const formSecrets = (body: { id?: string; credentials?: AcmpConfigCredentials }): SicsSecrets =>
+    formCredentials(RED, body, ['user', 'password'] as const);
 
-  /** `${NAME}` references are still unexpanded in the form: expand them from the process environment. */
-  function expandEnv(body: Record<string, unknown>): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(body)) out[k] = typeof v === 'string' ? v.replace(/\$\{(\w+)\}/g, (_m, name: string) => process.env[name] ?? '') : v;
-    return out;
-  }
+
 
   const guard = RED.auth.needsPermission('intune-acmp-config.write');
 
   RED.httpAdmin.post('/intune-acmp-config/verify', guard, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: AcmpConfigCredentials; tls?: string };
     try {
-      const answer = await verifySicsConnection(expandEnv(body), formSecrets(body), {
+      const answer = await verifySicsConnection(expandEnvReferences(body), formSecrets(body), {
         ca: caFromTlsNode(RED, typeof body.tls === 'string' ? body.tls : undefined),
         log: { warn: (m) => RED.log.warn(`intune-acmp-config verify: ${m}`) },
       });

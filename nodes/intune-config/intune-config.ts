@@ -7,6 +7,7 @@ import type { NodeAPI, Node, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { ConnectionError } from '../lib/connection-errors';
 import { HealthBoard } from '../lib/config-health';
+import { expandEnvReferences, formCredentials } from '../lib/editor-form';
 import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune-config-api';
 import { EXPIRY_WARNING_DAYS, daysLeft, loadPfx, CertificateError } from '../lib/certificate';
 import {
@@ -32,8 +33,6 @@ interface IntuneConfigDef extends NodeDef {
 
 type Credentials = IntuneConfigCredentials;
 
-/** Node-RED's placeholder for a password field the user did not change. */
-const UNCHANGED = '__PWRD__';
 const CERT_RECHECK_MS = 12 * 3600 * 1000;
 
 type TlsNode = Node & { addTLSOptions?: (o: Record<string, unknown>) => void };
@@ -109,37 +108,15 @@ export = function register(RED: NodeAPI): void {
     },
   });
 
-  /** The editor's current secrets, falling back to the deployed node's stored ones where unchanged. */
-  function formSecrets(body: { id?: string; credentials?: Credentials }): ConnectionSecrets {
-    const sent = body.credentials ?? {};
-    const stored = (body.id ? (RED.nodes.getCredentials(body.id) as Credentials | undefined) : undefined) ?? {};
-    const pick = (k: keyof ConnectionSecrets) => {
-      const v = sent[k];
-      if (v === undefined || v === null || v === '' || v === UNCHANGED) return stored[k];
-      return v;
-    };
-    return { clientSecret: pick('clientSecret'), pfx: pick('pfx'), passphrase: pick('passphrase') };
-  }
+  const SECRET_KEYS = ['clientSecret', 'pfx', 'passphrase'] as const;
+  const formSecrets = (body: { id?: string; credentials?: Credentials }): ConnectionSecrets => formCredentials(RED, body, SECRET_KEYS);
 
   const guard = RED.auth.needsPermission('intune-config.write');
-
-  /**
-   * The form sends properties as typed, so `${NAME}` references are still
-   * unexpanded; expand them from the process environment as the runtime does
-   * at deploy (flow and group variables are not known outside a flow).
-   */
-  function expandEnv(body: Record<string, unknown>): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(body)) {
-      out[k] = typeof v === 'string' ? v.replace(/\$\{(\w+)\}/g, (_m, name: string) => process.env[name] ?? '') : v;
-    }
-    return out;
-  }
 
   RED.httpAdmin.post('/intune-config/verify', guard, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: Credentials; tls?: string };
     try {
-      const answer = await verifyConnection(expandEnv(body), formSecrets(body), { ca: caFromTlsNode(RED, body.tls) });
+      const answer = await verifyConnection(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsNode(RED, body.tls) });
       res.json(answer);
     } catch (err) {
       // verifyConnection answers every expected failure itself; this is a bug path. No details leak.

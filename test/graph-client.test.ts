@@ -394,6 +394,21 @@ describe('graph client against a scripted server', function () {
     expect(srv.seen[2].headers['content-type']).to.match(/application\/json/);
   });
 
+  it('a read-only POST (report action) is repeated after a reset or a 504, and paced as a read', async () => {
+    srv.handler = (_r, res, n) => (n === 1 ? reset(res) : n === 2 ? json(res, 504, {}) : json(res, 200, { Values: [] }));
+    const c = make({ limits: { requestsPer20s: 100, writesPer20s: 2, windowMs: 60_000 } });
+    const stats = { requests: 0, retries: 0, throttled: 0, throttleWaitMs: 0, batches: 0, pacingWaitMs: 0 };
+    expect(await c.post('/deviceManagement/reports/getNoncompliantDevicesAndSettingsReport', { top: 1 }, { readOnly: true, stats })).to.deep.equal({ Values: [] });
+    expect(srv.seen).to.have.length(3);
+    // Six more report reads go out at once although the write budget is 2 per minute.
+    srv.seen = [];
+    srv.handler = (_r, res) => json(res, 200, { Values: [] });
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 6 }, () => c.post('/deviceManagement/reports/getNoncompliantDevicesAndSettingsReport', { top: 1 }, { readOnly: true })));
+    expect(srv.seen).to.have.length(6);
+    expect(Date.now() - t0).to.be.below(2000);
+  });
+
   it('follows @odata.nextLink byte for byte, and not to another host', async () => {
     const odd = `${base}/v1.0/deviceManagement/managedDevices?$top=2&$select=id,deviceName&$skiptoken=RFNwdAIAAQAAACw6%2bA%3d%3d&x=a=b`;
     srv.handler = (r, res) =>

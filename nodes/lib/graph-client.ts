@@ -143,6 +143,12 @@ export interface CallOptions {
   entity?: EntityName;
   /** Extra request headers (e.g. ConsistencyLevel). */
   headers?: Record<string, string>;
+  /**
+   * A POST that only reads (Intune's report actions such as
+   * getNoncompliantDevicesAndSettingsReport): paced as a read, not a write,
+   * and safe to send again after a timeout or a dropped connection.
+   */
+  readOnly?: boolean;
 }
 
 export type BatchMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -739,8 +745,8 @@ export class GraphClient {
       label: `${method} /${version}/${path.split('?')[0].replace(/^\/+/, '')}`,
       bucket: o.bucket ?? 'devices',
       requests: 1,
-      writes: method === 'GET' ? 0 : 1,
-      safeToRepeat: isSafeMethod(method),
+      writes: method === 'GET' || o.readOnly ? 0 : 1,
+      safeToRepeat: isSafeMethod(method) || o.readOnly === true,
       isBatch: false,
       signal: link.signal,
       stats: o.stats,

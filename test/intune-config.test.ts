@@ -15,6 +15,7 @@ import type { IntuneConfigNode } from '../nodes/lib/intune-config-api';
 const configNode = distNode('intune-config');
 const devicesNode = distNode('intune-devices');
 const actionNode = distNode('intune-action');
+const complianceNode = distNode('intune-compliance');
 const DAY = 86_400_000;
 
 describe('intune-config', function () {
@@ -150,9 +151,10 @@ describe('intune-config', function () {
     const users = [
       { id: 'dev1', type: 'intune-devices', intune: 'cfg1', fullEveryHours: 0, incrementalEveryMinutes: 0, wires: [[], []] },
       { id: 'act1', type: 'intune-action', intune: 'cfg1', wires: [[]] },
+      { id: 'cmp1', type: 'intune-compliance', intune: 'cfg1', everyMinutes: 0, wires: [[], []] },
     ];
-    await loadFlow([tlsNode, configNode, devicesNode, actionNode], [...nodes, ...users], credentials);
-    for (const id of ['dev1', 'act1']) {
+    await loadFlow([tlsNode, configNode, devicesNode, actionNode, complianceNode], [...nodes, ...users], credentials);
+    for (const id of ['dev1', 'act1', 'cmp1']) {
       const n = helper.getNode(id) as unknown as { status: (s: unknown) => void };
       const seen: Array<{ fill?: string; text?: string }> = [];
       // Capture what the node shows when the connection announces its health again.

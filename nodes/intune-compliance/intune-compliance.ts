@@ -15,11 +15,11 @@
  * Also serves the editor: GET /intune-compliance/policies lists the
  * tenant's compliance policies for the policy picker.
  */
+import { SourceStatus } from '../lib/source-status';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import type { Request, Response } from 'express';
 import type { ComplianceViolation } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune-config-api';
-import type { Health } from '../lib/config-health';
 import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
 import { SyncRunner, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
 import { RunSchedule } from '../lib/run-schedule';
@@ -121,19 +121,8 @@ export = function register(RED: NodeAPI): void {
     const store = storeInfo(contextStorage, settings?.store);
     if (store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the time of the last run is kept in the default store "${store.name}"`);
     const state = new ContextValue<ComplianceRunState>(node.context() as unknown as ContextLike, STATE_KEY, store.unknown ? undefined : settings?.store || undefined);
-    const memoryNote = store.persistent ? '' : t('status.notPersistent', ' · state in memory only');
 
-    let closed = false;
-    let health: Health | undefined;
-    let lastStatus: NodeStatus = { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle') + memoryNote };
-    const show = (s: NodeStatus) => {
-      if (!closed) node.status(s);
-    };
-    const showIdle = () => {
-      if (runner.busy) return;
-      if (health && health.level === 'error') show({ fill: 'red', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text }) });
-      else show(lastStatus);
-    };
+    const status = new SourceStatus(node, t, store.persistent, () => runner.busy);
 
     const runner = new SyncRunner<ComplianceViolation>({
       topic: TOPIC,
@@ -142,16 +131,10 @@ export = function register(RED: NodeAPI): void {
       sendSummary: (m: SummaryMessage) => node.send([null, m as unknown as NodeMessage]),
     });
 
-    if (problem) {
-      node.status({ fill: 'red', shape: 'ring', text: problem.message.length > 60 ? problem.message.slice(0, 57) + '…' : problem.message });
-      node.error(`Not started: ${problem.message}`);
-    }
+    if (problem) status.problem(problem);
 
-    const unwatch = !problem && cfg?.board ? cfg.board.watch((h) => {
-      health = h;
-      showIdle();
-    }) : undefined;
-    if (!problem) showIdle();
+    const unwatch = !problem && cfg?.board ? status.watch(cfg.board) : undefined;
+    if (!problem) status.idle();
 
     function instanceName(): string {
       if (settings!.instance) return settings!.instance;
@@ -210,9 +193,9 @@ export = function register(RED: NodeAPI): void {
       };
       let current = phaseText('policies', 1);
       run.on('throttled', (ms: number) =>
-        show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+        status.show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
       );
-      run.on('resumed', () => show({ fill: 'blue', shape: 'dot', text: current }));
+      run.on('resumed', () => status.show({ fill: 'blue', shape: 'dot', text: current }));
       try {
         for await (const { violations } of scanCompliance({
           graph: conn.graph,
@@ -230,7 +213,7 @@ export = function register(RED: NodeAPI): void {
           warn: (m) => node.warn(m),
           onPhase: (phase, page) => {
             current = phaseText(phase, page);
-            show({ fill: 'blue', shape: 'dot', text: current });
+            status.show({ fill: 'blue', shape: 'dot', text: current });
           },
         })) {
           run.counts.items = tally.items;
@@ -256,10 +239,10 @@ export = function register(RED: NodeAPI): void {
           fill: 'green',
           shape: 'dot',
           text:
-            t('status.done', `${sum.stats.emitted} violations, ${skipped} skipped · ${time} UTC`, { emitted: sum.stats.emitted, skipped, time }) + memoryNote,
+            t('status.done', `${sum.stats.emitted} violations, ${skipped} skipped · ${time} UTC`, { emitted: sum.stats.emitted, skipped, time }) + status.memoryNote,
         };
       }
-      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + memoryNote };
+      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + status.memoryNote };
       const why = sum.stats.error ?? '';
       return { fill: 'red', shape: 'ring', text: t('status.failed', `failed: ${why}`, { error: why }).slice(0, 80) };
     }
@@ -272,7 +255,7 @@ export = function register(RED: NodeAPI): void {
 
     function startRun(trigger: 'message' | 'schedule') {
       const started = runner.start('full', instanceName(), trigger, work, () => {
-        show({ fill: 'blue', shape: 'dot', text: t('status.starting', 'full: starting') });
+        status.show({ fill: 'blue', shape: 'dot', text: t('status.starting', 'full: starting') });
       });
       if (!started) {
         const active = runner.active!;
@@ -285,9 +268,8 @@ export = function register(RED: NodeAPI): void {
         return undefined;
       }
       started.finished.then((sum) => {
-        if (closed) return;
-        lastStatus = resultStatus(sum);
-        showIdle();
+        if (status.isClosed) return;
+        status.result(resultStatus(sum));
         if (sum.result === 'completed' && schedule) schedule.ranAt('full', started.run.startedMs);
       });
       return started;
@@ -339,14 +321,14 @@ export = function register(RED: NodeAPI): void {
         .get()
         .catch(() => undefined)
         .then((saved) => {
-          if (closed) return;
+          if (status.isClosed) return;
           const now = Date.now();
           const last = saved && saved.v === 1 ? Date.parse(saved.lastRunAt) : NaN;
           const due = Number.isFinite(last) ? Math.max(now + FIRST_RUN_DELAY_MS, last + every) : now + FIRST_RUN_DELAY_MS;
           schedule = new RunSchedule<'full'>([{ mode: 'full', everyMs: every, firstDueAt: due }], () => {
             const started = startRun('schedule');
             started?.finished.then((sum) => {
-              if (sum.result !== 'failed' || closed) return;
+              if (sum.result !== 'failed' || status.isClosed) return;
               const err = runError(sum);
               // With a message, Catch nodes see it: there is no input message for a scheduled run.
               node.error(err, { topic: TOPIC, payload: sum, _msgid: RED.util.generateId() } as unknown as NodeMessage);
@@ -358,7 +340,7 @@ export = function register(RED: NodeAPI): void {
 
     // ---------------------------------------------------------------- close
     node.on('close', (_removed: boolean, done: () => void) => {
-      closed = true;
+      status.close();
       schedule?.stop();
       unwatch?.();
       runner.stop('The flow was redeployed or stopped').then(

@@ -11,11 +11,11 @@
  * Also serves the editor's preview: POST /intune-devices/preview counts, for
  * the dialog's current (undeployed) settings, what a run would pass on.
  */
+import { SourceStatus } from '../lib/source-status';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import type { Request, Response } from 'express';
 import type { Device, SyncMode } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune-config-api';
-import type { Health } from '../lib/config-health';
 import { deviceSelect, FILTER_SELECT } from '../lib/device-normaliser';
 import { filterFingerprint } from '../lib/device-filters';
 import { emptyTally, scanDevices } from '../lib/device-scan';
@@ -89,22 +89,8 @@ export = function register(RED: NodeAPI): void {
     const store = storeInfo(contextStorage, settings?.store);
     if (store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the watermark is kept in the default store "${store.name}"`);
     const state = new ContextValue<DeviceSyncState>(node.context() as unknown as ContextLike, STATE_KEY, store.unknown ? undefined : settings?.store || undefined);
-    const memoryNote = store.persistent ? '' : t('status.notPersistent', ' · state in memory only');
 
-    let closed = false;
-    let health: Health | undefined;
-    let lastStatus: NodeStatus = { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle') + memoryNote };
-    const show = (s: NodeStatus) => {
-      if (closed) return;
-      node.status(s);
-    };
-    const showIdle = () => {
-      if (runner.busy) return;
-      if (health && health.level === 'error') show({ fill: 'red', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text }) });
-      // A connection warning (e.g. the certificate expires soon) must be seen where admins look: on the nodes.
-      else if (health && health.level === 'warn') show({ fill: 'yellow', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text }) });
-      else show(lastStatus);
-    };
+    const status = new SourceStatus(node, t, store.persistent, () => runner.busy);
 
     const runner = new SyncRunner<Device>({
       topic: TOPIC,
@@ -113,16 +99,10 @@ export = function register(RED: NodeAPI): void {
       sendSummary: (m: SummaryMessage) => node.send([null, m as unknown as NodeMessage]),
     });
 
-    if (problem) {
-      node.status({ fill: 'red', shape: 'ring', text: problem.message.length > 60 ? problem.message.slice(0, 57) + '…' : problem.message });
-      node.error(`Not started: ${problem.message}`);
-    }
+    if (problem) status.problem(problem);
 
-    const unwatch = !problem && cfg?.board ? cfg.board.watch((h) => {
-      health = h;
-      showIdle();
-    }) : undefined;
-    if (!problem) showIdle();
+    const unwatch = !problem && cfg?.board ? status.watch(cfg.board) : undefined;
+    if (!problem) status.idle();
 
     function instanceName(): string {
       if (settings!.instance) return settings!.instance;
@@ -170,9 +150,9 @@ export = function register(RED: NodeAPI): void {
           : t('status.running', `${run.mode}: page ${page}`, { mode: run.mode, page });
       let current = pageText('devices', 0);
       run.on('throttled', (ms: number) =>
-        show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+        status.show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
       );
-      run.on('resumed', () => show({ fill: 'blue', shape: 'dot', text: current }));
+      run.on('resumed', () => status.show({ fill: 'blue', shape: 'dot', text: current }));
 
       for await (const { devices } of scanDevices({
         graph: conn.graph,
@@ -189,7 +169,7 @@ export = function register(RED: NodeAPI): void {
         tally,
         onPage: (pass, page) => {
           current = pageText(pass, page);
-          show({ fill: 'blue', shape: 'dot', text: current });
+          status.show({ fill: 'blue', shape: 'dot', text: current });
         },
       })) {
         run.counts.items = tally.read;
@@ -226,10 +206,10 @@ export = function register(RED: NodeAPI): void {
               emitted: sum.stats.emitted,
               skipped,
               time,
-            }) + memoryNote,
+            }) + status.memoryNote,
         };
       }
-      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + memoryNote };
+      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + status.memoryNote };
       const why = sum.stats.error ?? '';
       return { fill: 'red', shape: 'ring', text: t('status.failed', `failed: ${why}`, { error: why }).slice(0, 80) };
     }
@@ -243,7 +223,7 @@ export = function register(RED: NodeAPI): void {
     /** Starts a run; undefined when one is running (after warning). */
     function startRun(mode: SyncMode, trigger: 'message' | 'schedule') {
       const started = runner.start(mode, instanceName(), trigger, work, (run) => {
-        show({ fill: 'blue', shape: 'dot', text: t('status.starting', `${mode}: starting`, { mode }) });
+        status.show({ fill: 'blue', shape: 'dot', text: t('status.starting', `${mode}: starting`, { mode }) });
         void run;
       });
       if (!started) {
@@ -258,9 +238,8 @@ export = function register(RED: NodeAPI): void {
         return undefined;
       }
       started.finished.then((sum) => {
-        if (closed) return;
-        lastStatus = resultStatus(sum);
-        showIdle();
+        if (status.isClosed) return;
+        status.result(resultStatus(sum));
         if (sum.result === 'completed' && schedule) schedule.ranAt(sum.mode, started.run.startedMs);
       });
       return started;
@@ -311,7 +290,7 @@ export = function register(RED: NodeAPI): void {
         .get()
         .catch(() => undefined)
         .then((saved) => {
-          if (closed) return;
+          if (status.isClosed) return;
           const now = Date.now();
           const due = (last: string | undefined, every: number) => {
             const at = last ? Date.parse(last) + every : now + FIRST_RUN_DELAY_MS;
@@ -325,7 +304,7 @@ export = function register(RED: NodeAPI): void {
             (mode) => {
               const started = startRun(mode, 'schedule');
               started?.finished.then((sum) => {
-                if (sum.result !== 'failed' || closed) return;
+                if (sum.result !== 'failed' || status.isClosed) return;
                 const err = runError(sum);
                 // With a message, Catch nodes see it: there is no input message for a scheduled run.
                 node.error(err, { topic: TOPIC, payload: sum, _msgid: RED.util.generateId() } as unknown as NodeMessage);
@@ -338,7 +317,7 @@ export = function register(RED: NodeAPI): void {
 
     // ---------------------------------------------------------------- close
     node.on('close', (_removed: boolean, done: () => void) => {
-      closed = true;
+      status.close();
       schedule?.stop();
       unwatch?.();
       runner.stop('The flow was redeployed or stopped').then(

@@ -3,8 +3,8 @@
  * reachable through it. Owns the SicsClient (session, TLS, reply target)
  * that the ACMP nodes share, and serves "Verify connection" to the editor.
  */
-import { expandEnvReferences, formCredentials } from '../lib/editor-form';
-import type { NodeAPI, Node, NodeDef } from 'node-red';
+import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
+import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/config-health';
 import { translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp-config-api';
@@ -23,17 +23,6 @@ interface AcmpConfigDef extends NodeDef {
 }
 
 
-type TlsNode = Node & { addTLSOptions?: (o: Record<string, unknown>) => void };
-
-function caFromTlsNode(RED: NodeAPI, id?: string): string | undefined {
-  if (!id) return undefined;
-  const tls = RED.nodes.getNode(id) as TlsNode | null;
-  if (!tls?.addTLSOptions) return undefined;
-  const opts: Record<string, unknown> = {};
-  tls.addTLSOptions(opts);
-  const ca = opts.ca as string | Buffer | undefined;
-  return ca ? String(ca) : undefined;
-}
 
 export = function register(RED: NodeAPI): void {
   const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-config');
@@ -47,7 +36,7 @@ export = function register(RED: NodeAPI): void {
     let problem: Error | undefined;
 
     try {
-      const settings = parseSicsSettings(def as unknown as Record<string, unknown>, caFromTlsNode(RED, def.tls));
+      const settings = parseSicsSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
       servers = settings.servers;
       const creds = (node.credentials ?? {}) as AcmpConfigCredentials;
       client = new SicsClient(settings, { user: creds.user, password: creds.password }, { warn: (m) => node.warn(m), debug: (m) => node.debug(m) }, { clientKey: node.id });
@@ -99,7 +88,7 @@ export = function register(RED: NodeAPI): void {
     const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: AcmpConfigCredentials; tls?: string };
     try {
       const answer = await verifySicsConnection(expandEnvReferences(body), formSecrets(body), {
-        ca: caFromTlsNode(RED, typeof body.tls === 'string' ? body.tls : undefined),
+        ca: caFromTlsConfig(RED, typeof body.tls === 'string' ? body.tls : undefined),
         log: { warn: (m) => RED.log.warn(`intune-acmp-config verify: ${m}`) },
       });
       res.json(answer);

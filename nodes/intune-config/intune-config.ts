@@ -3,11 +3,11 @@
  * and the shared Graph client that every Intune node using it goes through,
  * and serves "Verify connection" / certificate info to the editor.
  */
-import type { NodeAPI, Node, NodeDef } from 'node-red';
+import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { ConnectionError } from '../lib/connection-errors';
 import { HealthBoard } from '../lib/config-health';
-import { expandEnvReferences, formCredentials } from '../lib/editor-form';
+import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
 import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune-config-api';
 import { EXPIRY_WARNING_DAYS, daysLeft, loadPfx, CertificateError } from '../lib/certificate';
 import {
@@ -35,17 +35,6 @@ type Credentials = IntuneConfigCredentials;
 
 const CERT_RECHECK_MS = 12 * 3600 * 1000;
 
-type TlsNode = Node & { addTLSOptions?: (o: Record<string, unknown>) => void };
-
-function caFromTlsNode(RED: NodeAPI, id?: string): string | string[] | undefined {
-  if (!id) return undefined;
-  const tls = RED.nodes.getNode(id) as TlsNode | null;
-  if (!tls?.addTLSOptions) return undefined;
-  const opts: Record<string, unknown> = {};
-  tls.addTLSOptions(opts);
-  const ca = opts.ca as string | Buffer | undefined;
-  return ca ? String(ca) : undefined;
-}
 
 export = function register(RED: NodeAPI): void {
   function IntuneConfig(this: IntuneConfigNode, def: IntuneConfigDef) {
@@ -72,7 +61,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     try {
-      const settings = parseSettings(def as unknown as Record<string, unknown>, caFromTlsNode(RED, def.tls));
+      const settings = parseSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
       conn = new IntuneConnection(settings, node.credentials ?? {}, log);
       node.board.set({ level: 'ok', key: 'intune-config.status.ready', text: 'ready' });
       checkCertificateExpiry();
@@ -116,7 +105,7 @@ export = function register(RED: NodeAPI): void {
   RED.httpAdmin.post('/intune-config/verify', guard, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: Credentials; tls?: string };
     try {
-      const answer = await verifyConnection(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsNode(RED, body.tls) });
+      const answer = await verifyConnection(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsConfig(RED, body.tls) });
       res.json(answer);
     } catch (err) {
       // verifyConnection answers every expected failure itself; this is a bug path. No details leak.

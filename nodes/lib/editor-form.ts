@@ -39,3 +39,19 @@ export function expandEnvReferences(body: Record<string, unknown>): Record<strin
   }
   return out;
 }
+
+type TlsConfigNode = { addTLSOptions?: (o: Record<string, unknown>) => void };
+
+/**
+ * The CA (PEM) of a deployed core `tls-config` node, for connections to
+ * proxies and private endpoints; undefined when none is chosen or deployed.
+ */
+export function caFromTlsConfig(RED: NodeAPI, id?: string): string | undefined {
+  if (!id) return undefined;
+  const tls = RED.nodes.getNode(id) as unknown as TlsConfigNode | null;
+  if (!tls?.addTLSOptions) return undefined;
+  const opts: Record<string, unknown> = {};
+  tls.addTLSOptions(opts);
+  const ca = opts.ca as string | Buffer | undefined;
+  return ca ? String(ca) : undefined;
+}

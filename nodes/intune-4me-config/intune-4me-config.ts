@@ -1,0 +1,95 @@
+/**
+ * intune-4me-config: one 4me (or Xurrent) account and the credentials to
+ * reach it (personal access token, or OAuth client credentials). Owns the
+ * shared 4me client (pacing, token renewal) and the people cache that every
+ * intune-4me node using it goes through, and serves "Verify connection" to
+ * the editor.
+ */
+import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
+import type { NodeAPI, NodeDef } from 'node-red';
+import type { Request, Response } from 'express';
+import { HealthBoard } from '../lib/config-health';
+import {
+  FourMeConnection,
+  FourMeConfigError,
+  parseFourMeSettings,
+  verifyFourMe,
+  type FourMeConfigNode,
+  type FourMeSecrets,
+} from '../lib/fourme-connection';
+
+interface FourMeConfigDef extends NodeDef {
+  accountId: string;
+  environment: string;
+  region: string;
+  brand: string;
+  graphqlUrl?: string;
+  tokenUrl?: string;
+  tls?: string;
+  authType: string;
+  clientId?: string;
+  [prop: string]: unknown;
+}
+
+
+
+export = function register(RED: NodeAPI): void {
+  function FourMeConfig(this: FourMeConfigNode, def: FourMeConfigDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    node.board = new HealthBoard();
+    let conn: FourMeConnection | undefined;
+    let problem: Error | undefined;
+    try {
+      if (def.tls && !RED.nodes.getNode(def.tls)) throw new FourMeConfigError('tls', `refers to a TLS configuration (${def.tls}) that is not deployed`);
+      const settings = parseFourMeSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      conn = new FourMeConnection(settings, node.credentials ?? {}, { debug: (m) => node.debug(m) });
+      node.board.set({ level: 'ok', key: 'intune-4me-config.status.ready', text: 'ready' });
+    } catch (err) {
+      problem = err as Error;
+      node.board.set({ level: 'error', key: 'intune-4me-config.status.error', text: problem.message });
+      // Only the plain message: settings errors never carry a secret.
+      node.error(`4me connection not usable: ${problem.message}`);
+    }
+
+    node.connection = () => {
+      if (conn) return conn;
+      throw problem ?? new FourMeConfigError('accountId', 'is not configured');
+    };
+
+    node.on('close', (done: () => void) => {
+      conn?.close();
+      conn = undefined;
+      problem = new Error('The 4me connection was closed');
+      node.board.removeAllListeners();
+      done();
+    });
+  }
+
+  RED.nodes.registerType('intune-4me-config', FourMeConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    credentials: {
+      token: { type: 'password' },
+      clientSecret: { type: 'password' },
+    },
+  });
+
+  const formSecrets = (body: { id?: string; credentials?: FourMeSecrets }): FourMeSecrets =>
+    formCredentials(RED, body, ['token', 'clientSecret'] as const);
+
+  RED.httpAdmin.post('/intune-4me-config/verify', RED.auth.needsPermission('intune-4me-config.write'), async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: FourMeSecrets; tls?: string };
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableEnded) abort.abort();
+    });
+    try {
+      const tls = typeof body.tls === 'string' && body.tls && body.environment === 'custom' ? body.tls : undefined;
+      const answer = await verifyFourMe(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsConfig(RED, tls), signal: abort.signal });
+      if (!abort.signal.aborted) res.json(answer);
+    } catch (err) {
+      // verifyFourMe answers every expected failure itself; this is a bug path. No details leak.
+      RED.log.error(`intune-4me-config verify failed unexpectedly: ${(err as Error)?.message}`);
+      res.status(500).json({ ok: false, code: 'unexpected', message: 'Verification failed unexpectedly', params: {} });
+    }
+  });
+};

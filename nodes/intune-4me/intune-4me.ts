@@ -1,0 +1,216 @@
+/**
+ * intune-4me: writes the sync runs of the Intune sources into 4me.
+ *
+ * Input: page messages of `intune/devices` runs (→ configuration items,
+ * products, person relations; CIs of devices gone after a complete full run
+ * become inactive) and `intune/compliance` runs (→ incidents raised once,
+ * resolved when the violation is gone after a complete full run).
+ * Output 1: per page, the result of every item. Output 2: per run, a
+ * summary on its last page.
+ *
+ * Pages are handled one at a time, in arrival order. What the node
+ * remembers (fingerprints of what 4me confirmed, the CIs and incidents this
+ * instance owns) lives in node context, in the store chosen in the node,
+ * per instance (`msg.sync.instance`).
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
+import type { Health } from '../lib/config-health';
+import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme-connection';
+import { isAbort } from '../lib/fourme-client';
+import { FourMeSink, SinkInputError, SinkSettingsError, TOPIC_DEVICES, parseSinkSettings, type PageOutcome, type RunSummary4me, type SinkSettings } from '../lib/fourme-sink';
+import { SinkStateStore } from '../lib/sink-fingerprints';
+import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
+
+interface FourMeSinkDef extends NodeDef {
+  fourme: string;
+  [prop: string]: unknown;
+}
+
+const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
+
+export = function register(RED: NodeAPI): void {
+  const t = (key: string, en: string, params?: Record<string, string | number>): string => {
+    const id = `intune-4me.${key}`;
+    let s: string | undefined;
+    try {
+      s = RED._(id, params);
+    } catch {
+      s = undefined;
+    }
+    return s && s !== id ? s : en;
+  };
+
+  function IntuneFourMe(this: Node, def: FourMeSinkDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    let settings: SinkSettings | undefined;
+    let problem: Error | undefined;
+    try {
+      settings = parseSinkSettings(def as Record<string, unknown>);
+    } catch (err) {
+      problem = err as Error;
+    }
+    const cfg = def.fourme ? (RED.nodes.getNode(def.fourme) as FourMeConfigNode | null) : null;
+    if (!problem && !cfg) problem = new SinkSettingsError('fourme', 'No 4me connection is selected: pick an intune-4me-config node in this node\u2019s settings');
+
+    const contextStorage = (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
+    const store = storeInfo(contextStorage, settings?.store);
+    if (!problem && store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the cache is kept in the default store "${store.name}"`);
+    const memoryNote = store.persistent ? '' : t('status.notPersistent', ' · cache in memory only');
+    const stateStore = new SinkStateStore(node.context() as unknown as ContextLike, store.unknown ? undefined : settings?.store || undefined);
+
+    let closed = false;
+    let busy = false;
+    let health: Health | undefined;
+    let lastStatus: NodeStatus = { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle') + memoryNote };
+    let working: NodeStatus | undefined;
+    const show = (s: NodeStatus) => {
+      if (!closed) node.status(s);
+    };
+    const showIdle = () => {
+      if (busy) return;
+      if (health && health.level === 'error') show({ fill: 'red', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text.slice(0, 60) }) });
+      else show(lastStatus);
+    };
+
+    if (problem) {
+      node.status({ fill: 'red', shape: 'ring', text: problem.message.length > 60 ? problem.message.slice(0, 57) + '…' : problem.message });
+      node.error(`Not started: ${problem.message}`);
+    }
+    const unwatch = !problem && cfg?.board
+      ? cfg.board.watch((h) => {
+          health = h;
+          showIdle();
+        })
+      : undefined;
+    if (!problem) showIdle();
+
+    const abort = new AbortController();
+    const sink = settings
+      ? new FourMeSink({
+          client: () => cfg!.connection().client,
+          people: () => cfg!.connection().people,
+          store: stateStore,
+          settings,
+          onWork: (w) => {
+            const what = w.topic === TOPIC_DEVICES ? t('status.devices', 'devices') : t('status.compliance', 'compliance');
+            let text: string;
+            if (w.phase === 'archive') text = t('status.archiving', `${what}: archiving`, { what });
+            else if (w.phase === 'resolve') text = t('status.resolving', `${what}: resolving incidents`, { what });
+            else text = t('status.writing', `${what}: writing page ${w.page}`, { what, page: w.page });
+            if (w.batches) text += ` (${w.batch}/${w.batches})`;
+            working = { fill: 'blue', shape: 'dot', text };
+            show(working);
+          },
+          onWait: (ms) => show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+          onResume: () => {
+            if (working) show(working);
+          },
+          warn: (m) => node.warn(m),
+        })
+      : undefined;
+
+    function resultStatus(sum: RunSummary4me): NodeStatus {
+      const time = sum.finishedAt.slice(11, 16);
+      const errors = sum.errorCount;
+      let text: string;
+      if (sum.cis) {
+        const c = sum.cis;
+        text = t('status.doneDevices', `${c.created + c.updated} written, ${c.unchanged} unchanged, ${c.archived} archived`, {
+          written: c.created + c.updated,
+          unchanged: c.unchanged,
+          archived: c.archived,
+        });
+      } else {
+        const i = sum.incidents ?? {};
+        text = t('status.doneIncidents', `${i.raised ?? 0} raised, ${i.resolved ?? 0} resolved, ${i.capped ?? 0} capped`, {
+          raised: i.raised ?? 0,
+          resolved: i.resolved ?? 0,
+          capped: i.capped ?? 0,
+        });
+      }
+      if (errors) text += t('status.errors', `, ${errors} errors`, { errors });
+      return { fill: errors ? 'yellow' : 'green', shape: 'dot', text: `${text} · ${time} UTC${memoryNote}` };
+    }
+
+    function outputs(msg: NodeMessageInFlow, out: PageOutcome): [NodeMessage, NodeMessage | null] {
+      const m = msg as unknown as Record<string, unknown>;
+      m.topic = out.topic === TOPIC_DEVICES ? OUT_TOPIC.devices : OUT_TOPIC.compliance;
+      m.payload = out.items;
+      m.sync = out.sync;
+      const summary = out.summary ? ({ topic: OUT_TOPIC.summary, payload: out.summary, sync: out.sync, _msgid: RED.util.generateId() } as unknown as NodeMessage) : null;
+      return [m as unknown as NodeMessage, summary];
+    }
+
+    /** The error for done(err): plain words, a code for Catch-node logic, never a secret. */
+    function explain(err: unknown): Error {
+      if (err instanceof SinkInputError) return err;
+      const base = (err as Error)?.message ?? String(err);
+      const e = new Error(err instanceof FourMeConfigError ? `4me connection: ${base}` : base) as Error & { code?: string };
+      e.code = errorCode(err);
+      return e;
+    }
+
+    let chain: Promise<void> = Promise.resolve();
+    node.on('input', (msg: NodeMessageInFlow, send, done) => {
+      if (problem || !sink) {
+        done(new Error(problem?.message ?? 'Not configured'));
+        return;
+      }
+      chain = chain.then(async () => {
+        if (closed) return;
+        busy = true;
+        try {
+          const out = await sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal);
+          send(outputs(msg, out));
+          if (out.summary) {
+            lastStatus = resultStatus(out.summary);
+            if (out.summary.errorCount) {
+              const first = out.summary.errors[0];
+              node.warn(
+                `Run ${out.summary.runId}: ${out.summary.errorCount} item(s) not written` +
+                  (first ? ` — first: ${String(first.sourceID ?? first.key ?? '')} ${String(first.error ?? '')}`.slice(0, 300) : ''),
+              );
+            }
+          }
+          busy = false;
+          working = undefined;
+          showIdle();
+          done();
+        } catch (err) {
+          busy = false;
+          working = undefined;
+          if (closed && isAbort(err)) return;
+          const summary = (err as { summary?: RunSummary4me }).summary;
+          if (summary) {
+            send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
+          }
+          const e = explain(err);
+          const tooLong = e.message.length > 70 ? e.message.slice(0, 67) + '…' : e.message;
+          lastStatus = { fill: 'red', shape: 'ring', text: tooLong };
+          showIdle();
+          done(e);
+        }
+      });
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      unwatch?.();
+      abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
+      const timer = setTimeout(done, 5000);
+      chain.then(
+        () => {
+          clearTimeout(timer);
+          done();
+        },
+        () => {
+          clearTimeout(timer);
+          done();
+        },
+      );
+    });
+  }
+
+  RED.nodes.registerType('intune-4me', IntuneFourMe as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

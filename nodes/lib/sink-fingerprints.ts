@@ -1,0 +1,156 @@
+/**
+ * What the 4me sink remembers between runs, in Node-RED context (the store
+ * the user picks), one value per instance so that two instances feeding the
+ * same sink, or two sinks, never share it:
+ *
+ * - `cis`: per Intune device id (= CI sourceID) the fingerprint of the
+ *   mapped CI last CONFIRMED by 4me, the CI's node id when 4me told it, the
+ *   product it hangs under and its name. The keys are also this instance's
+ *   ownership record: a complete full run archives only CIs listed here.
+ * - `products`: the products those CIs hang under (for archival uploads).
+ * - `incidents`: per violation key (deviceId:policyId) the incident this
+ *   instance raised or adopted and whether it is still open.
+ *
+ * The state is a cache: losing it costs a full re-upload (discovered CIs are
+ * upserts keyed by source + sourceID) and a query per incident before any
+ * create (keyed by sourceID), never a duplicate. It is bound to the 4me
+ * endpoint, account and source it was written for; a change of any of them
+ * starts afresh.
+ */
+import { createHash } from 'node:crypto';
+import { ContextValue, type ContextLike } from './context-state';
+
+export interface CiEntry {
+  /** Fingerprint of the mapped CI input last confirmed. */
+  f: string;
+  /** CI node id, when 4me returned it. */
+  id?: string;
+  /** Product key (products map). */
+  p: string;
+  /** CI name last written. */
+  n: string;
+}
+
+export interface ProductEntry {
+  /** Category reference and name. */
+  c: string;
+  cn: string;
+  /** Brand, model, product name, product sourceID. */
+  b: string;
+  m: string;
+  n: string;
+  s: string;
+}
+
+export interface IncidentEntry {
+  /** Request node id. */
+  id: string;
+  /** Request number shown in 4me. */
+  no?: string;
+  /**
+   * open: raised/adopted and not resolved; noted: resolution note added
+   * (note-only mode); closed: completed in 4me while the violation persists.
+   */
+  s: 'open' | 'noted' | 'closed';
+  /** Policy name (for the resolution note). */
+  pn?: string;
+  /** Device id of the violation. */
+  d: string;
+  at: string;
+}
+
+export interface SinkState {
+  v: 1;
+  scope: string;
+  cis: Record<string, CiEntry>;
+  products: Record<string, ProductEntry>;
+  incidents: Record<string, IncidentEntry>;
+}
+
+export interface StateScope {
+  endpoint: string;
+  account: string;
+  source: string;
+}
+
+export function scopeKey(s: StateScope): string {
+  return JSON.stringify([s.endpoint, s.account.toLowerCase(), s.source]);
+}
+
+/** Context key for an instance: readable prefix + hash (context keys must not contain '.'). */
+export function stateKeyFor(instance: string): string {
+  const safe = instance.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
+  const h = createHash('sha1').update(instance).digest('hex').slice(0, 10);
+  return `intune4me_${safe}_${h}`;
+}
+
+/** Short, stable fingerprint of any JSON-able value. */
+export function fingerprint(value: unknown): string {
+  return createHash('sha1').update(JSON.stringify(value)).digest('base64url').slice(0, 20);
+}
+
+export function emptyState(scope: string): SinkState {
+  return { v: 1, scope, cis: {}, products: {}, incidents: {} };
+}
+
+/** Loads and saves the state of each instance; keeps loaded states in memory. */
+export class SinkStateStore {
+  private loaded = new Map<string, { value: ContextValue<SinkState>; state: SinkState; dirty: boolean; fresh: boolean }>();
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly context: ContextLike,
+    private readonly store?: string,
+  ) {}
+
+  /**
+   * The state of `instance` for `scope`. `fresh` is true when nothing usable
+   * was stored (first run, wiped cache, or another account/source).
+   */
+  async load(instance: string, scope: StateScope): Promise<{ state: SinkState; fresh: boolean }> {
+    const sk = scopeKey(scope);
+    const have = this.loaded.get(instance);
+    if (have && have.state.scope === sk) return { state: have.state, fresh: have.fresh };
+    const value = new ContextValue<SinkState>(this.context, stateKeyFor(instance), this.store);
+    const raw = await value.get();
+    let state: SinkState;
+    let fresh = false;
+    if (raw && typeof raw === 'object' && raw.v === 1 && raw.scope === sk && raw.cis && raw.incidents && raw.products) {
+      state = raw;
+    } else {
+      state = emptyState(sk);
+      fresh = true;
+    }
+    this.loaded.set(instance, { value, state, dirty: false, fresh });
+    return { state, fresh };
+  }
+
+  /** Marks that some entries of `instance` are stored now (after a confirmed write). */
+  touch(instance: string): void {
+    const l = this.loaded.get(instance);
+    if (l) {
+      l.dirty = true;
+      l.fresh = false;
+    }
+  }
+
+  /** Writes a changed state (serialised: one context write at a time). */
+  async save(instance: string): Promise<void> {
+    const l = this.loaded.get(instance);
+    if (!l || !l.dirty) return;
+    l.dirty = false;
+    const run = this.chain.then(() => l.value.set(l.state));
+    this.chain = run.catch(() => undefined);
+    try {
+      await run;
+    } catch (err) {
+      l.dirty = true;
+      throw err;
+    }
+  }
+
+  /** Forgets the in-memory copies (the next load reads context again). */
+  forget(): void {
+    this.loaded.clear();
+  }
+}

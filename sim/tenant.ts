@@ -108,6 +108,8 @@ export interface DeviceMeta {
   complianceInConfigMgr: boolean;
   placeholderSerial: boolean;
   inGrace: boolean;
+  /** The device reports its user's UPN with a GUID prefix (Android Enterprise quirk). */
+  guidPrefixedUpn: boolean;
   added: boolean;
 }
 
@@ -725,7 +727,7 @@ export class SimTenant {
       enrolledDateTime: isoSeconds(enrolled),
       managementCertificateExpirationDate: isoSeconds(enrolled + 365 * DAY),
     };
-    return { meta: { ...fresh.meta, duplicateOf: j, userIndex: base.meta.userIndex, userDeleted: base.meta.userDeleted }, dev };
+    return { meta: { ...fresh.meta, duplicateOf: j, userIndex: base.meta.userIndex, userDeleted: base.meta.userDeleted, guidPrefixedUpn: base.meta.guidPrefixedUpn }, dev };
   }
 
   private build(i: number, like?: DeviceMeta): { meta: DeviceMeta; dev: ManagedDeviceRecord } {
@@ -767,7 +769,12 @@ export class SimTenant {
     const userDeleted = userIndex !== null && this.userDeleted(userIndex);
     const user = userIndex !== null ? this.userRaw(userIndex) : null;
     const staleUpn = userDeleted && r.chance(0.5);
-    const upn = user && (!userDeleted || staleUpn) ? user.userPrincipalName : '';
+    const plainUpn = user && (!userDeleted || staleUpn) ? user.userPrincipalName : '';
+    // Android Enterprise enrolments sometimes report the user's UPN with a GUID
+    // in front ("<guid>_jane@contoso.com"); connectors must clean it to match
+    // people. Decided by a hash, not the RNG stream, so other fields keep their values.
+    const guidPrefixedUpn = Boolean(plainUpn) && (platform === 'android-wp' || platform === 'android-fm') && h3(this.seed, i, 77) % 4 === 0;
+    const upn = guidPrefixedUpn ? `${guidFrom(h3(this.seed, i, 78), h3(this.seed, i, 79), h3(this.seed, i, 80), h3(this.seed, i, 81))}_${plainUpn}` : plainUpn;
     const local = user ? user.userPrincipalName.slice(0, user.userPrincipalName.indexOf('@')) : '';
 
     // time
@@ -1179,6 +1186,7 @@ export class SimTenant {
       complianceInConfigMgr,
       placeholderSerial,
       inGrace,
+      guidPrefixedUpn,
       added: i >= this.size,
     };
     return { meta, dev };

@@ -4,8 +4,8 @@
 //   build/                 tsc output of everything (nodes, sim, test, bench)
 //   dist/nodes/<node>/     <node>.js beside <node>.html, plus locales/<lang>/<node>.{json,html}
 //   dist/nodes/lib/        shared services
+//   dist/nodes/<node>/icons/  the palette icons (Node-RED looks beside the node's .js)
 //   examples/              copied from flows/ (the only folder Import > Examples reads)
-// Icons stay in the top-level icons/ folder, where Node-RED also looks.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -43,6 +43,7 @@ for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
   copyTree(r('build', 'nodes', name), out, jsOnly);
   if (name === 'lib') continue;
   copyTree(r('nodes', name), out, (f) => f.endsWith('.html'));
+  copyTree(r('icons'), path.join(out, 'icons'), (f) => f.endsWith('.svg') || f.endsWith('.png'));
   for (const lang of locales) {
     for (const ext of ['json', 'html']) {
       const src = r('locales', lang, `${name}.${ext}`);

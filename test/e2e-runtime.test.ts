@@ -36,7 +36,7 @@ describe('e2e: package in a real Node-RED runtime', function () {
       'dist/nodes/intune-config/locales/en-US/intune-config.html',
       'dist/nodes/intune-config/locales/de/intune-config.html',
       'dist/nodes/lib/graph-client.js',
-      'icons/intune.svg',
+      'dist/nodes/intune-config/icons/intune.svg',
     ]) {
       expect(files, f).to.include(f);
     }

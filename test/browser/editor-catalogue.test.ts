@@ -151,7 +151,7 @@ describe('browser: every node in the editor, en-US and de', function () {
           }
           if (lang !== 'en-US') {
             // The labels come from this language's catalog when it has them.
-            const keys = ['label.input', 'label.output1', 'label.output2'].map((k) => lookup(n.type, lang, `${n.type}.${k}`)).filter(Boolean);
+            const keys = ['label.input', 'label.output', 'label.output1', 'label.output2'].map((k) => lookup(n.type, lang, `${n.type}.${k}`)).filter(Boolean);
             for (const l of labels) expect(keys, `port label "${l}" is from the ${lang} catalog`).to.include(l);
           }
         });

@@ -21,6 +21,12 @@ export const NODES_UNDER_TEST: NodeUnderTest[] = [
   { type: 'intune-config', via: { type: 'intune-devices', prop: 'intune' } },
   { type: 'intune-devices', palette: 'Intune' },
   { type: 'intune-action', palette: 'Intune' },
+  { type: 'intune-compliance', palette: 'Intune' },
+  { type: 'intune-4me', palette: 'Intune' },
+  { type: 'intune-4me-config', via: { type: 'intune-4me', prop: 'fourme' } },
+  { type: 'intune-acmp', palette: 'Intune' },
+  { type: 'intune-acmp-actions', palette: 'Intune' },
+  { type: 'intune-acmp-config', via: { type: 'intune-acmp', prop: 'acmp' } },
 ];
 
 /** The module name the package's icons are served under (/icons/<module>/<file>). */

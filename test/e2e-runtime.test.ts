@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { packedFiles, startNodeRed, type NodeRedProcess } from '../sim/node-red-runner';
+import { packedFiles, repoRoot, startNodeRed, type NodeRedProcess } from '../sim/node-red-runner';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 
 describe('e2e: package in a real Node-RED runtime', function () {
@@ -63,6 +63,25 @@ describe('e2e: package in a real Node-RED runtime', function () {
     expect(de.data[key], 'German catalog').to.be.an('object');
     expect(en.data[key], 'English catalog').to.be.an('object');
     expect(JSON.stringify(de.data[key])).to.not.equal(JSON.stringify(en.data[key]));
+  });
+
+  it('offers the shipped examples under Import > Examples, and each one deploys with every node type known', async () => {
+    // What the editor's Import > Examples menu reads.
+    const ours = await red.admin.get('/library/examples/flows/@intune-connector/node-red-intune');
+    expect(ours.status, JSON.stringify(ours.data)).to.equal(200);
+    const shipped = fs.readdirSync(path.join(repoRoot, 'flows')).filter((f) => f.endsWith('.json'));
+    expect(shipped.length, 'examples in flows/').to.be.greaterThan(0);
+    expect((ours.data as Array<{ fn: string }>).map((e) => e.fn).sort()).to.deep.equal(shipped.map((f) => f.replace(/\.json$/, '')).sort());
+    for (const file of shipped) {
+      const nodes = JSON.parse(fs.readFileSync(path.join(repoRoot, 'flows', file), 'utf8')) as Array<{ id: string; wires?: string[][] }>;
+      const ids = new Set(nodes.map((n) => n.id));
+      for (const n of nodes) for (const out of n.wires ?? []) for (const w of out) expect(ids.has(w), `${file}: wire to ${w}`).to.equal(true);
+      const mark = red.mark();
+      const res = await red.admin.post('/flows', { flows: nodes }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
+      expect(res.status, `${file}: ${JSON.stringify(res.data)}`).to.equal(200);
+      await red.waitForLog(/Started flows/, 30_000, mark);
+      expect(red.logs().slice(mark - (red.mark() - red.logs().length)), `${file}: missing node types`).to.not.match(/Waiting for missing types|Unknown type/i);
+    }
   });
 
   it('guards the admin endpoints with Node-RED admin auth', async () => {

@@ -25,7 +25,7 @@ import { DEFAULT_FILTERS, FilterSettingsError, filterFingerprint, parseFilterSet
 import { DuplicateIndex } from '../nodes/lib/device-duplicates';
 import { DeviceSettingsError, parseDeviceSourceSettings } from '../nodes/lib/device-source-settings';
 import { SyncRunner, type PageMessage, type SummaryMessage } from '../nodes/lib/sync-run';
-import { RunSchedule, intervalMs, type ScheduleClock } from '../nodes/lib/run-schedule';
+import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleClock } from '../nodes/lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/context-state';
 import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/deleted-users';
 import { emptyTally, scanDevices, sinceFilter } from '../nodes/lib/device-scan';
@@ -554,6 +554,15 @@ describe('intune-devices services', () => {
   });
 
   describe('run-schedule', () => {
+    it('first run: one interval after the saved last run, never sooner than the start delay, soon when there is none', () => {
+      const now = Date.parse('2026-01-01T12:00:00Z');
+      const hour = 3_600_000;
+      expect(firstDueAt('2026-01-01T11:30:00Z', hour, now)).to.equal(now + 30 * 60_000);
+      expect(firstDueAt('2026-01-01T09:00:00Z', hour, now), 'overdue').to.equal(now + FIRST_RUN_DELAY_MS);
+      expect(firstDueAt(undefined, hour, now)).to.equal(now + FIRST_RUN_DELAY_MS);
+      expect(firstDueAt('not a date', hour, now)).to.equal(now + FIRST_RUN_DELAY_MS);
+    });
+
     function fakeClock(start = 0) {
       const c = {
         now: start,

@@ -22,7 +22,7 @@ import type { ComplianceViolation } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune-config-api';
 import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
 import { SyncRunner, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
-import { RunSchedule } from '../lib/run-schedule';
+import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { isAbortError } from '../lib/graph-errors';
 import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance-settings';
@@ -43,7 +43,6 @@ interface ComplianceRunState {
 
 const STATE_KEY = 'intuneComplianceRuns';
 const TOPIC = 'intune/compliance';
-const FIRST_RUN_DELAY_MS = 10_000;
 const DEVICES_TYPE = 'intune-devices';
 
 /** A Graph failure in words an admin can act on. */
@@ -322,9 +321,7 @@ export = function register(RED: NodeAPI): void {
         .catch(() => undefined)
         .then((saved) => {
           if (status.isClosed) return;
-          const now = Date.now();
-          const last = saved && saved.v === 1 ? Date.parse(saved.lastRunAt) : NaN;
-          const due = Number.isFinite(last) ? Math.max(now + FIRST_RUN_DELAY_MS, last + every) : now + FIRST_RUN_DELAY_MS;
+          const due = firstDueAt(saved && saved.v === 1 ? saved.lastRunAt : undefined, every);
           schedule = new RunSchedule<'full'>([{ mode: 'full', everyMs: every, firstDueAt: due }], () => {
             const started = startRun('schedule');
             started?.finished.then((sum) => {

@@ -22,7 +22,7 @@ import { emptyTally, scanDevices } from '../lib/device-scan';
 import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
 import { DeviceSettingsError, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
 import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
-import { RunSchedule } from '../lib/run-schedule';
+import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { isAbortError } from '../lib/graph-errors';
 
@@ -46,7 +46,6 @@ interface DeviceSyncState {
 const STATE_KEY = 'intuneDevicesSync';
 const TOPIC = 'intune/devices';
 /** Delay of the first scheduled run when nothing says it is due later. */
-const FIRST_RUN_DELAY_MS = 10_000;
 
 function settingsFingerprint(s: DeviceSourceSettings, tenantId: string): string {
   return JSON.stringify([tenantId, filterFingerprint(s.filters), s.collapseDuplicates, s.checkDeletedUsers, s.placeholderSerials]);
@@ -292,14 +291,10 @@ export = function register(RED: NodeAPI): void {
         .then((saved) => {
           if (status.isClosed) return;
           const now = Date.now();
-          const due = (last: string | undefined, every: number) => {
-            const at = last ? Date.parse(last) + every : now + FIRST_RUN_DELAY_MS;
-            return Math.max(now + FIRST_RUN_DELAY_MS, Number.isFinite(at) ? at : now);
-          };
           schedule = new RunSchedule<SyncMode>(
             [
-              { mode: 'full', everyMs: s.fullEveryMs, firstDueAt: due(saved?.lastFullAt, s.fullEveryMs) },
-              { mode: 'incremental', everyMs: s.incrementalEveryMs, firstDueAt: due(saved?.lastRunAt, s.incrementalEveryMs) },
+              { mode: 'full', everyMs: s.fullEveryMs, firstDueAt: firstDueAt(saved?.lastFullAt, s.fullEveryMs, now) },
+              { mode: 'incremental', everyMs: s.incrementalEveryMs, firstDueAt: firstDueAt(saved?.lastRunAt, s.incrementalEveryMs, now) },
             ],
             (mode) => {
               const started = startRun(mode, 'schedule');

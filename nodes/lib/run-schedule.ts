@@ -41,6 +41,20 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Entries due within this many ms of each other fire as one tick. */
 const SAME_TICK_MS = 1000;
 
+/** Scheduled runs never start sooner than this after a deploy, so a redeploy burst does not start runs at once. */
+export const FIRST_RUN_DELAY_MS = 10_000;
+
+/**
+ * When a schedule's first run is due: one interval after the last run saved
+ * in context (`lastIso`), but never before FIRST_RUN_DELAY_MS from now; soon
+ * after deploy when there was no (readable) last run.
+ */
+export function firstDueAt(lastIso: string | undefined, everyMs: number, now = Date.now()): number {
+  const last = lastIso ? Date.parse(lastIso) : NaN;
+  const earliest = now + FIRST_RUN_DELAY_MS;
+  return Number.isFinite(last) ? Math.max(earliest, last + everyMs) : earliest;
+}
+
 export class RunSchedule<M extends string> {
   private readonly entries: Array<{ mode: M; everyMs: number; nextAt: number }>;
   private timer: unknown;

@@ -49,6 +49,8 @@ export async function freePort(): Promise<number> {
 export interface NodeRedProcess {
   url: string;
   userDir: string;
+  /** Process id of the Node-RED child (for resource measurements). */
+  pid: number;
   admin: AxiosInstance;
   logs(): string;
   /** Offset of the end of the output so far, for waitForLog(…, since). */
@@ -183,6 +185,7 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
   return {
     url,
     userDir,
+    pid: child.pid!,
     admin,
     logs: () => out,
     mark: () => trimmed + out.length,

@@ -5,6 +5,7 @@
 //   dist/nodes/<node>/     <node>.js beside <node>.html, plus locales/<lang>/<node>.{json,html}
 //   dist/nodes/lib/        shared services
 //   dist/nodes/<node>/icons/  the palette icons (Node-RED looks beside the node's .js)
+//   dist/bin/              the instance tool (node-red-intune-instance)
 //   examples/              copied from flows/ (the only folder Import > Examples reads)
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -54,6 +55,10 @@ for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
     }
   }
 }
+
+// The instance tool: dist/bin/*.js (package.json "bin"), executable.
+copyTree(r('build', 'bin'), r('dist', 'bin'), jsOnly);
+for (const f of fs.existsSync(r('dist', 'bin')) ? fs.readdirSync(r('dist', 'bin')) : []) fs.chmodSync(r('dist', 'bin', f), 0o755);
 
 // Examples: flows/<file>.json -> examples/<file>.json (validated as JSON on the way).
 copyTree(r('flows'), r('examples'), (f) => {

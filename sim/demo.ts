@@ -1,15 +1,21 @@
 /**
- * `npm run demo`: the simulated tenant and a Node-RED with this package,
- * wired together, on loopback only.
+ * `npm run demo`: the simulated services and a Node-RED with this package,
+ * with one ACMP instance and one 4me instance made from the shipped
+ * templates by the instance tool, on loopback only.
  *
- *   identity platform  https://127.0.0.1:18441   (DEMO_IDENTITY_PORT)
- *   Microsoft Graph    https://127.0.0.1:18442   (DEMO_GRAPH_PORT)
- *   Node-RED editor    http://127.0.0.1:1880     (DEMO_PORT)
+ *   demo console (browse the sims)  http://127.0.0.1:18440   (DEMO_CONSOLE_PORT)
+ *   identity platform               https://127.0.0.1:18441  (DEMO_IDENTITY_PORT)
+ *   Microsoft Graph                 https://127.0.0.1:18442  (DEMO_GRAPH_PORT)
+ *   SICS bus with ACMP01, ACMP02    https://127.0.0.1:18443  (DEMO_SICS_PORT)
+ *   4me GraphQL                     https://127.0.0.1:18444  (DEMO_4ME_PORT)
+ *   Node-RED editor                 http://127.0.0.1:1880    (DEMO_PORT)
  *
- * The tenant, the app registrations and their secrets are derived from a
- * fixed seed, so the flows saved in .demo/ keep working across restarts. The
- * CA is made anew at each start and written to .demo/ca.pem, which the
- * flow's TLS configuration reads. Ctrl-C stops everything.
+ * Tenant, app registrations and secrets derive from a fixed seed, so the
+ * flows saved in .demo/ (DEMO_DIR) keep working across restarts; the
+ * connections read URLs and the CA file from environment variables the
+ * demo sets. The simulated services start empty each time, so the demo
+ * also clears what the connector remembers having written (its context),
+ * and the first sync writes everything again. Ctrl-C stops everything.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,8 +24,12 @@ import { sharedTestCa, makeClientCertificate } from './pki';
 import { IdentitySim } from './identity';
 import { GraphSim } from './graph';
 import { SimTenant } from './tenant';
+import { SicsSim } from './sics';
+import { FourMeSim } from './fourme';
+import { DemoConsole } from './demo-console';
 import { startNodeRed, repoRoot, type NodeRedProcess } from './node-red-runner';
-import { demoFlow } from './demo-flow';
+import { loadTemplate, makeInstance } from '../bin/instance-template';
+import { addInstance } from '../bin/instance-admin';
 
 const ROLES = [
   'DeviceManagementManagedDevices.Read.All',
@@ -29,9 +39,12 @@ const ROLES = [
   'User.Read.All',
 ];
 
-/** A GUID derived from a name, so the demo's ids are the same at every start. */
+/** A value derived from a name, so the demo's ids and secrets are the same at every start. */
+function derived(name: string): string {
+  return crypto.createHash('sha256').update(`intune-demo:${name}`).digest('hex');
+}
 function stableGuid(name: string): string {
-  const h = crypto.createHash('sha256').update(`intune-demo:${name}`).digest('hex');
+  const h = derived(name);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -47,20 +60,28 @@ export interface DemoIdentity {
   secret: string;
   certClientId: string;
   certPassword: string;
+  sicsUser: string;
+  sicsPassword: string;
+  fourmeAccount: string;
+  fourmeToken: string;
 }
 
 export function demoIdentity(): DemoIdentity {
   return {
     tenantId: stableGuid('tenant'),
     secretClientId: stableGuid('secret-app'),
-    secret: `demo~${crypto.createHash('sha256').update('intune-demo:secret').digest('base64url').slice(0, 32)}`,
+    secret: `demo~${derived('secret').slice(0, 32)}`,
     certClientId: stableGuid('certificate-app'),
     certPassword: 'demo-pfx-password',
+    sicsUser: 'intune',
+    sicsPassword: `sics-${derived('sics').slice(0, 16)}`,
+    fourmeAccount: 'contoso-demo',
+    fourmeToken: `pat-${derived('4me').slice(0, 40)}`,
   };
 }
 
 async function main(): Promise<void> {
-  const dir = path.join(repoRoot, '.demo');
+  const dir = path.resolve(process.env.DEMO_DIR ?? path.join(repoRoot, '.demo'));
   const userDir = path.join(dir, 'node-red');
   fs.mkdirSync(userDir, { recursive: true });
   const ids = demoIdentity();
@@ -69,8 +90,7 @@ async function main(): Promise<void> {
   const pki = sharedTestCa();
   const caFile = path.join(dir, 'ca.pem');
   fs.writeFileSync(caFile, pki.certPem);
-
-  // The certificate app's .pfx is kept, so the uploaded credential stays valid across restarts.
+  // The certificate app's .pfx is kept, so the credential stored in Node-RED stays valid across restarts.
   const certFile = path.join(dir, 'certificate-app.json');
   let cert: { certPem: string; pfxBase64: string };
   if (fs.existsSync(certFile)) cert = JSON.parse(fs.readFileSync(certFile, 'utf8'));
@@ -80,27 +100,14 @@ async function main(): Promise<void> {
     fs.writeFileSync(certFile, JSON.stringify(cert), { mode: 0o600 });
   }
 
-  const identity = new IdentitySim({
-    tls: pki.server,
-    tenants: [{ id: ids.tenantId, domains: ['contoso-demo.onmicrosoft.com'] }],
-    apps: [
-      { clientId: ids.secretClientId, tenantId: ids.tenantId, displayName: 'Intune connector (secret)', secrets: [{ value: ids.secret }], roles: ROLES },
-      { clientId: ids.certClientId, tenantId: ids.tenantId, displayName: 'Intune connector (certificate)', certificates: [cert.certPem], roles: ROLES },
-    ],
-  });
-  await identity.start(port('DEMO_IDENTITY_PORT', 18441));
-  const tenant = new SimTenant({ seed: 'demo', devices, tenantId: ids.tenantId });
-  const graph = new GraphSim({ tls: pki.server, tenant, verifyToken: (t, aud) => identity.verifyAccessToken(t, aud) });
-  await graph.start(port('DEMO_GRAPH_PORT', 18442));
-
-  const firstRun = !fs.existsSync(path.join(userDir, 'flows.json'));
+  const stoppers: Array<() => Promise<unknown>> = [];
   let red: NodeRedProcess | undefined;
+  let stopping = false;
   const stop = async (code = 0) => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    if (stopping) return;
+    stopping = true;
     await red?.stop().catch(() => undefined);
-    await graph.stop().catch(() => undefined);
-    await identity.stop().catch(() => undefined);
+    for (const s of stoppers.reverse()) await s().catch(() => undefined);
     process.exit(code);
   };
   const onSignal = () => {
@@ -110,38 +117,127 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  red = await startNodeRed({
-    install: 'link',
-    userDir,
-    port: port('DEMO_PORT', 1880),
-    echo: process.env.DEMO_QUIET ? false : true,
-    env: { INTUNE_DEMO_AUTHORITY: identity.url, INTUNE_DEMO_GRAPH: graph.url, INTUNE_DEMO_CA: caFile },
-    settings: { contextStorage: { default: { module: 'localfilesystem' }, memory: { module: 'memory' } } },
-  });
-  if (firstRun) {
-    const mark = red.mark();
-    const res = await red.admin.post('/flows', { flows: demoFlow(ids, cert.pfxBase64, [0, 1, 2].map((i) => tenant.deviceIdAt(i))) }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
-    if (res.status !== 200) throw new Error(`could not deploy the demo flow: HTTP ${res.status} ${JSON.stringify(res.data)}`);
-    await red.waitForLog(/Started flows/, 30_000, mark);
+  try {
+    const identity = new IdentitySim({
+      tls: pki.server,
+      tenants: [{ id: ids.tenantId, domains: ['contoso-demo.onmicrosoft.com'] }],
+      apps: [
+        { clientId: ids.secretClientId, tenantId: ids.tenantId, displayName: 'Intune connector (secret)', secrets: [{ value: ids.secret }], roles: ROLES },
+        { clientId: ids.certClientId, tenantId: ids.tenantId, displayName: 'Intune connector (certificate)', certificates: [cert.certPem], roles: ROLES },
+      ],
+    });
+    await identity.start(port('DEMO_IDENTITY_PORT', 18441));
+    stoppers.push(() => identity.stop());
+    const tenant = new SimTenant({ seed: 'demo', devices, tenantId: ids.tenantId });
+    const graph = new GraphSim({ tls: pki.server, tenant, verifyToken: (t, aud) => identity.verifyAccessToken(t, aud) });
+    await graph.start(port('DEMO_GRAPH_PORT', 18442));
+    stoppers.push(() => graph.stop());
+
+    const sics = new SicsSim({ tls: pki.server, users: { [ids.sicsUser]: ids.sicsPassword }, port: port('DEMO_SICS_PORT', 18443) });
+    await sics.start();
+    stoppers.push(() => sics.stop());
+    // ACMP publishes each instance's query-action jobs with the instance's own routing key.
+    const acmpServers = ['ACMP01', 'ACMP02'].map((serverId) => sics.addAcmpServer({ serverId, jobsRoutingKey: 'IntuneConnector_1.jobs' }));
+
+    const fourme = new FourMeSim({
+      tls: pki.server,
+      accounts: [{ id: ids.fourmeAccount, name: 'Contoso (demo)' }],
+      personalAccessTokens: [{ token: ids.fourmeToken, personName: 'Intune connector' }],
+    });
+    await fourme.start(port('DEMO_4ME_PORT', 18444));
+    stoppers.push(() => fourme.stop());
+    // The tenant's users are people in 4me, so CIs get their users and incidents their requester.
+    const people = [];
+    for (const u of tenant.users.iterate()) people.push({ name: u.displayName, primaryEmail: u.userPrincipalName });
+    fourme.seedPeople(people, ids.fourmeAccount);
+
+    const demoConsole = new DemoConsole({ tenant, graph, acmpServers, fourme, fourmeAccount: ids.fourmeAccount });
+    await demoConsole.start(port('DEMO_CONSOLE_PORT', 18440));
+    stoppers.push(() => demoConsole.stop());
+
+    const firstRun = !fs.existsSync(path.join(userDir, 'flows.json'));
+    fs.rmSync(path.join(userDir, 'context'), { recursive: true, force: true });
+    red = await startNodeRed({
+      install: 'link',
+      userDir,
+      port: port('DEMO_PORT', 1880),
+      echo: !process.env.DEMO_QUIET,
+      env: {
+        INTUNE_DEMO_AUTHORITY: identity.url,
+        INTUNE_DEMO_GRAPH: graph.url,
+        INTUNE_DEMO_CA: caFile,
+        INTUNE_DEMO_SICS_PORT: String(sics.port),
+        INTUNE_DEMO_4ME: fourme.graphqlUrl,
+      },
+      // Run state, fingerprints and open incidents survive restarts, as in production.
+      settings: { contextStorage: { default: { module: 'localfilesystem' }, memory: { module: 'memory' } } },
+    });
+    if (firstRun) {
+      const mark = red.mark();
+      for (const nodes of demoInstances(ids, cert.pfxBase64)) await addInstance(red.admin, nodes);
+      await red.waitForLog(/Started (modified )?flows/, 30_000, mark);
+    }
+    console.log(
+      [
+        '',
+        '  Intune connector demo is running.',
+        `  Node-RED editor:        ${red.url}/`,
+        `  Simulated services:     ${demoConsole.url}/  (ACMP devices, 4me CIs and incidents; send ACMP query actions)`,
+        `  Simulated tenant:       ${ids.tenantId} (${devices} devices)`,
+        '  Instances:              IntuneConnector_1 / IntuneWorkflowEngine_1 / IntuneMobileDevices_1 (ACMP, client secret)',
+        '                          Intune4me_1 (4me, certificate)',
+        '  The first sync starts about 10 seconds after the flows.',
+        `  State and flows:        ${path.relative(process.cwd(), dir) || '.'}/ (delete it to start over)`,
+        '  Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+  } catch (err) {
+    console.error(`demo failed: ${(err as Error).message}`);
+    await stop(1);
   }
-  console.log(
-    [
-      '',
-      '  Intune connector demo is running.',
-      `  Node-RED editor:        ${red.url}/`,
-      `  Simulated tenant:       ${ids.tenantId} (${devices} devices)`,
-      `  Simulated sign-in:      ${identity.url}`,
-      `  Simulated Graph:        ${graph.url}/v1.0/deviceManagement/managedDevices`,
-      `  State and flows:        ${path.relative(process.cwd(), dir) || '.'}/ (delete it to start over)`,
-      '  Ctrl-C stops everything.',
-      '',
-    ].join('\n'),
-  );
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(`demo failed: ${(err as Error).message}`);
-    process.exit(1);
+/** The demo's two instances, made from the shipped templates as `node-red-intune-instance` makes them. */
+export function demoInstances(ids: DemoIdentity, pfxBase64: string): Array<ReturnType<typeof makeInstance>> {
+  const intune = {
+    tenantId: ids.tenantId,
+    cloud: 'custom',
+    authorityHost: '${INTUNE_DEMO_AUTHORITY}',
+    graphBaseUrl: '${INTUNE_DEMO_GRAPH}',
+    portalUrl: 'https://intune.microsoft.com',
+  };
+  const acmp = makeInstance(loadTemplate('acmp'), {
+    instance: 1,
+    caFile: '${INTUNE_DEMO_CA}',
+    env: { ACMP_SERVER_ID: '*', FULL_SCAN_HOURS: '24', INCREMENTAL_SCAN_MINUTES: '15' },
+    nodeProps: {
+      'intune-config': { ...intune, name: 'Intune demo tenant (IntuneConnector_1)', clientId: ids.secretClientId, authType: 'secret' },
+      'intune-acmp-config': {
+        name: 'Simulated SICS (IntuneConnector_1)',
+        host: '127.0.0.1',
+        port: '${INTUNE_DEMO_SICS_PORT}',
+        servers: ['ACMP01', 'ACMP02'].map((serverId) => ({ serverId, name: `ACMP server ${serverId}`, virtualRouter: 'ACMP', routingKey: `acmp.${serverId}` })),
+      },
+    },
+    credentials: { 'intune-config': { clientSecret: ids.secret }, 'intune-acmp-config': { user: ids.sicsUser, password: ids.sicsPassword } },
   });
+  const fourme = makeInstance(loadTemplate('4me'), {
+    instance: 1,
+    caFile: '${INTUNE_DEMO_CA}',
+    env: { COMPLIANCE_EVERY_MINUTES: '60' },
+    nodeProps: {
+      'intune-config': { ...intune, name: 'Intune demo tenant (Intune4me_1)', clientId: ids.certClientId, authType: 'certificate' },
+      'intune-4me-config': { name: 'Simulated 4me (Intune4me_1)', accountId: ids.fourmeAccount, environment: 'custom', graphqlUrl: '${INTUNE_DEMO_4ME}' },
+      // The demo imports every platform at once; a new 4me instance imports none until they are chosen.
+      'intune-devices': { platformWindows: true, platformMacos: true, platformIos: true, platformAndroid: true, platformLinux: true },
+    },
+    credentials: {
+      'intune-config': { pfx: pfxBase64, pfxName: 'intune-connector-demo.pfx', passphrase: ids.certPassword },
+      'intune-4me-config': { token: ids.fourmeToken },
+    },
+  });
+  return [acmp, fourme];
 }
+
+if (require.main === module) void main();

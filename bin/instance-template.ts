@@ -1,0 +1,165 @@
+/**
+ * Turns a shipped instance template (flows/… built into examples/) into
+ * instance N: fresh node ids, `_N` names, the instance's flow environment
+ * variables and connection settings. Pure functions, no I/O beyond reading
+ * the template, so the instance tool and the tests share them.
+ *
+ * A template is written as instance 1: every name that identifies the
+ * instance ends in `_1` after one of the INSTANCE_WORDS (IntuneConnector_1,
+ * IntuneWorkflowEngine_1, IntuneMobileDevices_1, Intune4me_1), in tab
+ * labels, node names, comments and environment values alike. That one rule
+ * is all the renaming there is, so a template stays importable as it is.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export type FlowNode = Record<string, unknown> & { id: string; type: string; z?: string };
+
+/** The AESB names of an instance's parts (and the 4me instance's tab). */
+export const INSTANCE_WORDS = ['IntuneConnector', 'IntuneWorkflowEngine', 'IntuneMobileDevices', 'Intune4me'] as const;
+const INSTANCE_NAME_RE = new RegExp(`\\b(${INSTANCE_WORDS.join('|')})_1\\b`, 'g');
+
+/** Short names of the shipped templates → file in examples/. */
+export const TEMPLATES: Record<string, string> = {
+  acmp: 'ACMP instance (IntuneConnector_1).json',
+  '4me': '4me instance (Intune4me_1).json',
+};
+
+/** The package's examples folder (dist/bin → package root, or build/bin → repository). */
+export const examplesDir = path.resolve(__dirname, '..', '..', 'examples');
+
+export class InstanceError extends Error {}
+
+/** Reads a template: a short name (acmp, 4me) or a path to an exported flow file. */
+export function loadTemplate(nameOrFile: string): FlowNode[] {
+  const file = TEMPLATES[nameOrFile] ? path.join(examplesDir, TEMPLATES[nameOrFile]) : nameOrFile;
+  let data: unknown;
+  try {
+    data = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    const known = Object.keys(TEMPLATES).join(', ');
+    throw new InstanceError(`Cannot read the template ${JSON.stringify(nameOrFile)} (${(err as Error).message}); use one of ${known} or a flow file`);
+  }
+  if (!Array.isArray(data) || !data.every((n) => n && typeof n === 'object' && typeof n.id === 'string' && typeof n.type === 'string')) {
+    throw new InstanceError(`The template ${JSON.stringify(nameOrFile)} is not a Node-RED flow export (an array of nodes with id and type)`);
+  }
+  if (!data.some((n) => n.type === 'tab')) throw new InstanceError(`The template ${JSON.stringify(nameOrFile)} has no flow tab`);
+  return data as FlowNode[];
+}
+
+/** A Node-RED node id: 16 hex digits, as the editor makes them. */
+export function newNodeId(): string {
+  return crypto.randomBytes(8).toString('hex');
+}
+
+/** Credentials for the instance's connections, by config node type. Never written to files. */
+export interface InstanceCredentials {
+  'intune-config'?: { clientSecret?: string; pfx?: string; pfxName?: string; passphrase?: string };
+  'intune-acmp-config'?: { user?: string; password?: string };
+  'intune-4me-config'?: { token?: string; clientSecret?: string };
+}
+
+export interface InstanceOptions {
+  /** The instance number N (1 … 999). */
+  instance: number;
+  /** Flow environment variables to set, by name; each must be defined on a tab of the template. */
+  env?: Record<string, string>;
+  /** Properties to set on every node of a type, e.g. { 'intune-config': { tenantId: '…' } }. */
+  nodeProps?: Record<string, Record<string, unknown>>;
+  /** A CA certificate file for every connection of the instance (adds one tls-config node). */
+  caFile?: string;
+  credentials?: InstanceCredentials;
+  /** Id generator (tests pass a deterministic one). */
+  newId?: () => string;
+}
+
+const CONFIG_TYPES_WITH_TLS = ['intune-config', 'intune-acmp-config', 'intune-4me-config'];
+
+/** Replaces `Word_1` by `Word_N` in a string. */
+export function renameForInstance(text: string, n: number): string {
+  return text.replace(INSTANCE_NAME_RE, `$1_${n}`);
+}
+
+/** Every tab label of the instance (what the AESB console would list). */
+export function instanceTabLabels(nodes: FlowNode[]): string[] {
+  return nodes.filter((n) => n.type === 'tab').map((n) => String(n.label ?? ''));
+}
+
+/**
+ * Instance N of a template. Ids are replaced everywhere a property holds one
+ * (z, wires, link targets, config references, catch/status scopes, group
+ * members), so the result can sit beside the template and other instances.
+ */
+export function makeInstance(template: FlowNode[], o: InstanceOptions): FlowNode[] {
+  if (!Number.isInteger(o.instance) || o.instance < 1 || o.instance > 999) throw new InstanceError('The instance number must be a whole number from 1 to 999');
+  const newId = o.newId ?? newNodeId;
+  const ids = new Map<string, string>();
+  for (const n of template) {
+    if (ids.has(n.id)) throw new InstanceError(`The template uses the node id ${n.id} twice`);
+    ids.set(n.id, newId());
+  }
+  const remap = (v: unknown): unknown => {
+    if (typeof v === 'string') return ids.get(v) ?? renameForInstance(v, o.instance);
+    if (Array.isArray(v)) return v.map(remap);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, remap(x)]));
+    return v;
+  };
+  const out = template.map((n) => {
+    const copy = remap(JSON.parse(JSON.stringify(n))) as FlowNode;
+    delete copy.credentials; // a template never carries secrets; an exported flow might
+    return copy;
+  });
+
+  // Flow environment variables: only names the template defines, so a typo is an error, not a silent no-op.
+  const wanted = new Map(Object.entries(o.env ?? {}));
+  for (const tab of out.filter((n) => n.type === 'tab')) {
+    const env = Array.isArray(tab.env) ? (tab.env as Array<{ name: string; value: string; type: string }>) : [];
+    for (const e of env) {
+      if (wanted.has(e.name)) {
+        e.value = String(wanted.get(e.name));
+        // A number-typed variable keeps its type only when the value is a number.
+        if (e.type === 'num' && !Number.isFinite(Number(e.value))) throw new InstanceError(`${e.name} must be a number, not ${JSON.stringify(e.value)}`);
+      }
+    }
+  }
+  const defined = new Set(out.filter((n) => n.type === 'tab').flatMap((t) => ((t.env as Array<{ name: string }>) ?? []).map((e) => e.name)));
+  const unknown = [...wanted.keys()].filter((k) => !defined.has(k));
+  if (unknown.length) throw new InstanceError(`The template has no environment variable ${unknown.join(', ')} (it has ${[...defined].sort().join(', ') || 'none'})`);
+
+  for (const [type, props] of Object.entries(o.nodeProps ?? {})) {
+    const targets = out.filter((n) => n.type === type);
+    if (!targets.length) throw new InstanceError(`The template has no ${type} node to set ${Object.keys(props).join(', ')} on`);
+    for (const n of targets) Object.assign(n, JSON.parse(JSON.stringify(props)));
+  }
+
+  if (o.caFile) {
+    const tlsId = newId();
+    out.push({ id: tlsId, type: 'tls-config', name: `CA (${instanceTabLabels(out)[0]})`, cert: '', key: '', ca: o.caFile, certname: '', keyname: '', caname: '', servername: '', verifyservercert: true, alpnprotocol: '' });
+    for (const n of out) if (CONFIG_TYPES_WITH_TLS.includes(n.type)) n.tls = tlsId;
+  }
+
+  for (const [type, creds] of Object.entries(o.credentials ?? {})) {
+    const clean = Object.fromEntries(Object.entries(creds ?? {}).filter(([, v]) => v !== undefined && v !== ''));
+    if (!Object.keys(clean).length) continue;
+    const targets = out.filter((n) => n.type === type);
+    if (!targets.length) throw new InstanceError(`The template has no ${type} node for the credentials given`);
+    for (const n of targets) n.credentials = { ...clean };
+  }
+  return out;
+}
+
+/** The same nodes without credentials, for writing to a file. */
+export function withoutCredentials(nodes: FlowNode[]): FlowNode[] {
+  return nodes.map(({ credentials: _c, ...rest }) => rest as FlowNode);
+}
+
+/** Which credentials the user still has to enter (for the tool's hint after writing a file). */
+export function missingCredentials(nodes: FlowNode[]): string[] {
+  const need: Record<string, string> = {
+    'intune-config': 'the client secret or certificate',
+    'intune-acmp-config': 'the SICS user and password',
+    'intune-4me-config': 'the 4me token or OAuth client secret',
+  };
+  return nodes.filter((n) => need[n.type] && !n.credentials).map((n) => `${String(n.name || n.type)}: ${need[n.type]}`);
+}

@@ -11,9 +11,10 @@ import helper from 'node-red-node-test-helper';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 import type { Device, SyncEnvelope } from '../nodes/lib/contracts';
 import type { RunSummary } from '../nodes/lib/sync-run';
-import { DEFAULT_SKIP_STATES, SKIP_REASONS, emptySkipCounts, parseFilterSettings, type DeviceFilterSettings, type SkipReason } from '../nodes/lib/device-filters';
-import { DELETED_USER_DEVICE_NAME, deviceSelect, type Platform } from '../nodes/lib/device-normaliser';
-import type { SimTenant, Platform as SimPlatform } from '../sim/tenant';
+import { DEFAULT_SKIP_STATES, SKIP_REASONS, parseFilterSettings } from '../nodes/lib/device-filters';
+import { DELETED_USER_DEVICE_NAME, deviceSelect } from '../nodes/lib/device-normaliser';
+import type { SimTenant } from '../sim/tenant';
+import { deviceGroundTruth as groundTruth } from './support/device-fixtures';
 
 helper.init(require.resolve('node-red'));
 const nodeRedDir = path.dirname(require.resolve('node-red/package.json'));
@@ -25,7 +26,6 @@ const configNode = require(path.join(__dirname, '..', 'nodes', 'intune-config', 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const devicesNode = require(path.join(__dirname, '..', 'nodes', 'intune-devices', 'intune-devices.js'));
 
-const DAY = 86_400_000;
 const STATE_KEY = 'intuneDevicesSync';
 
 type Msg = { topic?: string; payload: unknown; sync?: SyncEnvelope; error?: { message: string } };
@@ -43,51 +43,6 @@ async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = 'conditio
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-const FAMILY: Record<SimPlatform, Platform> = {
-  windows: 'windows',
-  ios: 'ios',
-  ipados: 'ios',
-  'android-wp': 'android',
-  'android-fm': 'android',
-  'android-ded': 'android',
-  'android-da': 'android',
-  macos: 'macos',
-  linux: 'linux',
-};
-
-interface Truth {
-  read: number;
-  kept: Set<string>;
-  skipped: Record<SkipReason, number>;
-}
-
-/** What a run must emit, decided from the generator's own knowledge of each device. */
-function groundTruth(tenant: SimTenant, s: DeviceFilterSettings, now: number, sinceMs?: number): Truth {
-  const out: Truth = { read: 0, kept: new Set(), skipped: emptySkipCounts() };
-  const skipStates = new Set(s.skipManagementStates.map((x) => x.toLowerCase()));
-  for (let i = 0; i < tenant.positions; i++) {
-    const dev = tenant.deviceAt(i);
-    if (!dev) continue;
-    const last = Date.parse(dev.lastSyncDateTime);
-    if (sinceMs !== undefined && !(last > sinceMs)) continue;
-    out.read++;
-    const meta = tenant.metaAt(i)!;
-    const family = FAMILY[meta.platform];
-    const computer = family === 'windows' || family === 'macos' || family === 'linux';
-    let reason: SkipReason | null = null;
-    if (meta.duplicateOf !== null && !tenant.metaAt(meta.duplicateOf)!.placeholderSerial) reason = 'duplicate';
-    else if (!s.platforms[family]) reason = 'platform';
-    else if (!s.includePersonal && meta.ownership === 'personal' && computer) reason = 'personal';
-    else if (meta.userDeleted && (!s.includeDeletedUser || s.onlyWithPrimaryUser)) reason = 'userDeleted';
-    else if (s.onlyWithPrimaryUser && meta.userIndex === null) reason = 'noPrimaryUser';
-    else if (skipStates.has(dev.managementState.toLowerCase())) reason = 'managementState';
-    else if (s.staleDays > 0 && now - last > s.staleDays * DAY) reason = 'stale';
-    if (reason) out.skipped[reason]++;
-    else out.kept.add(dev.id);
-  }
-  return out;
 }
 
 const DEFAULT_PROPS = {

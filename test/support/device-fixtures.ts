@@ -9,8 +9,9 @@
  */
 import crypto from 'node:crypto';
 import type { ComplianceViolation, Device, SyncEnvelope, SyncMode } from '../../nodes/lib/contracts';
-import { PlaceholderSerials, normaliseDevice } from '../../nodes/lib/device-normaliser';
-import { SimTenant } from '../../sim/tenant';
+import { PlaceholderSerials, normaliseDevice, type Platform } from '../../nodes/lib/device-normaliser';
+import { emptySkipCounts, type DeviceFilterSettings, type SkipReason } from '../../nodes/lib/device-filters';
+import { SimTenant, type Platform as SimPlatform } from '../../sim/tenant';
 
 export const PORTAL = 'https://intune.microsoft.com';
 
@@ -51,6 +52,53 @@ export function tenantViolations(tenant: SimTenant, devices: Device[]): Complian
         deepLink: d.deepLinks.compliance,
       });
     }
+  }
+  return out;
+}
+
+const DAY = 86_400_000;
+
+const SIM_FAMILY: Record<SimPlatform, Platform> = {
+  windows: 'windows',
+  ios: 'ios',
+  ipados: 'ios',
+  'android-wp': 'android',
+  'android-fm': 'android',
+  'android-ded': 'android',
+  'android-da': 'android',
+  macos: 'macos',
+  linux: 'linux',
+};
+
+export interface DeviceTruth {
+  read: number;
+  kept: Set<string>;
+  skipped: Record<SkipReason, number>;
+}
+
+/** What a run must emit, decided from the generator's own knowledge of each device. */
+export function deviceGroundTruth(tenant: SimTenant, s: DeviceFilterSettings, now: number, sinceMs?: number): DeviceTruth {
+  const out: DeviceTruth = { read: 0, kept: new Set(), skipped: emptySkipCounts() };
+  const skipStates = new Set(s.skipManagementStates.map((x) => x.toLowerCase()));
+  for (let i = 0; i < tenant.positions; i++) {
+    const dev = tenant.deviceAt(i);
+    if (!dev) continue;
+    const last = Date.parse(dev.lastSyncDateTime);
+    if (sinceMs !== undefined && !(last > sinceMs)) continue;
+    out.read++;
+    const meta = tenant.metaAt(i)!;
+    const family = SIM_FAMILY[meta.platform];
+    const computer = family === 'windows' || family === 'macos' || family === 'linux';
+    let reason: SkipReason | null = null;
+    if (meta.duplicateOf !== null && !tenant.metaAt(meta.duplicateOf)!.placeholderSerial) reason = 'duplicate';
+    else if (!s.platforms[family]) reason = 'platform';
+    else if (!s.includePersonal && meta.ownership === 'personal' && computer) reason = 'personal';
+    else if (meta.userDeleted && (!s.includeDeletedUser || s.onlyWithPrimaryUser)) reason = 'userDeleted';
+    else if (s.onlyWithPrimaryUser && meta.userIndex === null) reason = 'noPrimaryUser';
+    else if (skipStates.has(dev.managementState.toLowerCase())) reason = 'managementState';
+    else if (s.staleDays > 0 && now - last > s.staleDays * DAY) reason = 'stale';
+    if (reason) out.skipped[reason]++;
+    else out.kept.add(dev.id);
   }
   return out;
 }

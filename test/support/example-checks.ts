@@ -335,6 +335,23 @@ const RUNTIME_PARSERS: Record<string, (n: FlowNode, byId: Map<string, FlowNode>)
   },
 };
 
+/**
+ * The node as the runtime receives it: a property that is exactly `${NAME}`
+ * takes the value of the tab's environment variable NAME, as Node-RED
+ * substitutes it before the node starts.
+ */
+function withFlowEnv(n: FlowNode, byId: Map<string, FlowNode>): FlowNode {
+  const env = (n.z ? (byId.get(n.z as string)?.env as Array<{ name: string; value: string; type?: string }> | undefined) : undefined) ?? [];
+  if (!env.length) return n;
+  const out: Record<string, unknown> = { ...n };
+  for (const [k, v] of Object.entries(n)) {
+    const m = typeof v === 'string' ? /^\$\{(\w+)\}$/.exec(v) : null;
+    const e = m ? env.find((x) => x.name === m[1]) : undefined;
+    if (e) out[k] = e.type === 'num' ? Number(e.value) : e.value;
+  }
+  return out as FlowNode;
+}
+
 /** Every property of our nodes passes the editor's validation and the runtime's settings parser. */
 export function checkValues(ctx: CheckContext, file: string, nodes: FlowNode[]): string[] {
   const problems: string[] = [];
@@ -354,7 +371,7 @@ export function checkValues(ctx: CheckContext, file: string, nodes: FlowNode[]):
         }
       }
       try {
-        RUNTIME_PARSERS[raw.type]?.(n, byId);
+        RUNTIME_PARSERS[raw.type]?.(withFlowEnv(n, byId), byId);
       } catch (err) {
         problems.push(`${who(file, raw)}: ${(err as Error).message} (runtime)`);
       }
@@ -416,7 +433,9 @@ export interface Box {
 export function boxOf(ctx: CheckContext, n: FlowNode): Box {
   const label = labelOf(ctx, n);
   const inputs = portsOf(ctx, n)?.inputs ?? (n.type === 'comment' || n.type === 'inject' ? 0 : 1);
-  const w = Math.max(100, 20 * Math.ceil((textWidth(label) + 50 + (inputs > 0 ? 7 : 0)) / 20));
+  // view.js: link in/out nodes hide their label unless "l" says otherwise; a node without a label is 30 px wide.
+  const hideLabel = 'l' in n ? !n.l : n.type === 'link in' || n.type === 'link out';
+  const w = hideLabel ? 30 : Math.max(100, 20 * Math.ceil((textWidth(label) + 50 + (inputs > 0 ? 7 : 0)) / 20));
   const outputs = Array.isArray(n.wires) ? n.wires.length : 0;
   const h = Math.max(30, outputs * 15);
   const x = n.x as number;
@@ -447,13 +466,8 @@ export function checkLayout(ctx: CheckContext, file: string, nodes: FlowNode[], 
 
 // ------------------------------------------------------------------ all
 
-export interface CheckOptions {
-  /** Files whose layout is known to be wrong (reported separately, not as problems). */
-  layoutExempt?: string[];
-}
-
 /** Every check on every file. */
-export function checkExamples(ctx: CheckContext, files: ExampleFile[], opts: CheckOptions = {}): string[] {
+export function checkExamples(ctx: CheckContext, files: ExampleFile[]): string[] {
   const problems: string[] = [];
   const parsed = files.map((f) => {
     const p = parseExample(f);
@@ -467,7 +481,7 @@ export function checkExamples(ctx: CheckContext, files: ExampleFile[], opts: Che
     problems.push(...checkStructure(ctx, f.name, f.nodes));
     problems.push(...checkSecrets(ctx, f.name, f.nodes));
     problems.push(...checkValues(ctx, f.name, f.nodes));
-    if (!opts.layoutExempt?.includes(f.name)) problems.push(...checkLayout(ctx, f.name, f.nodes));
+    problems.push(...checkLayout(ctx, f.name, f.nodes));
   }
   return problems;
 }

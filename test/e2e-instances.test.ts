@@ -122,8 +122,11 @@ describe('e2e: instances from the templates and the instance tool, side by side'
     const mark = red.mark();
     const said1 = await tool(withUrl(['--template', 'acmp', '--instance', '1', ...login, ...intuneFlags(), '--client-id', env.secretApp.clientId, '--auth', 'secret', '--client-secret-env', 'SECRET', ...acmpFlags('SRV1')]), secrets);
     expect(said1).to.match(/Added IntuneConnector_1, IntuneWorkflowEngine_1, IntuneMobileDevices_1/);
+    // Instance 2 with an Admin API token instead of a user, as `node-red admin login` would give.
+    const tok = await red.admin.post('/auth/token', { client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: admin.username, password: admin.password });
+    expect(tok.status).to.equal(200);
     const said2 = await tool(
-      withUrl(['--template', 'acmp', '--instance', '2', ...login, ...intuneFlags(), '--client-id', env.certApp.clientId, '--auth', 'certificate', '--pfx', pfx, '--pfx-passphrase-env', 'PFX_PW', ...acmpFlags('SRV2')]),
+      withUrl(['--template', 'acmp', '--instance', '2', '--url', '', '--token', tok.data.access_token as string, ...intuneFlags(), '--client-id', env.certApp.clientId, '--auth', 'certificate', '--pfx', pfx, '--pfx-passphrase-env', 'PFX_PW', ...acmpFlags('SRV2')]),
       secrets,
     );
     expect(said2).to.match(/Added IntuneConnector_2/);

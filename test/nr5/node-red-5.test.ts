@@ -1,8 +1,9 @@
 /**
  * Node-RED 5 on Node.js 22.9+ (both from the npm registry, installed by
  * scripts/node22.sh into a cache outside the repository): the packed package
- * loads, a flow with a connection to the simulated tenant deploys, and one
- * device sync completes end to end.
+ * loads, a flow with a connection to the simulated tenant deploys, one
+ * device sync completes end to end, and the instance tool adds an ACMP
+ * instance whose first sync reaches a simulated ACMP server.
  *
  * Without the install the suite fails, loudly, with the command to run.
  */
@@ -13,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../../sim/node-red-runner';
 import { startSimEnv, configFlow, type SimEnv } from '../support/sim-env';
+import { startAcmpEnv, SICS_PASSWORD, SICS_USER } from '../support/acmp-fixtures';
 
 interface Nr5Env {
   nodeBinary: string;
@@ -132,5 +134,32 @@ describe('Node-RED 5 on Node.js 22.9+', function () {
     expect(sum.emitted).to.be.greaterThan(0);
     expect(del.delivered, 'devices that reached the next node').to.equal(sum.emitted);
     expect(del.mode).to.equal('full');
+  });
+
+  it('an ACMP instance made by the shipped instance tool runs its first sync into a simulated ACMP server', async () => {
+    const acmp = await startAcmpEnv({ servers: 1 });
+    try {
+      const bin = path.join(red!.userDir, 'node_modules', ...MODULE.split('/'), 'dist', 'bin', 'node-red-intune-instance.js');
+      const args = [
+        bin, '--template', 'acmp', '--instance', '5', '--url', red!.url,
+        '--tenant-id', sims!.tenantId, '--client-id', sims!.secretApp.clientId, '--auth', 'secret', '--client-secret-env', 'NR5_SECRET',
+        '--cloud', 'custom', '--authority-host', sims!.identity.url, '--graph-url', sims!.graph.url, '--portal-url', 'https://intune.microsoft.com', '--ca', sims!.caFile,
+        '--sics-host', '127.0.0.1', '--sics-port', String(acmp.sics.port), '--sics-user', SICS_USER, '--sics-password-env', 'NR5_SICS',
+        '--acmp-server', 'SRV1', '--acmp-target', 'SRV1',
+      ];
+      // The tool runs on the same Node.js as Node-RED 5.
+      const said = execFileSync(nr5.nodeBinary, args, { encoding: 'utf8', env: { ...process.env, NR5_SECRET: sims!.secretApp.secret, NR5_SICS: SICS_PASSWORD } });
+      expect(said).to.match(/Added IntuneConnector_5, IntuneWorkflowEngine_5, IntuneMobileDevices_5/);
+      const srv = acmp.servers[0];
+      const until = Date.now() + 60_000;
+      while (srv.storedDevices('IntuneConnector_5').length === 0) {
+        if (Date.now() > until) throw new Error(`no devices reached ACMP:\n${red!.logs().slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(srv.storedDevices().every((d) => d.id && d.name !== undefined)).to.equal(true);
+      expect([...srv.devices.values()].every((d) => d.onDemandDefinition === 'IntuneMobileDevices_5')).to.equal(true);
+    } finally {
+      await acmp.stop();
+    }
   });
 });

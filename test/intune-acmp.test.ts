@@ -356,7 +356,7 @@ describe('intune-acmp nodes', function () {
       expect(String(fed.errors[0])).to.match(/cannot be reached/);
     });
 
-    it('misconfiguration is reported in plain words: unknown server id, bad host, not a device list, unknown message', async () => {
+    it('misconfiguration is reported in plain words: unknown server id, bad host, not a device list, unknown message, no server for "*"', async () => {
       await deploySink({ serverId: 'SRV9' });
       const unknown = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }), { expectOutputs: 0 });
       expect(String(unknown.errors[0])).to.match(/"SRV9" is not configured .*SRV1, SRV2/);
@@ -370,6 +370,10 @@ describe('intune-acmp nodes', function () {
       await deploySink({}, { overrides: { host: 'https://sics.example:3900' } });
       const badHost = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }), { expectOutputs: 0 });
       expect(String(badHost.errors[0])).to.match(/host must be a host name/);
+      await helper.unload();
+      await deploySink({}, { overrides: { servers: [] } });
+      const noServers = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }), { expectOutputs: 0 });
+      expect(String(noServers.errors[0])).to.match(/no ACMP server configured: add the ACMP servers/);
     });
 
     it('closing in the middle of a run stops at once', async () => {

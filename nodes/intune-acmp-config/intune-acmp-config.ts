@@ -56,7 +56,11 @@ export = function register(RED: NodeAPI): void {
       if (client) return client;
       throw problem ?? new SicsError('invalidConfig', 'The SICS connection is not configured');
     };
-    node.servers = () => [...servers];
+    // A broken configuration's server list means nothing: its users get the configuration problem instead.
+    node.servers = () => {
+      if (problem) throw problem;
+      return [...servers];
+    };
 
     node.on('close', (done: () => void) => {
       const c = client;

@@ -13,13 +13,15 @@ export interface AcmpConfigNode extends Node<AcmpConfigCredentials> {
   board: HealthBoard;
   /** The live SICS client; throws the configuration problem in plain words when there is none. */
   client(): SicsClient;
-  /** The ACMP servers reachable through this connection. */
+  /** The ACMP servers reachable through this connection; throws the configuration problem when there is one. */
   servers(): AcmpServerRoute[];
 }
 
 /** The servers a node addresses: every configured one for '*', else the one with the id (case-insensitive). */
 export function resolveServers(all: AcmpServerRoute[], serverId: string): AcmpServerRoute[] {
   const id = serverId.trim();
+  // '*' over an empty list would publish to nobody and report success: say what is missing instead.
+  if (id === '*' && !all.length) throw new Error('The SICS connection has no ACMP server configured: add the ACMP servers the devices go to');
   if (id === '*') return [...all];
   const s = all.find((x) => x.serverId.toLowerCase() === id.toLowerCase());
   if (!s) {

@@ -31,7 +31,7 @@
  * Aborting (the node is closing) stops at once: nothing more is written,
  * and the report says which devices were left unsent or in flight.
  */
-import type { ActionName, ActionOutcome } from './contracts';
+import type { ActionDeviceResult, ActionName, ActionOutcome, ActionResult } from './contracts';
 import type { BatchRequest, BatchResult, CallOptions, StatsSink } from './graph-client';
 import type { CheckedRequest, RequestEcho, WipeOptions } from './action-request';
 
@@ -57,53 +57,18 @@ export function versionOf(action: ActionName): 'v1.0' | 'beta' {
 /** Final actionState values of Intune's deviceActionResults. */
 const FINAL_STATES = new Set(['done', 'failed', 'notSupported', 'canceled']);
 
-export interface DeviceResult {
-  deviceId: string;
-  outcome: ActionOutcome;
-  httpStatus?: number;
-  error?: string;
-  /** `alreadyPending`: a retire/wipe already pending in Intune was not sent again. `deviceRemoved`: gone from Intune after retire/wipe. */
-  note?: 'alreadyPending' | 'deviceRemoved';
-  /** Follow-up: Intune's actionState (pending, active, done, failed, notSupported, canceled) as last seen. */
-  actionState?: string;
-  /** Follow-up: when Intune last updated the state. */
-  actionStateAt?: string;
-  /** Follow-up: the state was not final when the timeout passed. */
-  followUpTimedOut?: boolean;
-  /** Dry run: what would have been sent. */
-  request?: PlannedRequest;
-}
-
-export interface PlannedRequest {
-  method: 'POST';
-  url: string;
-  body?: Record<string, unknown>;
-}
+export type DeviceResult = ActionDeviceResult;
+export type PlannedRequest = NonNullable<ActionDeviceResult['request']>;
 
 export type OverallStatus = 'finished' | 'partial' | 'failed' | 'rejected';
 
-/**
- * The result message payload. A superset of the contract's ActionResult:
- * `action` is null only when a rejected request had no valid action.
- */
-export interface ActionReport {
-  jobId: string;
-  action: ActionName | null;
-  status: OverallStatus;
+/** The result message payload: the contract's ActionResult with the fields intune-action always fills. */
+export interface ActionReport extends ActionResult {
   results: DeviceResult[];
   requestedBy: string | null;
   counts: Record<ActionOutcome, number>;
   startedAt: string;
   finishedAt: string;
-  /** Rejected requests: why, in plain words, and a stable code. */
-  error?: string;
-  code?: string;
-  dryRun?: boolean;
-  /** The job id had been executed before: this is that earlier result, sent again. */
-  replayed?: boolean;
-  /** The run was stopped (node closed) before it completed. */
-  aborted?: boolean;
-  followUp?: { timeoutSec: number; complete: boolean; states: Record<string, number> };
 }
 
 export interface Progress {

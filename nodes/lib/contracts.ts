@@ -108,9 +108,44 @@ export interface ActionRequest {
 
 export type ActionOutcome = 'accepted' | 'failed' | 'notFound' | 'unsupported' | 'rejected';
 
+/** One device's part of an action result. */
+export interface ActionDeviceResult {
+  deviceId: string;
+  outcome: ActionOutcome;
+  httpStatus?: number;
+  error?: string;
+  /** `alreadyPending`: a retire/wipe already pending in Intune was not sent again. `deviceRemoved`: gone from Intune after retire/wipe. */
+  note?: 'alreadyPending' | 'deviceRemoved';
+  /** Follow-up: Intune's actionState (pending, active, done, failed, notSupported, canceled) as last seen. */
+  actionState?: string;
+  /** Follow-up: when Intune last updated the state. */
+  actionStateAt?: string;
+  /** Follow-up: the state was not final when the timeout passed. */
+  followUpTimedOut?: boolean;
+  /** Dry run: what would have been sent. */
+  request?: { method: 'POST'; url: string; body?: Record<string, unknown> };
+}
+
 export interface ActionResult {
   jobId: string;
-  action: ActionName;
+  /** null only when a rejected request named no valid action. */
+  action: ActionName | null;
   status: 'finished' | 'partial' | 'failed' | 'rejected';
-  results: Array<{ deviceId: string; outcome: ActionOutcome; httpStatus?: number; error?: string }>;
+  results: ActionDeviceResult[];
+  // What intune-action adds (optional for other producers of results):
+  requestedBy?: string | null;
+  counts?: Record<ActionOutcome, number>;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Rejected requests: why, in plain words, and a stable code. */
+  error?: string;
+  code?: string;
+  /** Nothing was sent: `results[].request` shows what would have been. */
+  dryRun?: boolean;
+  /** The job id had been executed before: this is that earlier result, sent again. */
+  replayed?: boolean;
+  /** The run was stopped (node closed) before it completed. */
+  aborted?: boolean;
+  /** Follow-up of Intune's action states: per-state counts, and whether all became final in time. */
+  followUp?: { timeoutSec: number; complete: boolean; states: Record<string, number> };
 }

@@ -376,6 +376,17 @@ describe('intune-acmp nodes', function () {
       expect(String(noServers.errors[0])).to.match(/no ACMP server configured: add the ACMP servers/);
     });
 
+    it('warns about a non-persistent store once, with the first device page, not when only job statuses pass', async () => {
+      await deploySink();
+      const sink = helper.getNode('sink') as unknown as AnyNode;
+      const memoryWarnings = () => sink.warn.getCalls().filter((c) => /non-persistent context store/.test(String(c.args[0]))).length;
+      await sleep(50);
+      expect(memoryWarnings(), 'nothing published yet').to.equal(0);
+      await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
+      await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
+      expect(memoryWarnings()).to.equal(1);
+    });
+
     it('closing in the middle of a run stops at once', async () => {
       await deploySink({ serverId: 'SRV1' });
       env.servers[0].replyDelayMs = 5_000;

@@ -108,8 +108,14 @@ export = function register(RED: NodeAPI): void {
       }
     })();
     const store = storeInfo(contextStorage, settings?.store);
-    if (!store.persistent) node.warn(t('log.memoryStore', "What was published is remembered in the non-persistent context store \"__store__\": after a restart every device is sent again (no duplicates in ACMP, but more traffic). Choose a persistent store (e.g. localfilesystem) in the node.", { store: store.name }));
-    else if (store.unknown) node.warn(t('log.unknownStore', "The context store \"__store__\" does not exist; the store \"__used__\" is used", { store: settings?.store ?? '', used: store.name }));
+    // Said once, with the first device page: a node that only reports job statuses keeps no state worth warning about.
+    let memoryWarned = store.persistent;
+    const warnMemory = () => {
+      if (memoryWarned) return;
+      memoryWarned = true;
+      node.warn(t('log.memoryStore', "What was published is remembered in the non-persistent context store \"__store__\": after a restart every device is sent again (no duplicates in ACMP, but more traffic). Choose a persistent store (e.g. localfilesystem) in the node.", { store: store.name }));
+    };
+    if (store.unknown) node.warn(t('log.unknownStore', "The context store \"__store__\" does not exist; the store \"__used__\" is used", { store: settings?.store ?? '', used: store.name }));
 
     const context = node.context() as unknown as ContextLike;
     const stateStore: StateStore = {
@@ -179,6 +185,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       const servers = resolveServers(cfg!.servers(), settings!.serverId);
+      warnMemory();
       const changedHint = devices.length;
       show({ fill: 'blue', shape: 'dot', text: t('status.publishing', 'page __page__: __devices__ devices → __servers__ server(s)', { page: sync.page, devices: changedHint, servers: servers.length }) });
       const report = await getPublisher().handlePage(sync, devices, servers, closer.signal);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InstanceError, instanceTabLabels, loadTemplate, makeInstance, missingCredentials, withoutCredentials, TEMPLATES, type InstanceCredentials } from './instance-template';
 import { addInstance, adminClient } from './instance-admin';
+import { PLATFORM_PROPERTIES } from '../nodes/lib/device-filters';
 
 const USAGE = `Usage: node-red-intune-instance --template <${Object.keys(TEMPLATES).join('|')}|flow.json> --instance <N> (--out <file> | --url <editor URL>) [options]
 
@@ -53,14 +54,7 @@ Schedules and anything else
   --set TYPE.PROP=VALUE      set a property on every node of a type, VALUE as JSON or text (repeatable)
 `;
 
-const PLATFORM_PROPS: Record<string, string> = {
-  windows: 'platformWindows',
-  macos: 'platformMacos',
-  ios: 'platformIos',
-  android: 'platformAndroid',
-  linux: 'platformLinux',
-  other: 'platformOther',
-};
+const PLATFORM_PROPS: Record<string, string> = PLATFORM_PROPERTIES;
 
 function secretFromEnv(flag: string, name: string | undefined): string | undefined {
   if (name === undefined) return undefined;

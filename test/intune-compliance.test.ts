@@ -12,10 +12,11 @@ import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 import type { ComplianceViolation, SyncEnvelope } from '../nodes/lib/contracts';
 import type { RunSummary } from '../nodes/lib/sync-run';
 import { DEFAULT_SKIP_STATES, parseFilterSettings, type DeviceFilterSettings } from '../nodes/lib/device-filters';
-import { DELETED_USER_DEVICE_NAME, PlaceholderSerials, type Platform } from '../nodes/lib/device-normaliser';
+import { DELETED_USER_DEVICE_NAME, PlaceholderSerials } from '../nodes/lib/device-normaliser';
 import { familyOf, POLICY_FAMILIES } from '../nodes/lib/compliance-policies';
 import { emptyComplianceSkips, type ComplianceSkipReason } from '../nodes/lib/compliance-violations';
-import type { SimTenant, Platform as SimPlatform, GroundTruthViolation } from '../sim/tenant';
+import type { SimTenant, GroundTruthViolation } from '../sim/tenant';
+import { SIM_FAMILY } from './support/device-fixtures';
 
 helper.init(require.resolve('node-red'));
 const nodeRedDir = path.dirname(require.resolve('node-red/package.json'));
@@ -50,17 +51,7 @@ async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = 'conditio
   }
 }
 
-const FAMILY: Record<SimPlatform, Platform> = {
-  windows: 'windows',
-  ios: 'ios',
-  ipados: 'ios',
-  'android-wp': 'android',
-  'android-fm': 'android',
-  'android-ded': 'android',
-  'android-da': 'android',
-  macos: 'macos',
-  linux: 'linux',
-};
+const FAMILY = SIM_FAMILY;
 
 const DEFAULT_PROPS = {
   policyPlatforms: [...POLICY_FAMILIES],

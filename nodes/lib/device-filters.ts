@@ -71,22 +71,24 @@ function bool(v: unknown, fallback: boolean): boolean {
   return Boolean(v);
 }
 
+/** The node property that switches each platform on (intune-devices, intune-compliance, the instance tool). */
+export const PLATFORM_PROPERTIES: Record<Platform, string> = {
+  windows: 'platformWindows',
+  macos: 'platformMacos',
+  ios: 'platformIos',
+  android: 'platformAndroid',
+  linux: 'platformLinux',
+  other: 'platformOther',
+};
+
 /**
  * Reads filter settings from node properties or the editor's form (flat:
  * platformWindows … platformOther, includePersonal, onlyWithPrimaryUser,
  * includeDeletedUser, staleDays, skipStates). Throws FilterSettingsError.
  */
 export function parseFilterSettings(raw: Record<string, unknown>): DeviceFilterSettings {
-  const key: Record<Platform, string> = {
-    windows: 'platformWindows',
-    macos: 'platformMacos',
-    ios: 'platformIos',
-    android: 'platformAndroid',
-    linux: 'platformLinux',
-    other: 'platformOther',
-  };
   const platforms = {} as Record<Platform, boolean>;
-  for (const p of PLATFORMS) platforms[p] = bool(raw[key[p]], DEFAULT_FILTERS.platforms[p]);
+  for (const p of PLATFORMS) platforms[p] = bool(raw[PLATFORM_PROPERTIES[p]], DEFAULT_FILTERS.platforms[p]);
   if (!PLATFORMS.some((p) => platforms[p])) {
     throw new FilterSettingsError('No platform is selected: switch on at least one of Windows, macOS, iOS/iPadOS, Android, Linux', 'platforms');
   }

@@ -58,7 +58,8 @@ export function tenantViolations(tenant: SimTenant, devices: Device[]): Complian
 
 const DAY = 86_400_000;
 
-const SIM_FAMILY: Record<SimPlatform, Platform> = {
+/** The device platform family of each simulated platform. */
+export const SIM_FAMILY: Record<SimPlatform, Platform> = {
   windows: 'windows',
   ios: 'ios',
   ipados: 'ios',

@@ -27,6 +27,18 @@ function copyTree(from, to, filter = () => true) {
   }
 }
 
+// Status texts in the editor's language (nodes/lib/status-text.ts): the editor half,
+// nodes/lib/editor-status-i18n.js, goes into each node HTML that marks its place.
+const STATUS_MARK = '<!-- intune:status-i18n -->';
+function inlineStatusI18n(file, type) {
+  if (!fs.existsSync(file)) return;
+  const html = fs.readFileSync(file, 'utf8');
+  if (!html.includes(STATUS_MARK)) return;
+  const code = fs.readFileSync(r('nodes', 'lib', 'editor-status-i18n.js'), 'utf8').trim();
+  const script = `<script type="text/javascript">\n(function () {\n${code}\ninstallIntuneStatusI18n(${JSON.stringify(type)});\n})();\n</script>`;
+  fs.writeFileSync(file, html.split(STATUS_MARK).join(script));
+}
+
 fs.rmSync(r('build'), { recursive: true, force: true });
 fs.rmSync(r('dist'), { recursive: true, force: true });
 fs.rmSync(r('examples'), { recursive: true, force: true });
@@ -44,6 +56,7 @@ for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
   copyTree(r('build', 'nodes', name), out, jsOnly);
   if (name === 'lib') continue;
   copyTree(r('nodes', name), out, (f) => f.endsWith('.html'));
+  inlineStatusI18n(path.join(out, `${name}.html`), name);
   copyTree(r('icons'), path.join(out, 'icons'), (f) => f.endsWith('.svg') || f.endsWith('.png'));
   for (const lang of locales) {
     for (const ext of ['json', 'html']) {

@@ -40,7 +40,8 @@ interface TestNode {
   context(): { get(k: string): unknown; set(k: string, v: unknown): void; keys(): string[] };
   warn: { args: unknown[][] };
   error: { args: unknown[][] };
-  status: { args: Array<[{ fill?: string; shape?: string; text?: string }]> };
+  /** text: the form the editor translates (status-text.ts); runtimeText: the runtime's language. */
+  status: { args: Array<[{ fill?: string; shape?: string; text?: string; runtimeText?: string }]> };
 }
 
 async function waitFor(cond: () => boolean, timeoutMs = 60_000, what = 'condition'): Promise<void> {
@@ -610,7 +611,8 @@ describe('intune-4me (sink) against the simulated 4me', function () {
       expect(r.throttled).to.be.at.least(4);
       expect(r.retries).to.equal(4);
       expect(r.throttleWaitMs).to.be.at.least(3000);
-      expect(d.sink.status.args.some(([s]) => /throttled, waiting 1 s/.test(s.text ?? ''))).to.equal(true);
+      expect(d.sink.status.args.some(([s]) => /throttled, waiting 1 s/.test(s.runtimeText ?? ''))).to.equal(true);
+      expect(d.sink.status.args.some(([s]) => s.text === 'intune-4me.status.throttled {"seconds":1}'), 'the form the editor translates').to.equal(true);
       expect(ciBySource().get(devs[249].id)).to.not.equal(undefined);
     });
 

@@ -91,7 +91,8 @@ const reports = (f: Fed) => f.outputs.map((m) => m.payload as PageReport);
 const sum = (rs: PageReport[], serverId: string, k: 'sent' | 'changed' | 'failed' | 'unchanged') =>
   rs.reduce((a, r) => a + (r.servers.find((s) => s.serverId === serverId)?.[k] ?? 0), 0);
 
-function statuses(id: string): Array<{ fill?: string; text?: string }> {
+/** text: the form the editor translates (status-text.ts); runtimeText: the runtime's language. */
+function statuses(id: string): Array<{ fill?: string; text?: string; runtimeText?: string }> {
   const n = helper.getNode(id) as unknown as AnyNode;
   return n.status
     .getCalls()
@@ -347,7 +348,7 @@ describe('intune-acmp nodes', function () {
         .filter((c) => c.thisValue === cfg)
         .map((c) => String(c.args[0]));
       expect(warned.some((w) => /WITHOUT encryption/.test(w))).to.equal(true);
-      await until(() => statuses('sink').some((s) => /unencrypted/.test(String(s.text))), 2000, 'an "unencrypted" status');
+      await until(() => statuses('sink').some((s) => /unencrypted/.test(String(s.runtimeText)) && /"\$t":"intune-acmp\.status\.unencrypted"|^intune-acmp\.status\.unencrypted$/.test(String(s.text))), 2000, 'an "unencrypted" status');
     });
 
     it('unreachable host: the batch fails with "cannot be reached"', async () => {

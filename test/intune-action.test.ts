@@ -108,7 +108,8 @@ describe('intune-action', function () {
   interface Deployed {
     act: AnyNode;
     run(payload: unknown, extra?: Record<string, unknown>): Promise<Run>;
-    statuses: Array<{ fill?: string; shape?: string; text?: string }>;
+    /** text: the form the editor translates (status-text.ts); runtimeText: the runtime's language. */
+    statuses: Array<{ fill?: string; shape?: string; text?: string; runtimeText?: string }>;
     logs: string[];
     warnings: string[];
   }
@@ -572,13 +573,14 @@ describe('intune-action', function () {
 
   it('status: idle (says the journal is in memory), running, last result', async () => {
     const d = await deploy();
-    expect(d.statuses[0]).to.deep.equal({ fill: 'yellow', shape: 'ring', text: 'intune-action.status.idleMemory' });
+    // The editor gets the key and its parameters and shows them in its own language; Status nodes also get the runtime's text.
+    expect(d.statuses[0]).to.deep.equal({ fill: 'yellow', shape: 'ring', text: 'intune-action.status.idleMemory {"store":"memory"}', runtimeText: 'idle (job memory not persistent: memory)' });
     expect(d.warnings.some((w) => /non-persistent context store "memory"/.test(w))).to.equal(true);
     const ids = devicesOf(env.tenant, 'ios', 2);
     await d.run({ action: 'sync', deviceIds: ids });
     await sleep(20);
-    expect(d.statuses.some((s) => s.fill === 'blue' && s.text === 'intune-action.status.running')).to.equal(true);
-    expect(d.statuses.at(-1)).to.deep.equal({ fill: 'green', shape: 'dot', text: 'intune-action.status.finished' });
+    expect(d.statuses.some((s) => s.fill === 'blue' && s.text?.startsWith('intune-action.status.running {'))).to.equal(true);
+    expect(d.statuses.at(-1)).to.deep.equal({ fill: 'green', shape: 'dot', text: 'intune-action.status.finished {"accepted":2,"total":2}', runtimeText: 'finished: 2 of 2 accepted' });
   });
 
   it('journal: namespaced per node (another node runs the same jobId), forgotten after the retention, and a started-but-unfinished job is refused', async () => {
@@ -629,7 +631,7 @@ describe('intune-action', function () {
       // per-device messages come when each device is final, before the result
       expect(r.order).to.deep.equal(['device', 'device', 'device', 'result']);
       expect(r.devices.map((m) => m.payload.deviceId).slice(-1)).to.deep.equal([iosPending]);
-      expect(d.statuses.some((s) => s.text === 'intune-action.status.following')).to.equal(true);
+      expect(d.statuses.some((s) => s.text?.startsWith('intune-action.status.following {'))).to.equal(true);
     });
 
     it('a retired device that disappears from Intune counts as done', async () => {
@@ -697,8 +699,8 @@ describe('intune-action', function () {
       expect(locks).to.have.length(1000);
       expect(new Set(locks).size, 'no device locked twice').to.equal(1000);
       expect(env.graph.stats.byStatus['204']).to.equal(1000);
-      expect(d.statuses.some((s) => s.fill === 'yellow' && s.text === 'intune-action.status.throttled'), 'status showed throttling').to.equal(true);
-      expect(d.statuses.at(-1)).to.deep.equal({ fill: 'green', shape: 'dot', text: 'intune-action.status.finished' });
+      expect(d.statuses.some((s) => s.fill === 'yellow' && s.text?.startsWith('intune-action.status.throttled {')), 'status showed throttling').to.equal(true);
+      expect(d.statuses.at(-1)).to.include({ fill: 'green', shape: 'dot', text: 'intune-action.status.finished {"accepted":1000,"total":1000}' });
     });
 
     it('closing the node aborts its running request: no write reaches Intune after close, no message', async () => {

@@ -40,7 +40,8 @@ interface TestNode {
   receive(m: Record<string, unknown>): void;
   context(): { get(k: string): unknown };
   warn: { args: unknown[][] };
-  status: { args: Array<[{ fill?: string; shape?: string; text?: string }]> };
+  /** text: the form the editor translates (status-text.ts); runtimeText: the runtime's language. */
+  status: { args: Array<[{ fill?: string; shape?: string; text?: string; runtimeText?: string }]> };
 }
 
 async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
@@ -633,7 +634,8 @@ describe('intune-compliance', function () {
       const t = await deploy(small, {}, { credentials: { clientSecret: '' } });
       const first = t.node.status.args[0][0];
       expect(first).to.include({ fill: 'red', shape: 'ring' });
-      expect(first.text).to.match(/^connection: .*client secret is missing/i);
+      expect(first.runtimeText).to.match(/^connection: .*client secret is missing/i);
+      expect(first.text).to.match(/^intune-compliance\.status\.connection \{"text":".*client secret is missing.*"\}$/i);
       t.node.receive({ payload: 'go' });
       await waitFor(() => t.errors.length > 0, 10_000, 'a caught error');
       expect(t.errors[0].error!.message).to.match(/^Error: Compliance run compliance-\S+ failed: The client secret is missing/);
@@ -706,8 +708,12 @@ describe('intune-compliance', function () {
       small.graph.throttleNext(1, { path: 'getNoncompliantDevicesAndSettingsReport', retryAfter: 1 });
       const { summary } = await t.run();
       expect(summary.stats.throttled).to.equal(1);
-      const texts = t.node.status.args.map((a) => `${a[0].fill}/${a[0].shape}: ${a[0].text}`);
+      const texts = t.node.status.args.map((a) => `${a[0].fill}/${a[0].shape}: ${a[0].runtimeText}`);
       expect(texts[0]).to.equal('grey/ring: idle · state in memory only');
+      const keys = t.node.status.args.map((a) => String(a[0].text));
+      expect(keys[0], 'what the editor translates').to.equal('intune-compliance.status.idle {"$+":[{"$t":"intune-compliance.status.notPersistent"}]}');
+      expect(keys).to.include('intune-compliance.status.policies');
+      expect(keys).to.include('intune-compliance.status.throttled {"seconds":1}');
       expect(texts).to.include('blue/dot: full: starting');
       expect(texts).to.include('blue/dot: full: policies');
       expect(texts).to.include('blue/dot: full: non-compliant devices, page 1');

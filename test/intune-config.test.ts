@@ -156,18 +156,20 @@ describe('intune-config', function () {
     await loadFlow([tlsNode, configNode, devicesNode, actionNode, complianceNode], [...nodes, ...users], credentials);
     for (const id of ['dev1', 'act1', 'cmp1']) {
       const n = helper.getNode(id) as unknown as { status: (s: unknown) => void };
-      const seen: Array<{ fill?: string; text?: string }> = [];
+      const seen: Array<{ fill?: string; text?: string; runtimeText?: string }> = [];
       // Capture what the node shows when the connection announces its health again.
       const cfg = helper.getNode('cfg1') as unknown as IntuneConfigNode;
       const original = n.status.bind(n);
       n.status = (st: unknown) => {
-        seen.push(st as { fill?: string; text?: string });
+        seen.push(st as { fill?: string; text?: string; runtimeText?: string });
         original(st);
       };
       cfg.board.set({ ...cfg.board.health });
       const last = seen[seen.length - 1];
       expect(last, id).to.include({ fill: 'yellow' });
-      expect(last.text, id).to.match(/certificate expires in 5 d/);
+      expect(last.runtimeText, id).to.match(/certificate expires in 5 d/);
+      // The editor gets intune-config's own key with the days, and shows it in its language.
+      expect(last.text, id).to.match(/(\{"\$t":"|^)intune-config\.status\.certExpiresSoon("?,"days":5\}| \{"days":5\}$)/);
     }
   });
 

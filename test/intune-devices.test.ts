@@ -34,7 +34,8 @@ interface TestNode {
   receive(m: Record<string, unknown>): void;
   context(): { get(k: string): unknown };
   warn: { args: unknown[][] };
-  status: { args: Array<[{ fill?: string; shape?: string; text?: string }]> };
+  /** text: the form the editor translates (status-text.ts); runtimeText: the runtime's language. */
+  status: { args: Array<[{ fill?: string; shape?: string; text?: string; runtimeText?: string }]> };
 }
 
 async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
@@ -375,7 +376,9 @@ describe('intune-devices', function () {
       const t = await deploy(small, {}, { credentials: { clientSecret: '' } });
       const first = t.dev.status.args[0][0];
       expect(first).to.include({ fill: 'red', shape: 'ring' });
-      expect(first.text).to.match(/^connection: .*client secret is missing/i);
+      expect(first.runtimeText).to.match(/^connection: .*client secret is missing/i);
+      // The connection's own message stays in the runtime's language inside the translated frame.
+      expect(first.text).to.match(/^intune-devices\.status\.connection \{"text":".*client secret is missing.*"\}$/i);
       t.dev.receive({ payload: 'go' });
       await waitFor(() => t.errors.length > 0, 10_000, 'a caught error');
       expect(t.errors[0].error!.message).to.match(/^Error: Device run devices-\S+ failed: The client secret is missing/);
@@ -401,8 +404,12 @@ describe('intune-devices', function () {
       expect(summary.stats.throttled, JSON.stringify([summary.stats, small.graph.stats.faults, summary.startedAt, small.graph.requestLog.slice(-6).map((r) => [r.at, r.url.slice(0, 60), r.status])])).to.equal(1);
       expect(summary.stats.throttleWaitMs).to.be.at.least(1000);
       const statuses = t.dev.status.args.map((a) => a[0]);
-      const texts = statuses.map((s) => `${s.fill}/${s.shape}: ${s.text}`);
+      const texts = statuses.map((s) => `${s.fill}/${s.shape}: ${s.runtimeText}`);
       expect(texts[0]).to.equal('grey/ring: idle · state in memory only');
+      expect(statuses[0].text, 'what the editor translates').to.equal('intune-devices.status.idle {"$+":[{"$t":"intune-devices.status.notPersistent"}]}');
+      expect(statuses[statuses.length - 1].text).to.match(
+        /^intune-devices\.status\.done \{"mode":\{"\$t":"intune-devices\.status\.mode\.full"\},"emitted":\d+,"skipped":\d+,"time":"\d\d:\d\d","\$\+":\[\{"\$t":"intune-devices\.status\.notPersistent"\}\]\}$/,
+      );
       expect(texts).to.include('yellow/ring: throttled, waiting 1 s');
       expect(texts).to.include('blue/dot: full: page 1');
       expect(texts.some((x) => x.startsWith('blue/dot: full: duplicates, page 1'))).to.equal(true);
@@ -414,8 +421,8 @@ describe('intune-devices', function () {
       try {
         const t = await deploy(small, { store: 'file' });
         await t.run();
-        const texts = t.dev.status.args.map((a) => String(a[0].text));
-        expect(texts.some((x) => /memory/.test(x))).to.equal(false);
+        const texts = t.dev.status.args.map((a) => `${a[0].text} | ${a[0].runtimeText}`);
+        expect(texts.some((x) => /memory|notPersistent/.test(x)), texts.join('\n')).to.equal(false);
       } finally {
         helper.settings({ contextStorage: undefined });
       }

@@ -47,7 +47,7 @@ export = function register(RED: NodeAPI): void {
       node.board.set({ level: 'ok', key: 'intune-4me-config.status.ready', text: 'ready' });
     } catch (err) {
       problem = err as Error;
-      node.board.set({ level: 'error', key: 'intune-4me-config.status.error', text: problem.message });
+      node.board.set({ level: 'error', key: 'intune-4me-config.status.error', text: problem.message, literal: true });
       // Only the plain message: settings errors never carry a secret.
       node.error(`4me connection not usable: ${problem.message}`);
     }

@@ -13,8 +13,9 @@
  * instance owns) lives in node context, in the store chosen in the node,
  * per instance (`msg.sync.instance`).
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
-import type { Health } from '../lib/config-health';
+import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { healthPart, type Health } from '../lib/config-health';
+import { StatusTexts, shorten, type IntuneNodeStatus, type StatusParam } from '../lib/status-text';
 import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme-connection';
 import { isAbort } from '../lib/fourme-client';
 import { FourMeSink, SinkInputError, SinkSettingsError, TOPIC_DEVICES, parseSinkSettings, type PageOutcome, type RunSummary4me, type SinkSettings } from '../lib/fourme-sink';
@@ -29,16 +30,8 @@ interface FourMeSinkDef extends NodeDef {
 const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
 
 export = function register(RED: NodeAPI): void {
-  const t = (key: string, en: string, params?: Record<string, string | number>): string => {
-    const id = `intune-4me.${key}`;
-    let s: string | undefined;
-    try {
-      s = RED._(id, params);
-    } catch {
-      s = undefined;
-    }
-    return s && s !== id ? s : en;
-  };
+  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-4me');
+  const say = (key: string, en: string, params?: Record<string, StatusParam>) => texts.msg(`status.${key}`, en, params);
 
   function IntuneFourMe(this: Node, def: FourMeSinkDef) {
     RED.nodes.createNode(this, def);
@@ -56,25 +49,27 @@ export = function register(RED: NodeAPI): void {
     const contextStorage = (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
     const store = storeInfo(contextStorage, settings?.store);
     if (!problem && store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the cache is kept in the default store "${store.name}"`);
-    const memoryNote = store.persistent ? '' : t('status.notPersistent', ' · cache in memory only');
+    const memoryNote = store.persistent ? [] : [say('notPersistent', ' · cache in memory only')];
     const stateStore = new SinkStateStore(node.context() as unknown as ContextLike, store.unknown ? undefined : settings?.store || undefined);
 
     let closed = false;
     let busy = false;
     let health: Health | undefined;
-    let lastStatus: NodeStatus = { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle') + memoryNote };
-    let working: NodeStatus | undefined;
-    const show = (s: NodeStatus) => {
+    let lastStatus: IntuneNodeStatus = texts.status('grey', 'ring', say('idle', 'idle'), ...memoryNote);
+    let working: IntuneNodeStatus | undefined;
+    const show = (s: IntuneNodeStatus) => {
       if (!closed) node.status(s);
     };
     const showIdle = () => {
       if (busy) return;
-      if (health && health.level === 'error') show({ fill: 'red', shape: 'ring', text: t('status.connection', `connection: ${health.text}`, { text: health.text.slice(0, 60) }) });
-      else show(lastStatus);
+      if (health && health.level === 'error') {
+        const part = healthPart(health);
+        show(texts.status('red', 'ring', say('connection', 'connection: __text__', { text: typeof part === 'string' ? shorten(part, 60) : part })));
+      } else show(lastStatus);
     };
 
     if (problem) {
-      node.status({ fill: 'red', shape: 'ring', text: problem.message.length > 60 ? problem.message.slice(0, 57) + '…' : problem.message });
+      node.status(texts.status('red', 'ring', shorten(problem.message, 58)));
       node.error(`Not started: ${problem.message}`);
     }
     const unwatch = !problem && cfg?.board
@@ -93,16 +88,17 @@ export = function register(RED: NodeAPI): void {
           store: stateStore,
           settings,
           onWork: (w) => {
-            const what = w.topic === TOPIC_DEVICES ? t('status.devices', 'devices') : t('status.compliance', 'compliance');
-            let text: string;
-            if (w.phase === 'archive') text = t('status.archiving', `${what}: archiving`, { what });
-            else if (w.phase === 'resolve') text = t('status.resolving', `${what}: resolving incidents`, { what });
-            else text = t('status.writing', `${what}: writing page ${w.page}`, { what, page: w.page });
-            if (w.batches) text += ` (${w.batch}/${w.batches})`;
-            working = { fill: 'blue', shape: 'dot', text };
+            const what = w.topic === TOPIC_DEVICES ? say('devices', 'devices') : say('compliance', 'compliance');
+            const text =
+              w.phase === 'archive'
+                ? say('archiving', '__what__: archiving', { what })
+                : w.phase === 'resolve'
+                  ? say('resolving', '__what__: resolving incidents', { what })
+                  : say('writing', '__what__: writing page __page__', { what, page: w.page });
+            working = texts.status('blue', 'dot', text, w.batches ? ` (${w.batch}/${w.batches})` : '');
             show(working);
           },
-          onWait: (ms) => show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+          onWait: (ms) => show(texts.status('yellow', 'ring', say('throttled', 'throttled, waiting __seconds__ s', { seconds: Math.ceil(ms / 1000) }))),
           onResume: () => {
             if (working) show(working);
           },
@@ -110,27 +106,27 @@ export = function register(RED: NodeAPI): void {
         })
       : undefined;
 
-    function resultStatus(sum: RunSummary4me): NodeStatus {
+    function resultStatus(sum: RunSummary4me): IntuneNodeStatus {
       const time = sum.finishedAt.slice(11, 16);
       const errors = sum.errorCount;
-      let text: string;
+      let text;
       if (sum.cis) {
         const c = sum.cis;
-        text = t('status.doneDevices', `${c.created + c.updated} written, ${c.unchanged} unchanged, ${c.archived} archived`, {
+        text = say('doneDevices', '__written__ written, __unchanged__ unchanged, __archived__ archived', {
           written: c.created + c.updated,
           unchanged: c.unchanged,
           archived: c.archived,
         });
       } else {
         const i = sum.incidents ?? {};
-        text = t('status.doneIncidents', `${i.raised ?? 0} raised, ${i.resolved ?? 0} resolved, ${i.capped ?? 0} capped`, {
+        text = say('doneIncidents', '__raised__ raised, __resolved__ resolved, __capped__ capped', {
           raised: i.raised ?? 0,
           resolved: i.resolved ?? 0,
           capped: i.capped ?? 0,
         });
       }
-      if (errors) text += t('status.errors', `, ${errors} errors`, { errors });
-      return { fill: errors ? 'yellow' : 'green', shape: 'dot', text: `${text} · ${time} UTC${memoryNote}` };
+      const more = errors ? [say('errors', ', __errors__ errors', { errors })] : [];
+      return texts.status(errors ? 'yellow' : 'green', 'dot', text, ...more, ` · ${time} UTC`, ...memoryNote);
     }
 
     function outputs(msg: NodeMessageInFlow, out: PageOutcome): [NodeMessage, NodeMessage | null] {
@@ -186,8 +182,7 @@ export = function register(RED: NodeAPI): void {
             send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
           }
           const e = explain(err);
-          const tooLong = e.message.length > 70 ? e.message.slice(0, 67) + '…' : e.message;
-          lastStatus = { fill: 'red', shape: 'ring', text: tooLong };
+          lastStatus = texts.status('red', 'ring', shorten(e.message, 68));
           showIdle();
           done(e);
         }

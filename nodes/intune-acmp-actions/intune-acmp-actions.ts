@@ -16,7 +16,8 @@
  * with the reason, and never emitted.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
-import type { Health } from '../lib/config-health';
+import { healthPart, type Health } from '../lib/config-health';
+import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/status-text';
 import { translator, type AcmpConfigNode } from '../lib/acmp-config-api';
 import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp-wire';
 import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp-jobs';
@@ -29,7 +30,7 @@ interface AcmpActionsDef extends NodeDef {
   routingKey?: string;
 }
 
-type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: string };
+type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
 
 const DEFAULTS = { virtualRouter: 'IntuneConnector', routingKey: 'intune.jobs' } as const;
 const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
@@ -40,6 +41,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-actions');
+    const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-acmp-actions');
+    const say = (key: string, en: string, params?: Record<string, StatusParam>) => StatusText.of(texts.msg(`status.${key}`, en, params));
 
     const virtualRouter = String(def.virtualRouter ?? '').trim() || DEFAULTS.virtualRouter;
     const routingKey = String(def.routingKey ?? '').trim() || DEFAULTS.routingKey;
@@ -57,17 +60,18 @@ export = function register(RED: NodeAPI): void {
     const counts = { received: 0, forwarded: 0, refused: 0 };
 
     function idle(): Status {
-      if (problem) return { fill: 'red', shape: 'ring', text: t('status.misconfigured', 'misconfigured') };
-      if (!cfg) return { fill: 'red', shape: 'ring', text: t('status.noConfig', 'no SICS connection selected') };
-      if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: health.text };
-      return { fill: 'grey', shape: 'ring', text: t('status.starting', 'starting') };
+      if (problem) return { fill: 'red', shape: 'ring', text: say('misconfigured', 'misconfigured') };
+      if (!cfg) return { fill: 'red', shape: 'ring', text: say('noConfig', 'no SICS connection selected') };
+      if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: StatusText.of(healthPart(health)) };
+      return { fill: 'grey', shape: 'ring', text: say('starting', 'starting') };
     }
 
     function show(s?: Status) {
       if (closing) return;
       if (s) last = s;
       const base = last ?? idle();
-      node.status(health?.level === 'warn' ? { ...base, fill: base.fill === 'green' ? 'yellow' : base.fill, text: `${base.text} · ${t('status.unencrypted', 'unencrypted')}` } : base);
+      const shown = health?.level === 'warn' ? { ...base, fill: base.fill === 'green' ? ('yellow' as const) : base.fill, text: base.text.plus(' · ', say('unencrypted', 'unencrypted')) } : base;
+      node.status(toStatus(shown.fill, shown.shape, shown.text, texts.tr));
     }
 
     const unwatch = cfg?.board?.watch((h) => {
@@ -78,8 +82,8 @@ export = function register(RED: NodeAPI): void {
 
     function listening(): Status {
       return counts.received
-        ? { fill: 'green', shape: 'dot', text: t('status.counts', 'jobs: __received__ received, __forwarded__ forwarded, __refused__ refused', { received: counts.received, forwarded: counts.forwarded, refused: counts.refused }) }
-        : { fill: 'green', shape: 'dot', text: t('status.listening', 'waiting for jobs (__routingKey__)', { routingKey }) };
+        ? { fill: 'green', shape: 'dot', text: say('counts', 'jobs: __received__ received, __forwarded__ forwarded, __refused__ refused', { received: counts.received, forwarded: counts.forwarded, refused: counts.refused }) }
+        : { fill: 'green', shape: 'dot', text: say('listening', 'waiting for jobs (__routingKey__)', { routingKey }) };
     }
 
     /** Sends a failed status for a job refused here. Never throws. */
@@ -162,7 +166,7 @@ export = function register(RED: NodeAPI): void {
       try {
         client = cfg!.client();
       } catch (err) {
-        show({ fill: 'red', shape: 'ring', text: t('status.noConnection', 'SICS connection not usable') });
+        show({ fill: 'red', shape: 'ring', text: say('noConnection', 'SICS connection not usable') });
         node.error(t('errors.noConnection', 'The SICS connection is not usable: __message__', { message: (err as Error).message }));
         return;
       }
@@ -191,7 +195,7 @@ export = function register(RED: NodeAPI): void {
           if (e.code === 'notFound') targetReady = false; // SICS restarted and lost the target
           failures++;
           const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(failures - 1, 6));
-          show({ fill: 'red', shape: 'ring', text: t('status.retrying', '__code__, retrying in __seconds__ s', { code: e.code ?? 'error', seconds: Math.round(wait / 1000) }) });
+          show({ fill: 'red', shape: 'ring', text: say('retrying', '__code__, retrying in __seconds__ s', { code: e.code ?? 'error', seconds: Math.round(wait / 1000) }) });
           if (e.message !== lastError) node.error(t('errors.consumeFailed', 'Reading jobs from SICS failed: __message__; retrying in __seconds__ s', { message: e.message, seconds: Math.round(wait / 1000) }));
           lastError = e.message;
           await sleep(wait);

@@ -47,7 +47,7 @@ export = function register(RED: NodeAPI): void {
       if (!settings.tls) node.warn(t('log.plainHttp', 'SICS at __host__:__port__ is used over plain HTTP: user name, password and all messages travel unencrypted', { host: settings.host, port: settings.port }));
     } catch (err) {
       problem = err as Error;
-      node.board.set({ level: 'error', key: 'intune-acmp-config.status.invalidConfig', text: problem.message });
+      node.board.set({ level: 'error', key: 'intune-acmp-config.status.invalidConfig', text: problem.message, literal: true });
       // Only the plain message: SicsError never carries a secret.
       node.error(t('log.notUsable', 'SICS connection not usable: __message__', { message: problem.message }));
     }

@@ -16,7 +16,8 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { Device, SyncEnvelope } from '../lib/contracts';
-import type { Health } from '../lib/config-health';
+import { healthPart, type Health } from '../lib/config-health';
+import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/status-text';
 import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp-config-api';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp-sync';
@@ -36,7 +37,7 @@ interface AcmpSinkDef extends NodeDef {
 
 type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
 type Done = (err?: Error) => void;
-type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: string };
+type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
 
 const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60 } as const;
 
@@ -84,6 +85,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp');
+    const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-acmp');
+    const say = (key: string, en: string, params?: Record<string, StatusParam>) => StatusText.of(texts.msg(`status.${key}`, en, params));
 
     let settings: SinkSettings | undefined;
     let problem: string | undefined;
@@ -143,19 +146,20 @@ export = function register(RED: NodeAPI): void {
     // ------------------------------------------------------------ status
 
     function idle(): Status {
-      if (problem) return { fill: 'red', shape: 'ring', text: t('status.misconfigured', 'misconfigured') };
-      if (!cfg) return { fill: 'red', shape: 'ring', text: t('status.noConfig', 'no SICS connection selected') };
-      if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: health.text };
-      if (health?.level === 'warn') return { fill: 'yellow', shape: 'ring', text: t('status.unencrypted', 'unencrypted') };
-      if (!store.persistent) return { fill: 'yellow', shape: 'ring', text: t('status.idleMemory', 'idle (state not persistent: __store__)', { store: store.name }) };
-      return { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle → __server__', { server: settings?.serverId ?? '' }) };
+      if (problem) return { fill: 'red', shape: 'ring', text: say('misconfigured', 'misconfigured') };
+      if (!cfg) return { fill: 'red', shape: 'ring', text: say('noConfig', 'no SICS connection selected') };
+      if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: StatusText.of(healthPart(health)) };
+      if (health?.level === 'warn') return { fill: 'yellow', shape: 'ring', text: say('unencrypted', 'unencrypted') };
+      if (!store.persistent) return { fill: 'yellow', shape: 'ring', text: say('idleMemory', 'idle (state not persistent: __store__)', { store: store.name }) };
+      return { fill: 'grey', shape: 'ring', text: say('idle', 'idle → __server__', { server: settings?.serverId ?? '' }) };
     }
 
     function show(s?: Status) {
       if (closing) return;
       if (s) last = s;
-      const h = health?.level === 'warn' && last ? { ...last, text: `${last.text} · ${t('status.unencrypted', 'unencrypted')}` } : last;
-      node.status(h ?? idle());
+      const h = health?.level === 'warn' && last ? { ...last, text: last.text.plus(' · ', say('unencrypted', 'unencrypted')) } : last;
+      const shown = h ?? idle();
+      node.status(toStatus(shown.fill, shown.shape, shown.text, texts.tr));
     }
 
     const unwatch = cfg?.board?.watch((h) => {
@@ -187,7 +191,7 @@ export = function register(RED: NodeAPI): void {
       const servers = resolveServers(cfg!.servers(), settings!.serverId);
       warnMemory();
       const changedHint = devices.length;
-      show({ fill: 'blue', shape: 'dot', text: t('status.publishing', 'page __page__: __devices__ devices → __servers__ server(s)', { page: sync.page, devices: changedHint, servers: servers.length }) });
+      show({ fill: 'blue', shape: 'dot', text: say('publishing', 'page __page__: __devices__ devices → __servers__ server(s)', { page: sync.page, devices: changedHint, servers: servers.length }) });
       const report = await getPublisher().handlePage(sync, devices, servers, closer.signal);
       if (closing) return done();
       const problems = pageProblems(report);
@@ -196,7 +200,7 @@ export = function register(RED: NodeAPI): void {
       const removed = (report.removals ?? []).reduce((a, r) => a + r.removed + r.notThere, 0);
       send({ ...msg, topic: 'acmp/devices', payload: report } as unknown as NodeMessageInFlow);
       if (problems.length) {
-        show({ fill: 'red', shape: 'dot', text: t('status.failed', 'page __page__: __failed__ device(s) failed', { page: sync.page, failed }) });
+        show({ fill: 'red', shape: 'dot', text: say('failed', 'page __page__: __failed__ device(s) failed', { page: sync.page, failed }) });
         done(new Error(t('errors.publishFailed', '__count__ problem(s) while publishing; first: __first__', { count: problems.length, first: problems[0] })));
         return;
       }
@@ -204,10 +208,10 @@ export = function register(RED: NodeAPI): void {
         show({
           fill: report.removalSkipped && report.complete === false && sync.mode === 'full' ? 'yellow' : 'green',
           shape: 'dot',
-          text: report.removals ? t('status.runDone', 'run done: __changed__ sent, __removed__ removed', { changed, removed }) : t('status.runDoneNoRemoval', 'run done: __changed__ sent', { changed }),
+          text: report.removals ? say('runDone', 'run done: __changed__ sent, __removed__ removed', { changed, removed }) : say('runDoneNoRemoval', 'run done: __changed__ sent', { changed }),
         });
       } else {
-        show({ fill: 'green', shape: 'ring', text: t('status.page', 'page __page__: __changed__ sent', { page: sync.page, changed }) });
+        show({ fill: 'green', shape: 'ring', text: say('page', 'page __page__: __changed__ sent', { page: sync.page, changed }) });
       }
       done();
     }
@@ -228,7 +232,7 @@ export = function register(RED: NodeAPI): void {
       }
       const clients = Array.isArray(ctx?.clients) ? (ctx!.clients as JobClient[]).filter((c) => c && typeof c.intuneId === 'string') : undefined;
       const parts = statusFromResult(r, clients);
-      show({ fill: 'blue', shape: 'dot', text: t('status.sendingStatus', 'job __jobId__: sending status', { jobId: r.jobId }) });
+      show({ fill: 'blue', shape: 'dot', text: say('sendingStatus', 'job __jobId__: sending status', { jobId: r.jobId }) });
       const out = { jobId: r.jobId, serverId: server.serverId, state: parts.state, ...(parts.reason ? { reason: parts.reason } : {}) };
       try {
         const { reply, attempts } = await cfg!.client().call(
@@ -238,13 +242,13 @@ export = function register(RED: NodeAPI): void {
         );
         if (closing) return done();
         send({ ...msg, topic: 'acmp/jobStatus', payload: { ...out, sent: true, code: reply.code, attempts } } as unknown as NodeMessageInFlow);
-        show({ fill: parts.state === 'finished' ? 'green' : 'yellow', shape: 'dot', text: t('status.statusSent', 'job __jobId__: __state__', { jobId: r.jobId, state: parts.state }) });
+        show({ fill: parts.state === 'finished' ? 'green' : 'yellow', shape: 'dot', text: say('statusSent', 'job __jobId__: __state__', { jobId: r.jobId, state: parts.state }) });
         done();
       } catch (err) {
         if ((err as SicsError).code === 'aborted' || closing) return done();
         const e = err as SicsError;
         send({ ...msg, topic: 'acmp/jobStatus', payload: { ...out, sent: false, ...(typeof e.resultCode === 'number' ? { code: e.resultCode } : {}), error: e.message } } as unknown as NodeMessageInFlow);
-        show({ fill: 'red', shape: 'dot', text: t('status.statusFailed', 'job __jobId__: status not sent', { jobId: r.jobId }) });
+        show({ fill: 'red', shape: 'dot', text: say('statusFailed', 'job __jobId__: status not sent', { jobId: r.jobId }) });
         done(new Error(t('errors.statusFailed', 'The status of job __jobId__ could not be sent to ACMP server __server__: __message__', { jobId: r.jobId, server: server.serverId, message: e.message })));
       }
     }
@@ -265,7 +269,7 @@ export = function register(RED: NodeAPI): void {
         const instance = typeof m.instance === 'string' ? m.instance : typeof msg.payload === 'string' ? msg.payload : '';
         if (!instance) return done(new Error(t('errors.resendInstance', 'acmp/resend needs the instance in msg.instance')));
         await getPublisher().reset(instance, resolveServers(cfg.servers(), settings.serverId));
-        show({ fill: 'grey', shape: 'dot', text: t('status.reset', 'forgot what was sent for __instance__', { instance }) });
+        show({ fill: 'grey', shape: 'dot', text: say('reset', 'forgot what was sent for __instance__', { instance }) });
         send({ ...msg, topic: 'acmp/resend', payload: { instance, reset: true } } as unknown as NodeMessageInFlow);
         return done();
       }
@@ -277,7 +281,7 @@ export = function register(RED: NodeAPI): void {
       chain = chain.then(() =>
         handle(msg, send, done).catch((err) => {
           if ((err as SicsError)?.code === 'aborted' || closing) return done();
-          show({ fill: 'red', shape: 'dot', text: t('status.error', 'error') });
+          show({ fill: 'red', shape: 'dot', text: say('error', 'error') });
           done(err instanceof Error ? err : new Error(String(err)));
         }),
       );

@@ -14,7 +14,8 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { ActionName } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune-config-api';
-import type { Health } from '../lib/config-health';
+import { healthPart, type Health } from '../lib/config-health';
+import { StatusTexts, type IntuneNodeStatus, type StatusParam } from '../lib/status-text';
 import type { RequestStats } from '../lib/graph-client';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { parseActionSettings, ACTION_DEFAULTS, type ActionNodeProperties, type ActionSettings } from '../lib/action-settings';
@@ -59,10 +60,12 @@ const STATUS_TICK_MS = 500;
 const THROTTLED_SHOWN_MS = 3000;
 
 export = function register(RED: NodeAPI): void {
+  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-action');
+  const say = (key: string, en: string, params?: Record<string, StatusParam>) => texts.msg(`status.${key}`, en, params);
+
   function IntuneAction(this: Node, def: IntuneActionDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const t = (key: string, params?: Record<string, unknown>) => RED._(`intune-action.${key}`, params as never);
 
     let settings: ActionSettings | undefined;
     let settingsProblem: string | undefined;
@@ -79,7 +82,7 @@ export = function register(RED: NodeAPI): void {
     let closing = false;
     const jobs = new Set<Job>();
     const running = new Set<string>();
-    let last: { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: string } | undefined;
+    let last: IntuneNodeStatus | undefined;
     let ticker: NodeJS.Timeout | undefined;
 
     const contextStorage = (() => {
@@ -105,15 +108,15 @@ export = function register(RED: NodeAPI): void {
 
     // ------------------------------------------------------------ status
 
-    function idleStatus() {
-      if (settingsProblem) return { fill: 'red' as const, shape: 'ring' as const, text: t('status.misconfigured') };
-      if (!cfg) return { fill: 'red' as const, shape: 'ring' as const, text: t('status.noConfig') };
-      if (health && health.level === 'error') return { fill: 'red' as const, shape: 'ring' as const, text: health.text };
+    function idleStatus(): IntuneNodeStatus {
+      if (settingsProblem) return texts.status('red', 'ring', say('misconfigured', 'misconfigured'));
+      if (!cfg) return texts.status('red', 'ring', say('noConfig', 'no Intune connection selected'));
+      if (health && health.level === 'error') return texts.status('red', 'ring', healthPart(health));
       // A connection warning (e.g. the certificate expires soon) shows on the node admins look at.
-      if (health && health.level === 'warn') return { fill: 'yellow' as const, shape: 'ring' as const, text: health.text };
-      if (settings?.dryRun) return { fill: 'yellow' as const, shape: 'ring' as const, text: t('status.idleDryRun') };
-      if (!store.persistent) return { fill: 'yellow' as const, shape: 'ring' as const, text: t('status.idleMemory', { store: store.name }) };
-      return { fill: 'grey' as const, shape: 'ring' as const, text: t('status.idle') };
+      if (health && health.level === 'warn') return texts.status('yellow', 'ring', healthPart(health));
+      if (settings?.dryRun) return texts.status('yellow', 'ring', say('idleDryRun', 'idle (dry run)'));
+      if (!store.persistent) return texts.status('yellow', 'ring', say('idleMemory', 'idle (job memory not persistent: __store__)', { store: store.name }));
+      return texts.status('grey', 'ring', say('idle', 'idle'));
     }
 
     function render() {
@@ -136,11 +139,11 @@ export = function register(RED: NodeAPI): void {
           phase = j.progress.phase;
           action = j.action;
         }
-        const params = { done, total, action: jobs.size === 1 ? action : `${jobs.size} jobs`, jobs: jobs.size };
-        if (throttled) node.status({ fill: 'yellow', shape: 'dot', text: t('status.throttled', params) });
-        else if (phase === 'following') node.status({ fill: 'blue', shape: 'ring', text: t('status.following', params) });
-        else if (phase === 'checking') node.status({ fill: 'blue', shape: 'ring', text: t('status.checking', params) });
-        else node.status({ fill: 'blue', shape: 'dot', text: t('status.running', params) });
+        const params = { done, total, action: jobs.size === 1 ? (action ?? '') : say('jobs', '__jobs__ jobs', { jobs: jobs.size }) };
+        if (throttled) node.status(texts.status('yellow', 'dot', say('throttled', 'throttled: __done__ of __total__', params)));
+        else if (phase === 'following') node.status(texts.status('blue', 'ring', say('following', 'following up: __done__ of __total__ done', params)));
+        else if (phase === 'checking') node.status(texts.status('blue', 'ring', say('checking', '__action__: checking __done__ of __total__', params)));
+        else node.status(texts.status('blue', 'dot', say('running', '__action__: __done__ of __total__', params)));
         return;
       }
       node.status(last ?? idleStatus());
@@ -149,12 +152,12 @@ export = function register(RED: NodeAPI): void {
     function showResult(report: ActionReport, replayed = false) {
       const c = report.counts;
       const params = { accepted: c.accepted, failed: c.failed, notFound: c.notFound, unsupported: c.unsupported, rejected: c.rejected, total: report.results.length, jobId: report.jobId };
-      if (replayed) last = { fill: 'yellow', shape: 'ring', text: t('status.replayed', params) };
-      else if (report.dryRun) last = { fill: 'yellow', shape: 'ring', text: t('status.dryRun', params) };
-      else if (report.status === 'finished') last = { fill: 'green', shape: 'dot', text: t('status.finished', params) };
-      else if (report.status === 'partial') last = { fill: 'yellow', shape: 'dot', text: t('status.partial', params) };
-      else if (report.status === 'rejected') last = { fill: 'red', shape: 'ring', text: t('status.rejected', { ...params, reason: report.code ?? '' }) };
-      else last = { fill: 'red', shape: 'dot', text: t('status.failed', params) };
+      if (replayed) last = texts.status('yellow', 'ring', say('replayed', 'replayed job __jobId__', { jobId: params.jobId }));
+      else if (report.dryRun) last = texts.status('yellow', 'ring', say('dryRun', 'dry run: __accepted__ of __total__ would be sent', { accepted: params.accepted, total: params.total }));
+      else if (report.status === 'finished') last = texts.status('green', 'dot', say('finished', 'finished: __accepted__ of __total__ accepted', { accepted: params.accepted, total: params.total }));
+      else if (report.status === 'partial') last = texts.status('yellow', 'dot', say('partial', 'partial: __accepted__ of __total__ accepted', { accepted: params.accepted, total: params.total }));
+      else if (report.status === 'rejected') last = texts.status('red', 'ring', say('rejected', 'rejected: __reason__', { reason: report.code ?? '' }));
+      else last = texts.status('red', 'dot', say('failed', 'failed: __failed__ failed, __notFound__ not found, __unsupported__ unsupported', { failed: params.failed, notFound: params.notFound, unsupported: params.unsupported }));
       render();
     }
 
@@ -390,7 +393,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
       handle(msg, send, done).catch((err) => {
-        node.status({ fill: 'red', shape: 'dot', text: t('status.error') });
+        node.status(texts.status('red', 'dot', say('error', 'error')));
         done(err instanceof Error ? err : new Error(String(err)));
       });
     });

@@ -16,6 +16,7 @@
  * tenant's compliance policies for the policy picker.
  */
 import { SourceStatus } from '../lib/source-status';
+import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/status-text';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import type { Request, Response } from 'express';
 import type { ComplianceViolation } from '../lib/contracts';
@@ -66,6 +67,8 @@ export = function register(RED: NodeAPI): void {
     }
     return s && s !== id ? s : en;
   };
+
+  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-compliance');
 
   /** The deployed configuration of a node (env references as they are). */
   function deployedDef(id: string): Record<string, unknown> | undefined {
@@ -121,7 +124,7 @@ export = function register(RED: NodeAPI): void {
     if (store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the time of the last run is kept in the default store "${store.name}"`);
     const state = new ContextValue<ComplianceRunState>(node.context() as unknown as ContextLike, STATE_KEY, store.unknown ? undefined : settings?.store || undefined);
 
-    const status = new SourceStatus(node, t, store.persistent, () => runner.busy);
+    const status = new SourceStatus(node, texts, store.persistent, () => runner.busy);
 
     const runner = new SyncRunner<ComplianceViolation>({
       topic: TOPIC,
@@ -181,20 +184,20 @@ export = function register(RED: NodeAPI): void {
       const phaseText = (phase: ScanPhase, page: number) => {
         switch (phase) {
           case 'policies':
-            return t('status.policies', 'full: policies');
+            return texts.status('blue', 'dot', texts.msg('status.policies', 'full: policies'));
           case 'devices':
-            return t('status.devices', `full: non-compliant devices, page ${page}`, { page });
+            return texts.status('blue', 'dot', texts.msg('status.devices', 'full: non-compliant devices, page __page__', { page }));
           case 'duplicates':
-            return t('status.duplicates', `full: duplicates, page ${page}`, { page });
+            return texts.status('blue', 'dot', texts.msg('status.duplicates', 'full: duplicates, page __page__', { page }));
           default:
-            return t('status.report', `full: report page ${page}`, { page });
+            return texts.status('blue', 'dot', texts.msg('status.report', 'full: report page __page__', { page }));
         }
       };
       let current = phaseText('policies', 1);
       run.on('throttled', (ms: number) =>
-        status.show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+        status.show(texts.status('yellow', 'ring', texts.msg('status.throttled', 'throttled, waiting __seconds__ s', { seconds: Math.ceil(ms / 1000) }))),
       );
-      run.on('resumed', () => status.show({ fill: 'blue', shape: 'dot', text: current }));
+      run.on('resumed', () => status.show(current));
       try {
         for await (const { violations } of scanCompliance({
           graph: conn.graph,
@@ -212,7 +215,7 @@ export = function register(RED: NodeAPI): void {
           warn: (m) => node.warn(m),
           onPhase: (phase, page) => {
             current = phaseText(phase, page);
-            status.show({ fill: 'blue', shape: 'dot', text: current });
+            status.show(current);
           },
         })) {
           run.counts.items = tally.items;
@@ -230,20 +233,16 @@ export = function register(RED: NodeAPI): void {
       await state.set({ v: 1, tenantId, lastRunAt: run.startedAt });
     }
 
-    function resultStatus(sum: RunSummary): NodeStatus {
+    function resultStatus(sum: RunSummary): IntuneNodeStatus {
       const time = sum.finishedAt.slice(11, 16);
       const skipped = Object.values(sum.stats.skipped).reduce((a, b) => a + b, 0);
       if (sum.result === 'completed') {
-        return {
-          fill: 'green',
-          shape: 'dot',
-          text:
-            t('status.done', `${sum.stats.emitted} violations, ${skipped} skipped · ${time} UTC`, { emitted: sum.stats.emitted, skipped, time }) + status.memoryNote,
-        };
+        const done = texts.msg('status.done', '__emitted__ violations, __skipped__ skipped · __time__ UTC', { emitted: sum.stats.emitted, skipped, time });
+        return texts.status('green', 'dot', done, ...status.memoryNote);
       }
-      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + status.memoryNote };
-      const why = sum.stats.error ?? '';
-      return { fill: 'red', shape: 'ring', text: t('status.failed', `failed: ${why}`, { error: why }).slice(0, 80) };
+      if (sum.result === 'aborted') return texts.status('yellow', 'ring', texts.msg('status.cancelled', 'cancelled · __time__ UTC', { time }), ...status.memoryNote);
+      // The error itself stays in the runtime's language, as in the log.
+      return texts.status('red', 'ring', texts.msg('status.failed', 'failed: __error__', { error: shorten(sum.stats.error ?? '', 70) }));
     }
 
     function runError(sum: RunSummary & { cause?: unknown }): Error {
@@ -254,7 +253,7 @@ export = function register(RED: NodeAPI): void {
 
     function startRun(trigger: 'message' | 'schedule') {
       const started = runner.start('full', instanceName(), trigger, work, () => {
-        status.show({ fill: 'blue', shape: 'dot', text: t('status.starting', 'full: starting') });
+        status.show(texts.status('blue', 'dot', texts.msg('status.starting', 'full: starting')));
       });
       if (!started) {
         const active = runner.active!;

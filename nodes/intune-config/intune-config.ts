@@ -68,7 +68,7 @@ export = function register(RED: NodeAPI): void {
       if (conn.certificate) recheck = setInterval(checkCertificateExpiry, CERT_RECHECK_MS);
     } catch (err) {
       problem = err as Error;
-      node.board.set({ level: 'error', key: 'intune-config.status.error', text: problem.message });
+      node.board.set({ level: 'error', key: 'intune-config.status.error', text: problem.message, literal: true });
       // Only the plain message: ConnectionError never carries a secret.
       node.error(`Intune connection not usable: ${problem.message}`);
     }

@@ -12,7 +12,8 @@
  * the dialog's current (undeployed) settings, what a run would pass on.
  */
 import { SourceStatus } from '../lib/source-status';
-import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
+import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/status-text';
+import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import type { Request, Response } from 'express';
 import type { Device, SyncMode } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune-config-api';
@@ -71,6 +72,10 @@ export = function register(RED: NodeAPI): void {
     return s && s !== id ? s : en;
   };
 
+  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-devices');
+  /** "full" / "incremental" in the editor's language. */
+  const modeWord = (mode: SyncMode) => texts.msg(`status.mode.${mode}`, mode);
+
   function IntuneDevices(this: Node, def: IntuneDevicesDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -89,7 +94,7 @@ export = function register(RED: NodeAPI): void {
     if (store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the watermark is kept in the default store "${store.name}"`);
     const state = new ContextValue<DeviceSyncState>(node.context() as unknown as ContextLike, STATE_KEY, store.unknown ? undefined : settings?.store || undefined);
 
-    const status = new SourceStatus(node, t, store.persistent, () => runner.busy);
+    const status = new SourceStatus(node, texts, store.persistent, () => runner.busy);
 
     const runner = new SyncRunner<Device>({
       topic: TOPIC,
@@ -144,14 +149,18 @@ export = function register(RED: NodeAPI): void {
       run.counts.skipped = tally.skipped;
       run.counts.details = { platforms: tally.platforms, since: since ?? null, graphVersion: s.graphVersion };
       const pageText = (pass: 'duplicates' | 'devices', page: number) =>
-        pass === 'duplicates'
-          ? t('status.duplicates', `${run.mode}: duplicates, page ${page}`, { mode: run.mode, page })
-          : t('status.running', `${run.mode}: page ${page}`, { mode: run.mode, page });
+        texts.status(
+          'blue',
+          'dot',
+          pass === 'duplicates'
+            ? texts.msg('status.duplicates', '__mode__: duplicates, page __page__', { mode: modeWord(run.mode), page })
+            : texts.msg('status.running', '__mode__: page __page__', { mode: modeWord(run.mode), page }),
+        );
       let current = pageText('devices', 0);
       run.on('throttled', (ms: number) =>
-        status.show({ fill: 'yellow', shape: 'ring', text: t('status.throttled', `throttled, waiting ${Math.ceil(ms / 1000)} s`, { seconds: Math.ceil(ms / 1000) }) }),
+        status.show(texts.status('yellow', 'ring', texts.msg('status.throttled', 'throttled, waiting __seconds__ s', { seconds: Math.ceil(ms / 1000) }))),
       );
-      run.on('resumed', () => status.show({ fill: 'blue', shape: 'dot', text: current }));
+      run.on('resumed', () => status.show(current));
 
       for await (const { devices } of scanDevices({
         graph: conn.graph,
@@ -168,7 +177,7 @@ export = function register(RED: NodeAPI): void {
         tally,
         onPage: (pass, page) => {
           current = pageText(pass, page);
-          status.show({ fill: 'blue', shape: 'dot', text: current });
+          status.show(current);
         },
       })) {
         run.counts.items = tally.read;
@@ -192,25 +201,16 @@ export = function register(RED: NodeAPI): void {
       });
     }
 
-    function resultStatus(sum: RunSummary): NodeStatus {
+    function resultStatus(sum: RunSummary): IntuneNodeStatus {
       const time = sum.finishedAt.slice(11, 16);
       const skipped = Object.values(sum.stats.skipped).reduce((a, b) => a + b, 0);
       if (sum.result === 'completed') {
-        return {
-          fill: 'green',
-          shape: 'dot',
-          text:
-            t('status.done', `${sum.mode}: ${sum.stats.emitted} devices, ${skipped} skipped · ${time} UTC`, {
-              mode: sum.mode,
-              emitted: sum.stats.emitted,
-              skipped,
-              time,
-            }) + status.memoryNote,
-        };
+        const done = texts.msg('status.done', '__mode__: __emitted__ devices, __skipped__ skipped · __time__ UTC', { mode: modeWord(sum.mode), emitted: sum.stats.emitted, skipped, time });
+        return texts.status('green', 'dot', done, ...status.memoryNote);
       }
-      if (sum.result === 'aborted') return { fill: 'yellow', shape: 'ring', text: t('status.cancelled', `cancelled · ${time} UTC`, { time }) + status.memoryNote };
-      const why = sum.stats.error ?? '';
-      return { fill: 'red', shape: 'ring', text: t('status.failed', `failed: ${why}`, { error: why }).slice(0, 80) };
+      if (sum.result === 'aborted') return texts.status('yellow', 'ring', texts.msg('status.cancelled', 'cancelled · __time__ UTC', { time }), ...status.memoryNote);
+      // The error itself stays in the runtime's language, as in the log.
+      return texts.status('red', 'ring', texts.msg('status.failed', 'failed: __error__', { error: shorten(sum.stats.error ?? '', 70) }));
     }
 
     function runError(sum: RunSummary & { cause?: unknown }): Error {
@@ -222,7 +222,7 @@ export = function register(RED: NodeAPI): void {
     /** Starts a run; undefined when one is running (after warning). */
     function startRun(mode: SyncMode, trigger: 'message' | 'schedule') {
       const started = runner.start(mode, instanceName(), trigger, work, (run) => {
-        status.show({ fill: 'blue', shape: 'dot', text: t('status.starting', `${mode}: starting`, { mode }) });
+        status.show(texts.status('blue', 'dot', texts.msg('status.starting', '__mode__: starting', { mode: modeWord(mode) })));
         void run;
       });
       if (!started) {

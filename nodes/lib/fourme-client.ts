@@ -652,7 +652,7 @@ export class FourMeClient {
           this.token = undefined;
           continue;
         }
-        const why = serverMessage(res.data);
+        const why = serverMessage(res.data).replace(/[.\s]+$/, '');
         throw new FourMeError(
           'auth',
           (this.opts.auth.kind === 'oauth'
@@ -664,7 +664,7 @@ export class FourMeClient {
         );
       }
       if (status === 403) {
-        const why = serverMessage(res.data);
+        const why = serverMessage(res.data).replace(/[.\s]+$/, '');
         throw new FourMeError('forbidden', `4me refused the request (HTTP 403)${why ? `: ${why}` : ''}. Check the token's scopes and the account id "${this.opts.accountId}"`, { status, requestId });
       }
       if (status === 404) {

@@ -3,31 +3,31 @@
  * last result when idle, the connection's health when it has something to
  * say (red for errors, yellow for warnings such as an expiring certificate),
  * a note when run state lives in a store that does not survive a restart,
- * and nothing after close.
+ * and nothing after close. Texts are sent in the form the editor translates
+ * into its own language (status-text.ts).
  */
-import type { Node, NodeStatus } from 'node-red';
-import type { Health, HealthBoard } from './config-health';
-
-export type Translate = (key: string, fallback: string, params?: Record<string, string | number>) => string;
+import type { Node } from 'node-red';
+import { healthPart, type Health, type HealthBoard } from './config-health';
+import { shorten, type IntuneNodeStatus, type StatusMessage, type StatusTexts } from './status-text';
 
 export class SourceStatus {
   private closed = false;
   private health: Health | undefined;
   /** Appended to result texts when the state is in memory only. */
-  readonly memoryNote: string;
-  last: NodeStatus;
+  readonly memoryNote: StatusMessage[];
+  last: IntuneNodeStatus;
 
   constructor(
     private readonly node: Node,
-    private readonly t: Translate,
+    readonly texts: StatusTexts,
     persistent: boolean,
     private readonly busy: () => boolean,
   ) {
-    this.memoryNote = persistent ? '' : t('status.notPersistent', ' · state in memory only');
-    this.last = { fill: 'grey', shape: 'ring', text: t('status.idle', 'idle') + this.memoryNote };
+    this.memoryNote = persistent ? [] : [texts.msg('status.notPersistent', ' · state in memory only')];
+    this.last = texts.status('grey', 'ring', texts.msg('status.idle', 'idle'), ...this.memoryNote);
   }
 
-  show(s: NodeStatus): void {
+  show(s: IntuneNodeStatus): void {
     if (!this.closed) this.node.status(s);
   }
 
@@ -36,21 +36,21 @@ export class SourceStatus {
     if (this.busy()) return;
     const h = this.health;
     if (h && h.level !== 'ok') {
-      const text = this.t('status.connection', `connection: ${h.text}`, { text: h.text });
-      this.show({ fill: h.level === 'error' ? 'red' : 'yellow', shape: 'ring', text });
+      const text = this.texts.msg('status.connection', 'connection: __text__', { text: healthPart(h) });
+      this.show(this.texts.status(h.level === 'error' ? 'red' : 'yellow', 'ring', text));
     } else this.show(this.last);
   }
 
   /** Records a run's result and shows it. */
-  result(s: NodeStatus): void {
+  result(s: IntuneNodeStatus): void {
     this.last = s;
     this.idle();
   }
 
-  /** A configuration problem: red ring (shortened) and an error in the log. */
+  /** A configuration problem: red ring (its message, shortened, in the runtime's language) and an error in the log. */
   problem(err: Error): void {
     const m = err.message;
-    this.show({ fill: 'red', shape: 'ring', text: m.length > 60 ? `${m.slice(0, 57)}…` : m });
+    this.show(this.texts.status('red', 'ring', shorten(m, 58)));
     this.node.error(`Not started: ${m}`);
   }
 

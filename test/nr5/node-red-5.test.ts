@@ -15,6 +15,9 @@ import { expect } from 'chai';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../../sim/node-red-runner';
 import { startSimEnv, configFlow, type SimEnv } from '../support/sim-env';
 import { startAcmpEnv, SICS_PASSWORD, SICS_USER } from '../support/acmp-fixtures';
+import { launchChromium, cleanupChromiumDirs } from '../browser/support/chromium';
+import { Editor } from '../browser/support/editor';
+import { text } from '../browser/support/catalog';
 
 interface Nr5Env {
   nodeBinary: string;
@@ -134,6 +137,22 @@ describe('Node-RED 5 on Node.js 22.9+', function () {
     expect(sum.emitted).to.be.greaterThan(0);
     expect(del.delivered, 'devices that reached the next node').to.equal(sum.emitted);
     expect(del.mode).to.equal('full');
+  });
+
+  it('shows that run\u2019s status in the editor\u2019s language (a German editor in headless Chromium)', async () => {
+    const browser = await launchChromium();
+    try {
+      const shots = path.join(process.env.TEST_OUTPUT_DIR || path.join(repoRoot, '.test-output'), 'screenshots');
+      const ed = await Editor.open(browser, red!.url, shots, { language: 'de' });
+      const de = (key: string, params?: Record<string, string | number>) => text('intune-devices', 'de', `intune-devices.${key}`, params);
+      const want = de('status.done', { mode: de('status.mode.full'), emitted: '@N', skipped: '@N', time: '@T' }) + de('status.notPersistent');
+      const re = new RegExp(`^${want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/@N/g, '\\d+').replace(/@T/g, '\\d\\d:\\d\\d')}$`);
+      await ed.waitForStatus('nr5-devices', { shape: 'dot-green', text: re });
+      await ed.screenshot('canvas-node-red-5-status-de', ed.page.locator('#red-ui-workspace-chart'));
+    } finally {
+      await browser.close();
+      cleanupChromiumDirs();
+    }
   });
 
   it('an ACMP instance made by the shipped instance tool runs its first sync into a simulated ACMP server', async () => {

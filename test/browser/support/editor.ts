@@ -59,7 +59,13 @@ export class Editor {
     const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: 'en-US' });
     if (opts.language) {
       // What the user settings' language select stores; read when the editor starts.
-      await context.addInitScript((lang: string) => localStorage.setItem('editor-language', lang), opts.language);
+      // Only the first time: a language chosen later in the user settings survives reloads.
+      await context.addInitScript((lang: string) => {
+        if (!sessionStorage.getItem('intune-test-language')) {
+          sessionStorage.setItem('intune-test-language', lang);
+          localStorage.setItem('editor-language', lang);
+        }
+      }, opts.language);
     }
     const page = await context.newPage();
     page.setDefaultTimeout(20_000);

@@ -241,6 +241,29 @@ describe('intune-acmp nodes', function () {
       expect(env.sics.stats.publishes).to.equal(publishes);
     });
 
+    it('a run that would remove more than the removal limit removes nothing, says why and turns yellow; a higher limit lets it through', async () => {
+      const instance = 'LimitTest_1';
+      await deploySink({ serverId: 'SRV1', removalLimitPercent: 50 });
+      const srv = env.servers[0];
+      await feed('sink', syncPages(all, { instance }));
+      const few = all.slice(0, 12); // 18 of 30 gone: 60 %
+      const held = await feed('sink', syncPages(few, { instance }));
+      const end = reports(held)[0];
+      expect(end.removals!.map((r) => [r.candidates, r.removed, r.heldBack])).to.deep.equal([[18, 0, '18 of the 30 devices this instance sent would be removed, more than the limit of 50 %: nothing was removed. Check the source\'s filters, or raise the limit']]);
+      expect(String(held.errors[0])).to.match(/more than the limit of 50 %/);
+      expect(ids(srv.storedDevices(instance))).to.deep.equal(ids(all));
+      const sink = helper.getNode('sink') as unknown as { status: { lastCall: { args: [{ fill: string }] } } };
+      expect(sink.status.lastCall.args[0].fill).to.equal('yellow');
+      await helper.unload();
+      await deploySink({ serverId: 'SRV1', removalLimitPercent: 60 });
+      const second = 'LimitTest_2';
+      const all2 = Array.from({ length: 30 }, (_, i) => makeDevice({ name: `E${i}` }));
+      await feed('sink', syncPages(all2, { instance: second }));
+      const through = reports(await feed('sink', syncPages(all2.slice(0, 12), { instance: second })))[0];
+      expect(through.removals!.map((r) => [r.candidates, r.removed, r.heldBack ?? null])).to.deep.equal([[18, 18, null]]);
+      expect(ids(srv.storedDevices(second))).to.deep.equal(ids(all2.slice(0, 12)));
+    });
+
     it('"acmp/resend" forgets what was published: the next run sends everything again', async () => {
       await deploySink({ serverId: 'SRV1' });
       await feed('sink', syncPages(fewer, { instance: INSTANCE }));

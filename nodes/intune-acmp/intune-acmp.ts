@@ -31,6 +31,7 @@ interface AcmpSinkDef extends NodeDef {
   onDemandDefinition?: string;
   batchSize?: string | number;
   reconcile?: boolean | string;
+  removalLimitPercent?: string | number;
   store?: string;
   replyTimeoutSec?: string | number;
 }
@@ -39,13 +40,14 @@ type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
 type Done = (err?: Error) => void;
 type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
 
-const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60 } as const;
+const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60, removalLimitPercent: 50 } as const;
 
 interface SinkSettings {
   serverId: string;
   onDemandDefinition: string;
   batchSize: number;
   reconcile: boolean;
+  removalLimitPercent: number;
   store: string;
   replyTimeoutMs: number;
 }
@@ -65,6 +67,7 @@ function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
     onDemandDefinition: odd,
     batchSize: num(def.batchSize, SINK_DEFAULTS.batchSize, 'Devices per message', 1, 5000),
     reconcile: !(def.reconcile === false || def.reconcile === 'false'),
+    removalLimitPercent: num(def.removalLimitPercent, SINK_DEFAULTS.removalLimitPercent, 'The removal limit (%)', 1, 100),
     store: typeof def.store === 'string' ? def.store.trim() : '',
     replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
   };
@@ -135,6 +138,7 @@ export = function register(RED: NodeAPI): void {
           onDemandDefinition: settings!.onDemandDefinition,
           batchSize: settings!.batchSize,
           reconcile: settings!.reconcile,
+          removalLimitPercent: settings!.removalLimitPercent,
           store: stateStore,
           replyTimeoutMs: settings!.replyTimeoutMs,
           log: { warn: (m) => node.warn(m), debug: (m) => node.debug(m) },
@@ -200,7 +204,9 @@ export = function register(RED: NodeAPI): void {
       const removed = (report.removals ?? []).reduce((a, r) => a + r.removed + r.notThere, 0);
       send({ ...msg, topic: 'acmp/devices', payload: report } as unknown as NodeMessageInFlow);
       if (problems.length) {
-        show({ fill: 'red', shape: 'dot', text: say('failed', 'page __page__: __failed__ device(s) failed', { page: sync.page, failed }) });
+        const heldBack = failed === 0 && (report.removals ?? []).some((r) => r.heldBack);
+        if (heldBack) show({ fill: 'yellow', shape: 'dot', text: say('heldBack', 'run done: __changed__ sent, removals held back (limit)', { changed }) });
+        else show({ fill: 'red', shape: 'dot', text: say('failed', 'page __page__: __failed__ device(s) failed', { page: sync.page, failed }) });
         done(new Error(t('errors.publishFailed', '__count__ problem(s) while publishing; first: __first__', { count: problems.length, first: problems[0] })));
         return;
       }

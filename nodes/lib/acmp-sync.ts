@@ -41,6 +41,13 @@ export interface InventoryOptions {
   onDemandDefinition: string;
   batchSize: number;
   reconcile: boolean;
+  /**
+   * Most devices one run may remove from a server, as a share (%) of those
+   * this instance sent there. A full run that would remove more removes
+   * nothing and says why: a tenant does not lose half its devices overnight,
+   * a wrong filter or a broken source does.
+   */
+  removalLimitPercent?: number;
   store: StateStore;
   replyTimeoutMs?: number;
   log?: { warn(m: string): void; debug?(m: string): void };
@@ -72,6 +79,8 @@ export interface RemovalReport {
   notThere: number;
   failed: number;
   batches: BatchReport[];
+  /** Set when the removal limit stopped this server's removals. */
+  heldBack?: string;
 }
 
 export interface PageReport {
@@ -295,6 +304,13 @@ export class InventoryPublisher {
     }
     const gone = Object.keys(state.devices).filter((id) => !run.seen.has(id));
     out.candidates = gone.length;
+    const owned = Object.keys(state.devices).length;
+    const limit = this.o.removalLimitPercent ?? 100;
+    if (gone.length && (gone.length * 100) / owned > limit) {
+      out.heldBack = `${gone.length} of the ${owned} devices this instance sent would be removed, more than the limit of ${limit} %: nothing was removed. Check the source's filters, or raise the limit`;
+      report.warnings.push(`${server.serverId}: ${out.heldBack}`);
+      return out;
+    }
     let n = 0;
     for (const ids of chunks(gone, this.o.batchSize)) {
       n++;

@@ -45,6 +45,8 @@ interface DeviceSyncState {
 /** Context key of the state (no '.', which context reads as a path). */
 const STATE_KEY = 'intuneDevicesSync';
 const TOPIC = 'intune/devices';
+/** Devices per page message: one Graph page (managedDevices pages hold at most 1,000). */
+const PAGE_SIZE = 1000;
 /** Delay of the first scheduled run when nothing says it is due later. */
 
 function settingsFingerprint(s: DeviceSourceSettings, tenantId: string): string {
@@ -94,6 +96,8 @@ export = function register(RED: NodeAPI): void {
     const runner = new SyncRunner<Device>({
       topic: TOPIC,
       idPrefix: 'devices',
+      // Full pages even when the filters drop devices: sinks write in fixed batches.
+      fillPagesTo: PAGE_SIZE,
       send: (m: PageMessage<Device>) => node.send([m as unknown as NodeMessage, null]),
       sendSummary: (m: SummaryMessage) => node.send([null, m as unknown as NodeMessage]),
     });

@@ -20,6 +20,7 @@ import { isAbort } from '../lib/fourme-client';
 import { FourMeSink, SinkInputError, SinkSettingsError, TOPIC_DEVICES, parseSinkSettings, type PageOutcome, type RunSummary4me, type SinkSettings } from '../lib/fourme-sink';
 import { SinkStateStore } from '../lib/sink-fingerprints';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
+import { runProgress } from '../lib/run-progress';
 
 interface FourMeSinkDef extends NodeDef {
   fourme: string;
@@ -151,12 +152,25 @@ export = function register(RED: NodeAPI): void {
       return e;
     }
 
+    /** The run and page of a page message, for the source's flow control (run-progress.ts). */
+    const pageOf = (msg: NodeMessageInFlow): { runId: string; page: number; last: boolean } | undefined => {
+      const sync = (msg as { sync?: { runId?: unknown; page?: unknown; last?: unknown } }).sync;
+      return sync && typeof sync.runId === 'string' && Number.isInteger(sync.page) ? { runId: sync.runId, page: sync.page as number, last: sync.last === true } : undefined;
+    };
+
     let chain: Promise<void> = Promise.resolve();
     node.on('input', (msg: NodeMessageInFlow, send, done) => {
       if (problem || !sink) {
         done(new Error(problem?.message ?? 'Not configured'));
         return;
       }
+      const pg = pageOf(msg);
+      if (pg) runProgress.received(pg.runId, node.id, pg.page);
+      const progressed = () => {
+        if (!pg) return;
+        runProgress.finished(pg.runId, node.id, pg.page);
+        if (pg.last) runProgress.release(pg.runId, node.id);
+      };
       chain = chain.then(async () => {
         if (closed) return;
         busy = true;
@@ -176,10 +190,12 @@ export = function register(RED: NodeAPI): void {
           busy = false;
           working = undefined;
           showIdle();
+          progressed();
           done();
         } catch (err) {
           busy = false;
           working = undefined;
+          progressed();
           if (closed && isAbort(err)) return;
           const summary = (err as { summary?: RunSummary4me }).summary;
           if (summary) {
@@ -197,6 +213,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       unwatch?.();
+      runProgress.releaseAll(node.id);
       abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
       const timer = setTimeout(done, 5000);
       chain.then(

@@ -157,6 +157,11 @@ export class ActiveRun<T> extends EventEmitter {
     return this.signal.aborted;
   }
 
+  /** Page messages sent so far (the page held back for the `last` flag not counted). */
+  get pagesSent(): number {
+    return this.sentPages;
+  }
+
   /** Why the run was aborted, if it was. */
   get abortedBy(): AbortKind | undefined {
     return this.abortKind;

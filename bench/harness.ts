@@ -25,7 +25,7 @@ export async function startBenchRed(w: World, flow: FlowOptions, o: { echo?: boo
   const red = await startNodeRed({
     install: 'link',
     echo: o.echo,
-    env: { [TIME_SCALE_ENV]: String(w.scale) },
+    env: { [TIME_SCALE_ENV]: String(w.scale), NODE_OPTIONS: process.env.BENCH_RED_NODE_OPTIONS ?? '' },
     // Info is enough (the report lines are info); debug lines would only cost time.
     settings: { logging: { console: { level: 'info', metrics: false, audit: false } } },
   });

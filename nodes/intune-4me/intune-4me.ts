@@ -8,7 +8,9 @@
  * Output 1: per page, the result of every item. Output 2: per run, a
  * summary on its last page.
  *
- * Pages are handled one at a time, in arrival order. What the node
+ * Pages of device runs are handled two at a time (one waits for 4me's
+ * asynchronous results while the next is uploaded), everything else one at
+ * a time; results go out in arrival order. What the node
  * remembers (fingerprints of what 4me confirmed, the CIs and incidents this
  * instance owns) lives in node context, in the store chosen in the node,
  * per instance (`msg.sync.instance`).
@@ -17,7 +19,18 @@ import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus
 import type { Health } from '../lib/config-health';
 import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme-connection';
 import { isAbort } from '../lib/fourme-client';
-import { FourMeSink, SinkInputError, SinkSettingsError, TOPIC_DEVICES, parseSinkSettings, type PageOutcome, type RunSummary4me, type SinkSettings } from '../lib/fourme-sink';
+import {
+  FourMeSink,
+  SinkInputError,
+  SinkSettingsError,
+  TOPIC_DEVICES,
+  parseSinkSettings,
+  topicOf,
+  type PageOutcome,
+  type RunSummary4me,
+  type SinkMessage,
+  type SinkSettings,
+} from '../lib/fourme-sink';
 import { SinkStateStore } from '../lib/sink-fingerprints';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { runProgress } from '../lib/run-progress';
@@ -28,6 +41,8 @@ interface FourMeSinkDef extends NodeDef {
 }
 
 const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
+/** Device pages handled side by side (see the input handler). */
+const PAGES_IN_FLIGHT = 2;
 
 export = function register(RED: NodeAPI): void {
   const t = (key: string, en: string, params?: Record<string, string | number>): string => {
@@ -158,7 +173,34 @@ export = function register(RED: NodeAPI): void {
       return sync && typeof sync.runId === 'string' && Number.isInteger(sync.page) ? { runId: sync.runId, page: sync.page as number, last: sync.last === true } : undefined;
     };
 
-    let chain: Promise<void> = Promise.resolve();
+    // Pages of device runs are handled two at a time: while one page waits for 4me's
+    // asynchronous results, the next one's look-ups and uploads go out (the client's pacing
+    // keeps both under the limits). Everything else — compliance pages, other messages — is
+    // handled alone. Pages start, and report (send, done), in arrival order.
+    let starts: Promise<void> = Promise.resolve();
+    let reports: Promise<void> = Promise.resolve();
+    let running = 0;
+    let slotWaiters: Array<() => void> = [];
+    const acquire = async (weight: number) => {
+      while (running + weight > PAGES_IN_FLIGHT) await new Promise<void>((r) => slotWaiters.push(r));
+      running += weight;
+      busy = true;
+    };
+    const releaseSlots = (weight: number) => {
+      running -= weight;
+      if (!running) busy = false;
+      const ws = slotWaiters;
+      slotWaiters = [];
+      for (const w of ws) w();
+    };
+    const weightOf = (msg: NodeMessageInFlow): number => {
+      try {
+        return topicOf(msg as unknown as SinkMessage) === TOPIC_DEVICES && pageOf(msg) ? 1 : PAGES_IN_FLIGHT;
+      } catch {
+        return PAGES_IN_FLIGHT;
+      }
+    };
+
     node.on('input', (msg: NodeMessageInFlow, send, done) => {
       if (problem || !sink) {
         done(new Error(problem?.message ?? 'Not configured'));
@@ -171,11 +213,24 @@ export = function register(RED: NodeAPI): void {
         runProgress.finished(pg.runId, node.id, pg.page);
         if (pg.last) runProgress.release(pg.runId, node.id);
       };
-      chain = chain.then(async () => {
-        if (closed) return;
-        busy = true;
+      const weight = weightOf(msg);
+      const started = starts.then(() => acquire(weight));
+      starts = started;
+      const outcome = started.then(async () => {
+        if (closed) return { skipped: true as const };
         try {
-          const out = await sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal);
+          return { out: await sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal) };
+        } catch (err) {
+          return { err };
+        } finally {
+          releaseSlots(weight);
+        }
+      });
+      reports = reports.then(async () => {
+        const r = await outcome;
+        if ('skipped' in r) return;
+        if ('out' in r && r.out) {
+          const out = r.out;
           send(outputs(msg, out));
           if (out.summary) {
             lastStatus = resultStatus(out.summary);
@@ -187,26 +242,25 @@ export = function register(RED: NodeAPI): void {
               );
             }
           }
-          busy = false;
-          working = undefined;
+          if (!busy) working = undefined;
           showIdle();
           progressed();
           done();
-        } catch (err) {
-          busy = false;
-          working = undefined;
-          progressed();
-          if (closed && isAbort(err)) return;
-          const summary = (err as { summary?: RunSummary4me }).summary;
-          if (summary) {
-            send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
-          }
-          const e = explain(err);
-          const tooLong = e.message.length > 70 ? e.message.slice(0, 67) + '…' : e.message;
-          lastStatus = { fill: 'red', shape: 'ring', text: tooLong };
-          showIdle();
-          done(e);
+          return;
         }
+        const err = (r as { err: unknown }).err;
+        if (!busy) working = undefined;
+        progressed();
+        if (closed && isAbort(err)) return;
+        const summary = (err as { summary?: RunSummary4me }).summary;
+        if (summary) {
+          send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
+        }
+        const e = explain(err);
+        const tooLong = e.message.length > 70 ? e.message.slice(0, 67) + '…' : e.message;
+        lastStatus = { fill: 'red', shape: 'ring', text: tooLong };
+        showIdle();
+        done(e);
       });
     });
 
@@ -216,7 +270,7 @@ export = function register(RED: NodeAPI): void {
       runProgress.releaseAll(node.id);
       abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
       const timer = setTimeout(done, 5000);
-      chain.then(
+      reports.then(
         () => {
           clearTimeout(timer);
           done();

@@ -451,6 +451,21 @@ describe('intune-4me services', function () {
       expect(again.requests, 'cached').to.equal(0);
     });
 
+    it('a connection reset on the first try is repeated at once; further ones back off', async () => {
+      const c = client();
+      const stats = new FourMeStats();
+      sim.dropNext(1);
+      const t0 = Date.now();
+      await c.graphql(ME, {}, { stats });
+      expect(Date.now() - t0, 'no backoff for the first reset').to.be.below(800);
+      expect(stats.retries).to.equal(1);
+      sim.dropNext(2);
+      const t1 = Date.now();
+      await c.graphql(ME, {}, { stats });
+      expect(Date.now() - t1, 'the second reset backs off').to.be.at.least(1000);
+      expect(stats.retries).to.equal(3);
+    });
+
     it('follows an asynchronous result, and reports an expired link', async () => {
       const c = client();
       sim.setAsyncOptions({ delayMs: 150, pollsBeforeResult: 2 });

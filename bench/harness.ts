@@ -121,6 +121,12 @@ export interface Measured {
   sims: Json;
   /** The report lines of the runs, by tag. */
   runs: Record<string, Json>;
+  /** Time 4me took to answer GraphQL requests (ms, from the simulator's log of the last 1,000). */
+  fourmeAnswerMs?: { p50: number; p90: number; n: number };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0;
 }
 
 /**
@@ -141,7 +147,12 @@ export async function measure(b: BenchRed, w: World, injectId: string, tags: str
   if (res.status !== 200) throw new Error(`inject ${injectId}: HTTP ${res.status}`);
   const runs = await waitForLines(b, since, tags, timeoutMs);
   const end = Math.max(...tags.map((t) => Number(runs[t].at)));
+  const answers = w.fourme.requestLog
+    .filter((e) => e.route === 'graphql' && Date.parse(e.at) >= t0 && e.status === 200)
+    .map((e) => e.ms)
+    .sort((a, b) => a - b);
   return {
+    fourmeAnswerMs: answers.length ? { p50: percentile(answers, 0.5), p90: percentile(answers, 0.9), n: answers.length } : undefined,
     wallMs: end - t0,
     cpuMs: cpuMs(b.pid) - cpu0,
     simCpuMs: ownCpuMs() - own0,

@@ -7,8 +7,8 @@
  * 4me, per device: the person by e-mail (when the device has a user), the
  *   CI by source + sourceID, then configurationItemCreate or
  *   configurationItemUpdate. Products are remembered in memory (one
- *   productCreate per brand + model) — kinder to the naive way than most
- *   scripts are.
+ *   look-up, and productCreate when missing, per brand + model and run) —
+ *   kinder to the naive way than most scripts are.
  * ACMP, per device: one inventory message with that device, waiting for
  *   ACMP's reply (through our SICS client, batch size 1).
  */
@@ -26,7 +26,7 @@ export const NAIVE_SOURCE = 'IntuneScript';
 export interface NaiveResult {
   devices: number;
   graphRequests: number;
-  fourme: { requests: number; throttled: number; lookups: number; creates: number; updates: number; productCreates: number; failed: number };
+  fourme: { requests: number; throttled: number; lookups: number; creates: number; updates: number; productCreates: number; failed: number; errors: string[] };
   acmp: { messages: number; failed: number };
   wallMs: number;
 }
@@ -69,6 +69,7 @@ async function graphDevices(w: World, http: AxiosInstance, counter: { n: number 
 
 const Q_PERSON = `query($e: [String!]) { people(first: 1, view: all, filter: { primaryEmail: { values: $e }, disabled: false }) { nodes { id } } }`;
 const Q_CI = `query($s: [String!], $id: [String!]) { configurationItems(first: 1, filter: { source: { values: $s }, sourceID: { values: $id } }) { nodes { id } } }`;
+const Q_PRODUCT = `query($s: [String!], $id: [String!]) { products(first: 1, filter: { source: { values: $s }, sourceID: { values: $id } }) { nodes { id } } }`;
 const M_PRODUCT = `mutation($input: ProductCreateInput!) { productCreate(input: $input) { errors { path message } product { id } } }`;
 const M_CREATE = `mutation($input: ConfigurationItemCreateInput!) { configurationItemCreate(input: $input) { errors { path message } configurationItem { id } } }`;
 const M_UPDATE = `mutation($input: ConfigurationItemUpdateInput!) { configurationItemUpdate(input: $input) { errors { path message } configurationItem { id } } }`;
@@ -81,7 +82,11 @@ export async function naiveSync(w: World): Promise<NaiveResult> {
   const graph = { n: 0 };
   const devices = await graphDevices(w, http, graph);
 
-  const fm = { requests: 0, throttled: 0, lookups: 0, creates: 0, updates: 0, productCreates: 0, failed: 0 };
+  const fm = { requests: 0, throttled: 0, lookups: 0, creates: 0, updates: 0, productCreates: 0, failed: 0, errors: [] as string[] };
+  const failed = (what: string) => {
+    fm.failed++;
+    if (fm.errors.length < 3) fm.errors.push(what.slice(0, 200));
+  };
   const headers = { Authorization: `Bearer ${FOURME_TOKEN}`, 'X-4me-Account': FOURME_ACCOUNT, 'Content-Type': 'application/json' };
   const gql = async (query: string, variables: Record<string, unknown>) => {
     fm.requests++;
@@ -102,15 +107,23 @@ export async function naiveSync(w: World): Promise<NaiveResult> {
       }
       fm.lookups++;
       const c = (await gql(Q_CI, { s: [NAIVE_SOURCE], id: [d.id] })) as { configurationItems: { nodes: Array<{ id: string }> } };
-      const key = `${d.manufacturer ?? 'Unknown'}|${d.model ?? 'Unknown'}`;
+      const brand = d.manufacturer || 'Unknown';
+      const model = d.model || 'Unknown';
+      const key = `${brand}|${model}`.slice(0, 128);
       let productId = products.get(key);
       if (!productId) {
-        fm.productCreates++;
-        const r = (await gql(M_PRODUCT, {
-          input: { brand: d.manufacturer ?? 'Unknown', model: d.model ?? 'Unknown', name: `${d.manufacturer ?? 'Unknown'} ${d.model ?? 'Unknown'}`, category: 'computer/other_device', source: NAIVE_SOURCE, sourceID: key },
-        })) as { productCreate: { product: { id: string } | null } };
-        productId = r.productCreate.product?.id;
-        if (!productId) throw new Error('naive: product not created');
+        // Look up, then create: once per brand + model and run (remembered in memory).
+        fm.lookups++;
+        const found = (await gql(Q_PRODUCT, { s: [NAIVE_SOURCE], id: [key] })) as { products: { nodes: Array<{ id: string }> } };
+        productId = found.products.nodes[0]?.id;
+        if (!productId) {
+          fm.productCreates++;
+          const r = (await gql(M_PRODUCT, {
+            input: { brand, model, name: `${brand} ${model}`.slice(0, 160), category: 'computer/other_device', source: NAIVE_SOURCE, sourceID: key },
+          })) as { productCreate: { product: { id: string } | null; errors: unknown[] | null } };
+          productId = r.productCreate.product?.id;
+          if (!productId) throw new Error(`naive: product not created: ${JSON.stringify(r.productCreate.errors)}`);
+        }
         products.set(key, productId);
       }
       const fields = { name: d.name, serialNr: d.serialNumber, systemID: d.deepLinks.overview, lastSeenAt: d.lastContactAt, status: 'in_production', userIds, productId };
@@ -118,15 +131,14 @@ export async function naiveSync(w: World): Promise<NaiveResult> {
       if (existing) {
         fm.updates++;
         const r = (await gql(M_UPDATE, { input: { id: existing, ...fields } })) as { configurationItemUpdate: { errors: unknown[] | null } };
-        if (r.configurationItemUpdate.errors?.length) fm.failed++;
+        if (r.configurationItemUpdate.errors?.length) failed(JSON.stringify(r.configurationItemUpdate.errors));
       } else {
         fm.creates++;
         const r = (await gql(M_CREATE, { input: { ...fields, source: NAIVE_SOURCE, sourceID: d.id } })) as { configurationItemCreate: { errors: unknown[] | null } };
-        if (r.configurationItemCreate.errors?.length) fm.failed++;
+        if (r.configurationItemCreate.errors?.length) failed(JSON.stringify(r.configurationItemCreate.errors));
       }
     } catch (err) {
-      fm.failed++;
-      if (fm.failed < 3) console.warn(`naive: ${(err as Error).message}`);
+      failed((err as Error).message);
     }
   }
 

@@ -15,8 +15,9 @@
  * counters), CPU time and peak RSS of the Node-RED process, and its floor.
  */
 import { isoSeconds } from '../sim/tenant';
+import { DEFAULT_SKIP_STATES } from '../nodes/lib/device-filters';
 import { startWorld, FOURME_ACCOUNT, type World } from './world';
-import { startBenchRed, measure, type BenchRed, type Json, type Measured } from './harness';
+import { startBenchRed, measure, snapshot, diff, type BenchRed, type Json, type Measured } from './harness';
 import { acmpFloor, fourmeCiFloor, fourmeIncidentFloor, graphActionFloor, graphComplianceFloor, graphReadFloor, type ServiceFloor } from './floor';
 import { naiveSync, type NaiveResult } from './naive';
 
@@ -58,7 +59,7 @@ export const DEFAULT_CONFIG: BenchConfig = {
   nonCompliantShare: 0.05,
   changedShare: 0.01,
   lockDevices: 1000,
-  naiveDevices: 400,
+  naiveDevices: 200,
   deletedUsers: true,
   compliance: true,
   naive: true,
@@ -89,6 +90,8 @@ export interface ScenarioResult {
   floor: { graph?: ServiceFloor; fourme?: ServiceFloor; acmp?: ServiceFloor; timeMs: number };
   /** Figures the report shows for this scenario. */
   facts: Json;
+  /** 4me's answer times during the scenario (ms). */
+  fourmeAnswerMs?: { p50: number; p90: number; n: number };
   runs: Record<string, Json>;
 }
 
@@ -103,7 +106,7 @@ export interface BenchResults {
   compliance?: ScenarioResult;
   naive?: {
     devices: number;
-    naive: { initial: NaiveResult; unchanged: NaiveResult };
+    naive: { initial: NaiveResult & { sims: ServiceFigures }; unchanged: NaiveResult & { sims: ServiceFigures } };
     ours: { initial: ScenarioResult; unchanged: ScenarioResult };
   };
 }
@@ -166,6 +169,7 @@ function result(name: string, w: World, b: BenchRed, m: Measured, floor: Scenari
     services: figures(m),
     floor,
     facts,
+    fourmeAnswerMs: m.fourmeAnswerMs,
     runs: m.runs,
   };
 }
@@ -242,7 +246,8 @@ function changeDevices(w: World, share: number): string[] {
   for (let i = Math.floor(every / 2); i < w.tenant.positions; i += every) {
     const meta = w.tenant.metaAt(i);
     const d = w.tenant.deviceAt(i);
-    if (!meta || !d || meta.duplicateOf !== null) continue;
+    // Never a stale duplicate or a device the source skips (pending retire/wipe): every change must reach the sinks.
+    if (!meta || !d || meta.duplicateOf !== null || DEFAULT_SKIP_STATES.includes(d.managementState)) continue;
     w.tenant.patchDevice(d.id, { osVersion: `${d.osVersion}.1`, lastSyncDateTime: isoSeconds(at) });
     ids.push(d.id);
   }
@@ -367,13 +372,19 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
   if (c.naive && c.naiveDevices > 0) {
     c.log(`naive vs ours: ${c.naiveDevices} devices`);
     const nw = await startWorld({ devices: c.naiveDevices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
-    let naive: { initial: NaiveResult; unchanged: NaiveResult };
+    let naive: NonNullable<BenchResults['naive']>['naive'];
     try {
       nw.fourme.seedProductCategory({ name: 'Other device', group: 'computer', reference: 'computer/other_device' }, FOURME_ACCOUNT);
+      const s0 = snapshot(nw);
       const initial = await naiveSync(nw);
+      const s1 = snapshot(nw);
       nw.resetThrottling();
       const unchanged = await naiveSync(nw);
-      naive = { initial, unchanged };
+      const s2 = snapshot(nw);
+      naive = {
+        initial: { ...initial, sims: figures({ sims: diff(s0, s1) } as Measured) },
+        unchanged: { ...unchanged, sims: figures({ sims: diff(s1, s2) } as Measured) },
+      };
       c.log(`  naive: ${(initial.wallMs / 1000).toFixed(1)} s, 4me ${initial.fourme.requests} req; unchanged: ${(unchanged.wallMs / 1000).toFixed(1)} s, ${unchanged.fourme.updates} updates`);
     } finally {
       await nw.stop();

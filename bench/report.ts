@@ -97,7 +97,12 @@ export function renderReport(r: Results): string {
     const b = sizes[sizes.length - 1];
     const g = b.peakRssMb / a.peakRssMb;
     const t = b.tenantDevices / a.tenantDevices;
-    rows.push(['Peak RSS growing far slower than the tenant', `${t.toFixed(0)}× the devices → ${g.toFixed(1)}× the peak RSS (${mb(a.peakRssMb)} → ${mb(b.peakRssMb)})`, g < t / 5 ? 'met' : '**not met**']);
+    const above = (b.peakRssMb - b.baselineRssMb) / Math.max(1, a.peakRssMb - a.baselineRssMb);
+    rows.push([
+      'Peak RSS growing far slower than the tenant',
+      `${t.toFixed(0)}× the devices → ${g.toFixed(1)}× the peak RSS (${mb(a.peakRssMb)} → ${mb(b.peakRssMb)}); above the RSS at start ${above.toFixed(1)}×`,
+      above < t / 5 ? 'met' : '**not met**',
+    ]);
   }
   if (unchanged) {
     const w = unchanged.services.graph.writes + unchanged.services.fourme.writeRequests + unchanged.services.acmp.publishes;
@@ -182,6 +187,10 @@ export function renderReport(r: Results): string {
     out.push('');
     out.push(`Requests follow the changes, not the tenant: ${int(f.graph.requests + f.fourme.graphql + f.acmp.publishes)} requests in all for ${int(main)} devices, ${int(num(incr.facts.changedDevices))} of them changed. People were already known from the initial run (4me person cache, 60 min).`);
     out.push('');
+    out.push(
+      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: two Graph passes one after the other (duplicates, then devices), each of which makes the *simulated* Graph generate all ${int(main)} devices to evaluate the \`lastSyncDateTime\` filter (${sec(incr.simCpuMs)} of simulator CPU in this scenario), and half a second before the first 4me result is fetched.`,
+    );
+    out.push('');
   }
 
   // ------------------------------------------------------------ 3
@@ -238,6 +247,10 @@ export function renderReport(r: Results): string {
       ),
     );
     out.push('');
+    out.push(
+      `Graph is not what takes the time here, but it is asked more than the floor: besides the report, the compliance source lists the non-compliant devices (to apply the same device filters as the device source, duplicates collapsed) and reads the policy states of each device with a violation it passes on, in $batches of 20 — the failing settings' current values and error codes (\`settingDetails\`, on by default).`,
+    );
+    out.push('');
     out.push(`Graph routes: ${Object.entries(f.graph.byRoute).map(([k2, v]) => `\`${k2}\` ${int(v)}`).join(', ')}.`);
     out.push('');
     out.push(`4me root fields: ${Object.entries(f.fourme.byRootField).map(([k2, v]) => `\`${k2}\` ${int(v)}`).join(', ')}.`);
@@ -272,7 +285,7 @@ export function renderReport(r: Results): string {
   if (sizes.length) {
     out.push('## 6. Scaling: initial full sync by tenant size');
     out.push('');
-    out.push('Each size in a fresh world and a fresh Node-RED process; same settings as item 1.');
+    out.push('Each size in a fresh world and a fresh Node-RED process; same settings as item 1. At small sizes fixed costs dominate the ratio: the first token, the duplicate pass, and half a second before the first 4me result is fetched — against a floor that fits in one 2 s window.');
     out.push('');
     out.push(
       table(
@@ -411,6 +424,19 @@ export function renderReport(r: Results): string {
       out.push('');
     }
   }
+
+  // ------------------------------------------------------------ changes
+  out.push('## What this benchmark changed in the connector');
+  out.push('');
+  out.push('Found by the first runs of this bench and fixed in the nodes (each with its tests):');
+  out.push('');
+  out.push('- **Person look-ups** travel as up to ten `people` connections of 100 addresses in one request (fourme-people.ts): one request per page of devices instead of one per 100 users; same cost points.');
+  out.push('- **Full pages.** The device source fills every page to 1,000 devices even when its filters drop some from a Graph page (sync-run.ts `fillPagesTo`), so 4me gets no part-empty upload of 100.');
+  out.push('- **Flow control.** The device source waits for the slowest sink instead of queueing the whole tenant in front of it (run-progress.ts).');
+  out.push('- **Overlap in the 4me sink.** Two device pages in flight: the next page uploads while 4me processes the previous one (intune-4me).');
+  out.push('- **ACMP state** is stored as it is instead of being copied for every page (acmp-sync.ts).');
+  out.push('- **A connection reset** on a 4me request\'s first try (a kept-alive socket the server had just closed) is repeated at once, not after a second of backoff (fourme-client.ts).');
+  out.push('');
 
   // ------------------------------------------------------------ floors
   out.push('## How each floor is computed');

@@ -16,6 +16,7 @@
  *   --store=file                BENCH_STORE        context store of the nodes ('' = memory)
  *   --report=bench/REPORT.md    BENCH_REPORT       where the report goes ('-' = none)
  *   --echo                                         Node-RED's output on the console
+ *   --render=bench/out/bench-….json               only rewrite the report from earlier raw results
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,6 +40,15 @@ function numberOption(name: string, env: string, fallback: number): number {
 }
 
 async function main(): Promise<void> {
+  // --render=<results.json>: only (re)write the report from the raw results of an earlier run.
+  const render = option('render', 'BENCH_RENDER');
+  if (render) {
+    const saved = JSON.parse(fs.readFileSync(path.resolve(render), 'utf8'));
+    const file = path.resolve(repoRoot, option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md'));
+    fs.writeFileSync(file, renderReport(saved));
+    console.log(`report: ${path.relative(process.cwd(), file)} (from ${render})`);
+    return;
+  }
   const sizes = option('sizes', 'BENCH_SIZES');
   const c: BenchConfig = {
     ...DEFAULT_CONFIG,

@@ -166,41 +166,41 @@ export = function register(RED: NodeAPI): void {
       runProgress.begin(run.runId);
       let waitWarned = false;
       try {
-      for await (const { devices } of scanDevices({
-        graph: conn.graph,
-        version: s.graphVersion,
-        select: deviceSelect(s.graphVersion),
-        since,
-        collapseDuplicates: s.collapseDuplicates,
-        filters: s.filters,
-        normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId, placeholders: s.placeholders },
-        users,
-        now: run.startedMs,
-        signal: run.signal,
-        stats: run.requestStats,
-        tally,
-        onPage: (pass, page) => {
-          current = pageText(pass, page);
-          status.show({ fill: 'blue', shape: 'dot', text: current });
-        },
-      })) {
-        run.counts.items = tally.read;
-        run.counts.pages = tally.pages;
-        run.page(devices);
-        // Let the flow take the page before the next one is read.
-        await new Promise<void>((r) => setImmediate(r));
-        const waited = await runProgress.waitFor(run.runId, run.pagesSent - PAGES_AHEAD, { signal: run.signal, maxWaitMs: SINK_WAIT_MS });
-        if (waited.timedOut && !waitWarned) {
-          waitWarned = true;
-          node.warn(
-            t(
-              'warn.sinkWait',
-              `The nodes writing this run have not finished page ${run.pagesSent - PAGES_AHEAD} after ${SINK_WAIT_MS / 60_000} minutes: reading on without waiting for them (memory grows until they catch up)`,
-              { page: run.pagesSent - PAGES_AHEAD, minutes: SINK_WAIT_MS / 60_000 },
-            ),
-          );
+        for await (const { devices } of scanDevices({
+          graph: conn.graph,
+          version: s.graphVersion,
+          select: deviceSelect(s.graphVersion),
+          since,
+          collapseDuplicates: s.collapseDuplicates,
+          filters: s.filters,
+          normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId, placeholders: s.placeholders },
+          users,
+          now: run.startedMs,
+          signal: run.signal,
+          stats: run.requestStats,
+          tally,
+          onPage: (pass, page) => {
+            current = pageText(pass, page);
+            status.show({ fill: 'blue', shape: 'dot', text: current });
+          },
+        })) {
+          run.counts.items = tally.read;
+          run.counts.pages = tally.pages;
+          run.page(devices);
+          // Let the flow take the page before the next one is read.
+          await new Promise<void>((r) => setImmediate(r));
+          const waited = await runProgress.waitFor(run.runId, run.pagesSent - PAGES_AHEAD, { signal: run.signal, maxWaitMs: SINK_WAIT_MS });
+          if (waited.timedOut && !waitWarned) {
+            waitWarned = true;
+            node.warn(
+              t(
+                'warn.sinkWait',
+                `The nodes writing this run have not finished page ${run.pagesSent - PAGES_AHEAD} after ${SINK_WAIT_MS / 60_000} minutes: reading on without waiting for them (memory grows until they catch up)`,
+                { page: run.pagesSent - PAGES_AHEAD, minutes: SINK_WAIT_MS / 60_000 },
+              ),
+            );
+          }
         }
-      }
       } finally {
         runProgress.end(run.runId);
       }

@@ -15,6 +15,7 @@
  * instance owns) lives in node context, in the store chosen in the node,
  * per instance (`msg.sync.instance`).
  */
+import { setMaxListeners } from 'node:events';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import type { Health } from '../lib/config-health';
 import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme-connection';
@@ -102,6 +103,8 @@ export = function register(RED: NodeAPI): void {
     if (!problem) showIdle();
 
     const abort = new AbortController();
+    // Every 4me call in flight listens to it (two pages × up to 8 uploads and their result polls).
+    setMaxListeners(0, abort.signal);
     const sink = settings
       ? new FourMeSink({
           client: () => cfg!.connection().client,

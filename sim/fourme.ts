@@ -34,7 +34,7 @@
  * potential nodes multiplies first/last along nested connections (> 500,000 → GraphQL error).
  *
  * Controls: failNext, dropNext, delayNext, throttleNext, clearFaults, setLimits, resetThrottling,
- * setRetryAfter, expireTokens, revokeToken, setClientDisabled, setAsyncOptions, expireAsyncResults,
+ * setLatency (also the `latencyMs` option: every request), setRetryAfter, expireTokens, revokeToken, setClientDisabled, setAsyncOptions, expireAsyncResults,
  * completeAsyncJobs, resetStats. Stats: see FourMeSimStats. Stores: sim.account(id).
  */
 import crypto from 'node:crypto';
@@ -139,6 +139,8 @@ export interface FourMeSimOptions {
   caseInsensitiveEmailFilter?: boolean;
   /** Explicit path of fourme-schema.graphql (default: found next to this file or in <repo>/sim). */
   schemaPath?: string;
+  /** Latency added to every HTTP request (any route) before it is handled (default 0), for benchmarks. */
+  latencyMs?: number;
 }
 
 export type FourMeRoute = 'graphql' | 'token' | 'async';
@@ -346,6 +348,7 @@ export class FourMeSim {
   private tokenLifetimeSec: number;
   private sendRetryAfter = true;
   private faults: Fault[] = [];
+  private latencyMs: number;
   private _stats: FourMeSimStats = emptyStats();
 
   constructor(opts: FourMeSimOptions) {
@@ -354,6 +357,7 @@ export class FourMeSim {
     this.limits = { ...FOURME_DEFAULT_LIMITS, ...(opts.limits ?? {}) };
     this.asyncOpts = { delayMs: 0, pollsBeforeResult: 0, ttlMs: 15 * 60_000, ...(opts.async ?? {}) };
     this.tokenLifetimeSec = opts.tokenLifetimeSec ?? 3600;
+    this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
     for (const a of opts.accounts) {
       const store = this.data.addAccount(a.id, a.name ?? a.id, a.directoryAccountId ?? null);
       if (a.ciCustomFieldIds) store.ciCustomFieldIds = new Set(a.ciCustomFieldIds);
@@ -578,6 +582,10 @@ export class FourMeSim {
   setRetryAfter(send: boolean): void {
     this.sendRetryAfter = send;
   }
+  /** Latency added to every request from now on (ms, 0 = none). */
+  setLatency(ms: number): void {
+    this.latencyMs = Math.max(0, ms);
+  }
   setLimits(l: Partial<FourMeLimits>): void {
     this.limits = { ...this.limits, ...l };
   }
@@ -665,6 +673,7 @@ export class FourMeSim {
       if (size <= BODY_LIMIT) chunks.push(c as Buffer);
     }
     const raw = Buffer.concat(chunks).toString('utf8');
+    if (this.latencyMs > 0) await sleep(this.latencyMs);
     const st = this._stats;
     st.requests++;
     st.byRoute[route]++;

@@ -37,7 +37,8 @@
  * Errors use Graph's body {error:{code,message,innerError:{date,request-id,client-request-id}}};
  * Intune routes put Intune's JSON-in-a-string into `message` for 403 and 404, as the live service does.
  * Controls: failNext, dropNext, delayNext, throttleNext, clearFaults, setLimits, resetThrottling,
- * setRetryAfter, setPageSize, resetStats. Stats: see GraphSimStats.
+ * setRetryAfter, setPageSize, setLatency (also the `latencyMs` option: every request), resetStats.
+ * Stats: see GraphSimStats.
  */
 import crypto from 'node:crypto';
 import https from 'node:https';
@@ -144,6 +145,12 @@ export interface GraphSimOptions {
   ignoreUnsupportedFilter?: boolean;
   /** Rows of the report when `top` is absent (default 50); `top` is capped at 1000. */
   reportDefaultTop?: number;
+  /**
+   * Latency added to every HTTP request before it is handled (default 0):
+   * network round trip plus service time, for benchmarks. A $batch waits
+   * once, like any other request.
+   */
+  latencyMs?: number;
 }
 
 /** Which requests a fault applies to. */
@@ -526,6 +533,7 @@ export class GraphSim {
   private lenientActions: boolean;
   private ignoreUnsupportedFilter: boolean;
   private reportDefaultTop: number;
+  private latencyMs: number;
   private port = 0;
   private shuffleSeed = 1;
   private countCache = new Map<string, { mv: number; count: number }>();
@@ -543,6 +551,7 @@ export class GraphSim {
     this.lenientActions = opts.actionPermissions === 'lenient';
     this.ignoreUnsupportedFilter = opts.ignoreUnsupportedFilter ?? true;
     this.reportDefaultTop = opts.reportDefaultTop ?? 50;
+    this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
     this.server = https.createServer({ cert: this.tls.certPem, key: this.tls.keyPem }, (req, res) => {
       this.onRequest(req, res).catch(() => {
         if (!res.headersSent) {
@@ -630,6 +639,11 @@ export class GraphSim {
     this.windows.clear();
   }
 
+  /** Latency added to every request from now on (ms, 0 = none). */
+  setLatency(ms: number): void {
+    this.latencyMs = Math.max(0, ms);
+  }
+
   setPageSize(n: number): void {
     this.pageSize = Math.max(1, Math.floor(n));
   }
@@ -683,6 +697,7 @@ export class GraphSim {
     const requestId = crypto.randomUUID();
     const clientRequestId = (req.headers['client-request-id'] as string) || requestId;
 
+    if (this.latencyMs > 0) await sleep(this.latencyMs);
     const delay = this.takeFault(['delay'], method, rawUrl, false);
     if (delay) {
       st.faults.delayed++;

@@ -61,6 +61,8 @@ export interface SicsSimOptions {
   /** Longest wait a consume call may ask for. Default 30 s. */
   maxConsumeWaitMs?: number;
   port?: number;
+  /** Latency added to every HTTP request before it is handled (default 0), for benchmarks. */
+  latencyMs?: number;
 }
 
 export interface SicsFault {
@@ -149,6 +151,8 @@ export class SicsSim {
   users: Record<string, string>;
   sessionTtlMs: number;
   protocols: SimProtocols;
+  /** Latency added to every request (ms, 0 = none); may be changed at any time. */
+  latencyMs: number;
   private readonly sessions = new Map<string, { user: string; lastUse: number }>();
   private readonly routers = new Map<string, VirtualRouter>();
   private readonly subscribers = new Map<string, Subscriber[]>();
@@ -163,6 +167,7 @@ export class SicsSim {
   constructor(private readonly opts: SicsSimOptions = {}) {
     this.users = { ...(opts.users ?? { intune: 'sics-secret' }) };
     this.sessionTtlMs = opts.sessionTtlMs ?? 30 * 60_000;
+    this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
     this.protocols = opts.protocols ?? (opts.tls ? 'both' : 'http');
     if (this.protocols !== 'http' && !opts.tls) throw new Error('SicsSim: HTTPS needs a server certificate (tls)');
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -378,6 +383,7 @@ export class SicsSim {
     let answer: Record<string, unknown> = { ResultCode: 0 };
     try {
       const body = await this.readJson(req);
+      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
       const fault = this.takeFault(path);
       if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       if (fault?.drop) {

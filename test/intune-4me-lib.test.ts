@@ -10,7 +10,8 @@ import { expect } from 'chai';
 import { buildSchema, parse, validate, Kind, type OperationDefinitionNode } from 'graphql';
 import { sharedTestCa } from '../sim/pki';
 import { FourMeSim } from '../sim/fourme';
-import { OPS } from '../nodes/lib/fourme-operations';
+import { OPS, PEOPLE_GROUPS_PER_REQUEST, peopleByEmailGroups } from '../nodes/lib/fourme-operations';
+import { PeopleDirectory } from '../nodes/lib/fourme-people';
 import { resolveEndpoints, EndpointError, accountIdProblem } from '../nodes/lib/fourme-endpoints';
 import { FourMeClient, FourMeError, FourMeStats, isAbort, parseRetryAfter } from '../nodes/lib/fourme-client';
 import {
@@ -90,7 +91,8 @@ describe('intune-4me services', function () {
 
   describe('GraphQL documents', () => {
     const schema = buildSchema(schemaText());
-    for (const [name, doc] of Object.entries(OPS)) {
+    const docs: Array<[string, string]> = [...Object.entries(OPS), ...[1, 2, PEOPLE_GROUPS_PER_REQUEST].map((n): [string, string] => [`peopleByEmailGroups(${n})`, peopleByEmailGroups(n)])];
+    for (const [name, doc] of docs) {
       it(`${name} is valid against the schema subset and follows its conventions`, () => {
         const ast = parse(doc);
         expect(validate(schema, ast).map((e) => e.message)).to.deep.equal([]);
@@ -429,6 +431,39 @@ describe('intune-4me services', function () {
       c.close();
       expect(isAbort(await first)).to.equal(true);
       expect(isAbort(await third)).to.equal(true);
+    });
+
+    it('people look-ups: up to 1,000 addresses per request (10 connections of 100), disabled people and misses remembered as null', async () => {
+      const c = client({ burst: { requests: 5, windowMs: 500 } });
+      const emails = Array.from({ length: 2345 }, (_, i) => `user${i}@acme.example`);
+      const seeded = sim.seedPeople(
+        emails.filter((_, i) => i % 7 !== 0).map((e, i) => ({ name: `P ${i}`, primaryEmail: e.toUpperCase(), disabled: i % 50 === 3 })),
+      );
+      const want = new Map(seeded.filter((p) => !p.disabled).map((p) => [p.primaryEmail!.toLowerCase(), p.id]));
+      const dir = new PeopleDirectory(c, { ttlMs: 60_000 });
+      const stats = new FourMeStats();
+      const r = await dir.resolve([...emails, 'not an address', null, emails[0]], { stats });
+      expect(r.requests, 'ceil(2345 / 1000)').to.equal(3);
+      expect(stats.byOperation).to.deep.equal({ IntunePeopleByEmailGroups: 3 });
+      for (const e of emails) expect(r.ids.get(e), e).to.equal(want.get(e) ?? null);
+      expect(sim.stats.byRootField['query.people']).to.equal(24);
+      const again = await dir.resolve(emails.slice(0, 500));
+      expect(again.requests, 'cached').to.equal(0);
+    });
+
+    it('a connection reset on the first try is repeated at once; further ones back off', async () => {
+      const c = client();
+      const stats = new FourMeStats();
+      sim.dropNext(1);
+      const t0 = Date.now();
+      await c.graphql(ME, {}, { stats });
+      expect(Date.now() - t0, 'no backoff for the first reset').to.be.below(800);
+      expect(stats.retries).to.equal(1);
+      sim.dropNext(2);
+      const t1 = Date.now();
+      await c.graphql(ME, {}, { stats });
+      expect(Date.now() - t1, 'the second reset backs off').to.be.at.least(1000);
+      expect(stats.retries).to.equal(3);
     });
 
     it('follows an asynchronous result, and reports an expired link', async () => {

@@ -296,7 +296,7 @@ describe('intune-4me (sink) against the simulated 4me', function () {
       const keys = new Set(current.map((x) => `${x.manufacturer ?? 'Unknown'}|${x.model ?? 'Unknown'}`.toLowerCase()));
       expect(acc.products.filter((p) => p.source === 'Intune')).to.have.length(keys.size);
 
-      // requests: one upload per 100 CIs of a page + one look-up per 100 new addresses of a page
+      // requests: one upload per 100 CIs of a page + one look-up per 1,000 new addresses of a page
       const pages = runPages(current);
       let uploads = 0;
       let lookups = 0;
@@ -305,7 +305,7 @@ describe('intune-4me (sink) against the simulated 4me', function () {
         uploads += Math.ceil(p.payload.length / 100);
         const fresh = new Set((p.payload as Device[]).map((x) => (x.user?.upn || x.user?.email || '').toLowerCase()).filter((e) => e.includes('@') && !seen.has(e)));
         fresh.forEach((e) => seen.add(e));
-        lookups += Math.ceil(fresh.size / 100);
+        lookups += Math.ceil(fresh.size / 1000);
       }
       const r = summary.requests as Record<string, number>;
       console.log(`      4me requests for ${current.length} devices: ${r.graphql} GraphQL (${r.uploads} uploads, ${r.personLookups} person look-ups, ${r.retries} retries), ${r.resultPolls} result polls, cost ${r.cost}`);

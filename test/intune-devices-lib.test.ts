@@ -487,6 +487,37 @@ describe('intune-devices services', () => {
       expect(sum.runId).to.match(/^x-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
     });
 
+    it('fillPagesTo: pages gathered to exactly that size, the rest last; nothing held beyond one page', async () => {
+      const pages: PageMessage<number>[] = [];
+      const runner = new SyncRunner<number>({ topic: 't/x', idPrefix: 'x', send: (m) => pages.push(m), sendSummary: () => undefined, fillPagesTo: 3 });
+      const sum = await runner.start('full', 'inst', 'message', async (run) => {
+        run.page([1, 2]);
+        expect(pages, 'a part page waits for more').to.have.length(0);
+        run.page([]);
+        run.page([3, 4, 5, 6, 7, 8, 9]);
+        expect(pages.map((p) => p.payload), 'full pages go once more items follow').to.deep.equal([[1, 2, 3], [4, 5, 6]]);
+        run.page([10]);
+      })!.finished;
+      expect(pages.map((p) => [p.payload, p.sync.page, p.sync.last])).to.deep.equal([
+        [[1, 2, 3], 1, false],
+        [[4, 5, 6], 2, false],
+        [[7, 8, 9], 3, false],
+        [[10], 4, true],
+      ]);
+      expect(sum.stats.emitted).to.equal(10);
+      // exactly full at the end: the last full page carries last:true
+      const exact: PageMessage<number>[] = [];
+      const r2 = new SyncRunner<number>({ topic: 't/x', idPrefix: 'x', send: (m) => exact.push(m), sendSummary: () => undefined, fillPagesTo: 2 });
+      await r2.start('full', 'inst', 'message', async (run) => {
+        run.page([1]);
+        run.page([2, 3, 4]);
+      })!.finished;
+      expect(exact.map((p) => [p.payload, p.sync.last])).to.deep.equal([
+        [[1, 2], false],
+        [[3, 4], true],
+      ]);
+    });
+
     it('a run that passes nothing still sends one empty last page', async () => {
       const h = harness();
       await h.runner.start('incremental', 'i', 'schedule', async (run) => run.page([]))!.finished;

@@ -11,6 +11,7 @@ import helper from 'node-red-node-test-helper';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 import type { Device, SyncEnvelope } from '../nodes/lib/contracts';
 import type { RunSummary } from '../nodes/lib/sync-run';
+import { runProgress } from '../nodes/lib/run-progress';
 import { DEFAULT_SKIP_STATES, SKIP_REASONS, parseFilterSettings } from '../nodes/lib/device-filters';
 import { DELETED_USER_DEVICE_NAME, deviceSelect } from '../nodes/lib/device-normaliser';
 import type { SimTenant } from '../sim/tenant';
@@ -336,6 +337,42 @@ describe('intune-devices', function () {
       expect(t.dev.context().get(STATE_KEY)).to.equal(undefined);
       // let the sim finish the delayed request the cancelled run left behind
       await new Promise((r) => setTimeout(r, 600));
+    });
+  });
+
+  describe('flow control (run-progress)', () => {
+    it('reads Graph no further than 2 pages ahead of a sink that reports its progress, and on when it catches up', async () => {
+      const t = await deploy(env, { includePersonal: true, checkDeletedUsers: false, collapseDuplicates: false });
+      const out = helper.getNode('out') as unknown as TestNode;
+      // A slow sink: takes part like intune-4me and intune-acmp do, finishing nothing for now.
+      out.on('input', (m) => runProgress.received(m.sync!.runId, 'slow-sink', m.sync!.page));
+      const s0 = t.summaries.length;
+      t.dev.receive({ payload: 'go' });
+      await waitFor(() => t.pages.length >= 3, 30_000, 'three pages');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(t.pages.length, 'held back: page 3 is sent, page 4 waits for page 1').to.equal(3);
+      const runId = t.pages[0].sync!.runId;
+      const requests = env.graph.stats.byRoute['GET /deviceManagement/managedDevices'];
+      runProgress.finished(runId, 'slow-sink', 1);
+      await waitFor(() => t.pages.length >= 4, 10_000, 'page 4');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(t.pages.length).to.equal(4);
+      expect(env.graph.stats.byRoute['GET /deviceManagement/managedDevices']).to.be.above(requests);
+      // the sink catches up and leaves on the last page
+      for (let p = 2; ; p++) {
+        runProgress.finished(runId, 'slow-sink', p);
+        await new Promise((r) => setTimeout(r, 20));
+        if (t.summaries.length > s0) break;
+        if (p > 20) throw new Error('the run did not end');
+      }
+      runProgress.release(runId, 'slow-sink');
+      const sum = t.summaries[s0].payload as RunSummary;
+      expect(sum.result).to.equal('completed');
+      // full pages (filters dropped some devices of each Graph page), the rest on the last
+      const sizes = t.pages.map((p) => (p.payload as unknown[]).length);
+      expect(sizes.slice(0, -1).every((n) => n === 1000), JSON.stringify(sizes)).to.equal(true);
+      expect(sizes.reduce((a, b) => a + b, 0)).to.equal(sum.stats.emitted);
+      expect(sum.stats.pages, 'Graph pages').to.equal(10);
     });
   });
 

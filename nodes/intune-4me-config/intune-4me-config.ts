@@ -43,7 +43,7 @@ export = function register(RED: NodeAPI): void {
     try {
       if (def.tls && !RED.nodes.getNode(def.tls)) throw new FourMeConfigError('tls', `refers to a TLS configuration (${def.tls}) that is not deployed`);
       const settings = parseFourMeSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
-      conn = new FourMeConnection(settings, node.credentials ?? {}, { debug: (m) => node.debug(m) });
+      conn = new FourMeConnection(settings, node.credentials ?? {}, { debug: (m) => node.debug(m), warn: (m) => node.warn(m) });
       node.board.set({ level: 'ok', key: 'intune-4me-config.status.ready', text: 'ready' });
     } catch (err) {
       problem = err as Error;

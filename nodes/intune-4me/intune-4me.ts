@@ -8,19 +8,34 @@
  * Output 1: per page, the result of every item. Output 2: per run, a
  * summary on its last page.
  *
- * Pages are handled one at a time, in arrival order. What the node
+ * Pages of device runs are handled two at a time (one waits for 4me's
+ * asynchronous results while the next is uploaded), everything else one at
+ * a time; results go out in arrival order. What the node
  * remembers (fingerprints of what 4me confirmed, the CIs and incidents this
  * instance owns) lives in node context, in the store chosen in the node,
  * per instance (`msg.sync.instance`).
  */
+import { setMaxListeners } from 'node:events';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { healthPart, type Health } from '../lib/config-health';
 import { StatusTexts, shorten, type IntuneNodeStatus, type StatusParam } from '../lib/status-text';
 import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme-connection';
 import { isAbort } from '../lib/fourme-client';
-import { FourMeSink, SinkInputError, SinkSettingsError, TOPIC_DEVICES, parseSinkSettings, type PageOutcome, type RunSummary4me, type SinkSettings } from '../lib/fourme-sink';
+import {
+  FourMeSink,
+  SinkInputError,
+  SinkSettingsError,
+  TOPIC_DEVICES,
+  parseSinkSettings,
+  topicOf,
+  type PageOutcome,
+  type RunSummary4me,
+  type SinkMessage,
+  type SinkSettings,
+} from '../lib/fourme-sink';
 import { SinkStateStore } from '../lib/sink-fingerprints';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
+import { runProgress } from '../lib/run-progress';
 
 interface FourMeSinkDef extends NodeDef {
   fourme: string;
@@ -28,6 +43,8 @@ interface FourMeSinkDef extends NodeDef {
 }
 
 const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
+/** Device pages handled side by side (see the input handler). */
+const PAGES_IN_FLIGHT = 2;
 
 export = function register(RED: NodeAPI): void {
   const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-4me');
@@ -81,6 +98,8 @@ export = function register(RED: NodeAPI): void {
     if (!problem) showIdle();
 
     const abort = new AbortController();
+    // Every 4me call in flight listens to it (two pages × up to 8 uploads and their result polls).
+    setMaxListeners(0, abort.signal);
     const sink = settings
       ? new FourMeSink({
           client: () => cfg!.connection().client,
@@ -147,17 +166,70 @@ export = function register(RED: NodeAPI): void {
       return e;
     }
 
-    let chain: Promise<void> = Promise.resolve();
+    /** The run and page of a page message, for the source's flow control (run-progress.ts). */
+    const pageOf = (msg: NodeMessageInFlow): { runId: string; page: number; last: boolean } | undefined => {
+      const sync = (msg as { sync?: { runId?: unknown; page?: unknown; last?: unknown } }).sync;
+      return sync && typeof sync.runId === 'string' && Number.isInteger(sync.page) ? { runId: sync.runId, page: sync.page as number, last: sync.last === true } : undefined;
+    };
+
+    // Pages of device runs are handled two at a time: while one page waits for 4me's
+    // asynchronous results, the next one's look-ups and uploads go out (the client's pacing
+    // keeps both under the limits). Everything else — compliance pages, other messages — is
+    // handled alone. Pages start, and report (send, done), in arrival order.
+    let starts: Promise<void> = Promise.resolve();
+    let reports: Promise<void> = Promise.resolve();
+    let running = 0;
+    let slotWaiters: Array<() => void> = [];
+    const acquire = async (weight: number) => {
+      while (running + weight > PAGES_IN_FLIGHT) await new Promise<void>((r) => slotWaiters.push(r));
+      running += weight;
+      busy = true;
+    };
+    const releaseSlots = (weight: number) => {
+      running -= weight;
+      if (!running) busy = false;
+      const ws = slotWaiters;
+      slotWaiters = [];
+      for (const w of ws) w();
+    };
+    const weightOf = (msg: NodeMessageInFlow): number => {
+      try {
+        return topicOf(msg as unknown as SinkMessage) === TOPIC_DEVICES && pageOf(msg) ? 1 : PAGES_IN_FLIGHT;
+      } catch {
+        return PAGES_IN_FLIGHT;
+      }
+    };
+
     node.on('input', (msg: NodeMessageInFlow, send, done) => {
       if (problem || !sink) {
         done(new Error(problem?.message ?? 'Not configured'));
         return;
       }
-      chain = chain.then(async () => {
-        if (closed) return;
-        busy = true;
+      const pg = pageOf(msg);
+      if (pg) runProgress.received(pg.runId, node.id, pg.page);
+      const progressed = () => {
+        if (!pg) return;
+        runProgress.finished(pg.runId, node.id, pg.page);
+        if (pg.last) runProgress.release(pg.runId, node.id);
+      };
+      const weight = weightOf(msg);
+      const started = starts.then(() => acquire(weight));
+      starts = started;
+      const outcome = started.then(async () => {
+        if (closed) return { skipped: true as const };
         try {
-          const out = await sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal);
+          return { out: await sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal) };
+        } catch (err) {
+          return { err };
+        } finally {
+          releaseSlots(weight);
+        }
+      });
+      reports = reports.then(async () => {
+        const r = await outcome;
+        if ('skipped' in r) return;
+        if ('out' in r && r.out) {
+          const out = r.out;
           send(outputs(msg, out));
           if (out.summary) {
             lastStatus = resultStatus(out.summary);
@@ -169,32 +241,34 @@ export = function register(RED: NodeAPI): void {
               );
             }
           }
-          busy = false;
-          working = undefined;
+          if (!busy) working = undefined;
           showIdle();
+          progressed();
           done();
-        } catch (err) {
-          busy = false;
-          working = undefined;
-          if (closed && isAbort(err)) return;
-          const summary = (err as { summary?: RunSummary4me }).summary;
-          if (summary) {
-            send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
-          }
-          const e = explain(err);
-          lastStatus = texts.status('red', 'ring', shorten(e.message, 68));
-          showIdle();
-          done(e);
+          return;
         }
+        const err = (r as { err: unknown }).err;
+        if (!busy) working = undefined;
+        progressed();
+        if (closed && isAbort(err)) return;
+        const summary = (err as { summary?: RunSummary4me }).summary;
+        if (summary) {
+          send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
+        }
+        const e = explain(err);
+        lastStatus = texts.status('red', 'ring', shorten(e.message, 68));
+        showIdle();
+        done(e);
       });
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       unwatch?.();
+      runProgress.releaseAll(node.id);
       abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
       const timer = setTimeout(done, 5000);
-      chain.then(
+      reports.then(
         () => {
           clearTimeout(timer);
           done();

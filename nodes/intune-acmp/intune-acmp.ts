@@ -24,6 +24,7 @@ import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acm
 import { statusFromResult, type ResultLike } from '../lib/acmp-jobs';
 import { header, type JobClient } from '../lib/acmp-wire';
 import { SicsError, type AcmpServerRoute } from '../lib/sics-client';
+import { runProgress } from '../lib/run-progress';
 
 interface AcmpSinkDef extends NodeDef {
   acmp: string;
@@ -284,17 +285,31 @@ export = function register(RED: NodeAPI): void {
     }
 
     node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
+      // The source's flow control (run-progress.ts): this page is queued here until done.
+      const sync = (msg as { sync?: unknown }).sync;
+      const pg = isSync(sync) ? sync : undefined;
+      if (pg) runProgress.received(pg.runId, node.id, pg.page);
+      let finished = false;
+      const finish: Done = (err) => {
+        if (pg && !finished) {
+          finished = true;
+          runProgress.finished(pg.runId, node.id, pg.page);
+          if (pg.last) runProgress.release(pg.runId, node.id);
+        }
+        done(err);
+      };
       chain = chain.then(() =>
-        handle(msg, send, done).catch((err) => {
-          if ((err as SicsError)?.code === 'aborted' || closing) return done();
+        handle(msg, send, finish).catch((err) => {
+          if ((err as SicsError)?.code === 'aborted' || closing) return finish();
           show({ fill: 'red', shape: 'dot', text: say('error', 'error') });
-          done(err instanceof Error ? err : new Error(String(err)));
+          finish(err instanceof Error ? err : new Error(String(err)));
         }),
       );
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      runProgress.releaseAll(node.id);
       closer.abort();
       unwatch?.();
       chain.finally(() => {

@@ -26,6 +26,7 @@ import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type Page
 import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { isAbortError } from '../lib/graph-errors';
+import { runProgress } from '../lib/run-progress';
 
 interface IntuneDevicesDef extends NodeDef {
   intune: string;
@@ -46,6 +47,12 @@ interface DeviceSyncState {
 /** Context key of the state (no '.', which context reads as a path). */
 const STATE_KEY = 'intuneDevicesSync';
 const TOPIC = 'intune/devices';
+/** Devices per page message: one Graph page (managedDevices pages hold at most 1,000). */
+const PAGE_SIZE = 1000;
+/** Pages the slowest sink may be behind before the next Graph page is read (run-progress.ts). */
+const PAGES_AHEAD = 2;
+/** Longest wait for the sinks before one Graph page (a paging link must not sit unused for long). */
+const SINK_WAIT_MS = 5 * 60_000;
 /** Delay of the first scheduled run when nothing says it is due later. */
 
 function settingsFingerprint(s: DeviceSourceSettings, tenantId: string): string {
@@ -99,6 +106,8 @@ export = function register(RED: NodeAPI): void {
     const runner = new SyncRunner<Device>({
       topic: TOPIC,
       idPrefix: 'devices',
+      // Full pages even when the filters drop devices: sinks write in fixed batches.
+      fillPagesTo: PAGE_SIZE,
       send: (m: PageMessage<Device>) => node.send([m as unknown as NodeMessage, null]),
       sendSummary: (m: SummaryMessage) => node.send([null, m as unknown as NodeMessage]),
     });
@@ -162,29 +171,47 @@ export = function register(RED: NodeAPI): void {
       );
       run.on('resumed', () => status.show(current));
 
-      for await (const { devices } of scanDevices({
-        graph: conn.graph,
-        version: s.graphVersion,
-        select: deviceSelect(s.graphVersion),
-        since,
-        collapseDuplicates: s.collapseDuplicates,
-        filters: s.filters,
-        normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId, placeholders: s.placeholders },
-        users,
-        now: run.startedMs,
-        signal: run.signal,
-        stats: run.requestStats,
-        tally,
-        onPage: (pass, page) => {
-          current = pageText(pass, page);
-          status.show(current);
-        },
-      })) {
-        run.counts.items = tally.read;
-        run.counts.pages = tally.pages;
-        run.page(devices);
-        // Let the flow take the page before the next one is read.
-        await new Promise<void>((r) => setImmediate(r));
+      // Sinks that consume this run say how far they are; reading waits for the slowest.
+      runProgress.begin(run.runId);
+      let waitWarned = false;
+      try {
+        for await (const { devices } of scanDevices({
+          graph: conn.graph,
+          version: s.graphVersion,
+          select: deviceSelect(s.graphVersion),
+          since,
+          collapseDuplicates: s.collapseDuplicates,
+          filters: s.filters,
+          normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId, placeholders: s.placeholders },
+          users,
+          now: run.startedMs,
+          signal: run.signal,
+          stats: run.requestStats,
+          tally,
+          onPage: (pass, page) => {
+            current = pageText(pass, page);
+            status.show(current);
+          },
+        })) {
+          run.counts.items = tally.read;
+          run.counts.pages = tally.pages;
+          run.page(devices);
+          // Let the flow take the page before the next one is read.
+          await new Promise<void>((r) => setImmediate(r));
+          const waited = await runProgress.waitFor(run.runId, run.pagesSent - PAGES_AHEAD, { signal: run.signal, maxWaitMs: SINK_WAIT_MS });
+          if (waited.timedOut && !waitWarned) {
+            waitWarned = true;
+            node.warn(
+              t(
+                'warn.sinkWait',
+                `The nodes writing this run have not finished page ${run.pagesSent - PAGES_AHEAD} after ${SINK_WAIT_MS / 60_000} minutes: reading on without waiting for them (memory grows until they catch up)`,
+                { page: run.pagesSent - PAGES_AHEAD, minutes: SINK_WAIT_MS / 60_000 },
+              ),
+            );
+          }
+        }
+      } finally {
+        runProgress.end(run.runId);
       }
       run.counts.details = { ...run.counts.details, userLookups: users.lookups, duplicatePages: tally.duplicatePages };
       if (run.aborted) return;

@@ -597,6 +597,7 @@ export class FourMeClient {
     const op = /^\s*(?:query|mutation)\s+(\w+)/.exec(query)?.[1] ?? 'anonymous';
     let renewedAfter401 = false;
     let serverErrors = 0;
+    let transportFailures = 0;
     for (let attempt = 0; ; attempt++) {
       const token = await this.accessToken(signal);
       await this.acquire(signal, co.stats);
@@ -629,7 +630,11 @@ export class FourMeClient {
         const code = t.init.code ?? '';
         const mayRepeat = NOT_SENT.has(code) || (idempotent && t.init.retryable);
         if (mayRepeat && attempt < this.o.maxRetries) {
-          await sleep(Math.min(30_000, 1000 * 2 ** attempt), signal);
+          // A reset on the first try is most often a kept-alive connection the server had just
+          // closed: try again at once (on a new connection); back off from the second failure on.
+          const firstReset = code === 'ECONNRESET' && transportFailures === 0;
+          transportFailures++;
+          if (!firstReset) await sleep(Math.min(30_000, 1000 * 2 ** attempt), signal);
           continue;
         }
         throw t;

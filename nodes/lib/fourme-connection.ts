@@ -9,6 +9,7 @@ import { FourMeClient, FourMeError, isAbort, type FourMeAuth } from './fourme-cl
 import { EndpointError, accountIdProblem, resolveEndpoints, type FourMeEndpoints } from './fourme-endpoints';
 import { OPS } from './fourme-operations';
 import { PeopleDirectory } from './fourme-people';
+import { timeScale, timeScaleWarning } from './time-scale';
 
 export type FourMeAuthType = 'token' | 'oauth';
 
@@ -114,13 +115,16 @@ export class FourMeConnection {
     log?: { debug?(m: string): void; warn?(m: string): void },
     overrides: ClientOverrides = {},
   ) {
+    // 1 unless a benchmark shrinks the limit windows (time-scale.ts).
+    const scale = timeScale();
+    if (scale !== 1) log?.warn?.(timeScaleWarning(scale));
     this.client = new FourMeClient({
       endpoints: settings.endpoints,
       accountId: settings.accountId,
       auth: authOf(settings, secrets),
       ca: settings.ca,
       timeoutMs: settings.timeoutMs,
-      burst: { requests: settings.requestsPer2s, windowMs: overrides.burstWindowMs ?? 2000 },
+      burst: { requests: settings.requestsPer2s, windowMs: overrides.burstWindowMs ?? 2000 / scale },
       requestReserve: settings.requestReserve,
       costReserve: settings.costReserve,
       retryAfterFallbackMs: settings.retryAfterFallbackMs,

@@ -1,6 +1,8 @@
 /**
  * People of a 4me account (and of its directory account: `view: all`)
- * looked up by primary e-mail, 100 addresses per request, with a cache that
+ * looked up by primary e-mail — 100 addresses per `people` connection, up
+ * to PEOPLE_GROUPS_PER_REQUEST connections (1,000 addresses) per request —
+ * with a cache that
  * remembers matches and misses for a while, so that an unchanged tenant
  * does not cost the look-ups again on every run.
  *
@@ -9,9 +11,11 @@
  * people are not matched.
  */
 import type { CallOptions, FourMeClient } from './fourme-client';
-import { OPS, type Connection } from './fourme-operations';
+import { OPS, PEOPLE_GROUPS_PER_REQUEST, peopleByEmailGroups, type Connection } from './fourme-operations';
 
 export const PEOPLE_BATCH = 100;
+
+type PeopleConnection = Connection<{ id: string; primaryEmail: string | null; disabled: boolean | null }>;
 
 interface Cached {
   id: string | null;
@@ -63,31 +67,43 @@ export class PeopleDirectory {
       }
     }
     let requests = 0;
-    for (let i = 0; i < todo.length; i += PEOPLE_BATCH) {
-      const batch = todo.slice(i, i + PEOPLE_BATCH);
+    const perRequest = PEOPLE_BATCH * PEOPLE_GROUPS_PER_REQUEST;
+    for (let i = 0; i < todo.length; i += perRequest) {
+      const groups: string[][] = [];
+      for (let j = i; j < Math.min(todo.length, i + perRequest); j += PEOPLE_BATCH) groups.push(todo.slice(j, Math.min(j + PEOPLE_BATCH, todo.length)));
       const found = new Map<string, string>();
-      let after: string | null = null;
-      for (let page = 0; page < 50; page++) {
-        requests++;
-        this.lookups++;
-        const data: { people: Connection<{ id: string; primaryEmail: string | null; disabled: boolean | null }> } = await this.client.graphql(
-          OPS.peopleByEmail,
-          { filter: { primaryEmail: { values: batch }, disabled: false }, after },
-          co,
-        );
-        for (const p of data.people?.nodes ?? []) {
+      const take = (conn: PeopleConnection | undefined) => {
+        for (const p of conn?.nodes ?? []) {
           if (!p || p.disabled) continue;
           const e = normaliseEmail(p.primaryEmail);
           if (e && !found.has(e)) found.set(e, p.id);
         }
-        if (!data.people?.pageInfo?.hasNextPage || !data.people.pageInfo.endCursor) break;
-        after = data.people.pageInfo.endCursor;
+      };
+      const filter = (batch: string[]) => ({ primaryEmail: { values: batch }, disabled: false });
+      requests++;
+      this.lookups++;
+      const variables: Record<string, unknown> = {};
+      groups.forEach((g, k) => (variables[`f${k}`] = filter(g)));
+      const data: Record<string, PeopleConnection | undefined> = await this.client.graphql(peopleByEmailGroups(groups.length), variables, co);
+      // A group with more matches than one page (several people per address) is followed on its own.
+      for (let k = 0; k < groups.length; k++) {
+        let conn = data[`p${k}`];
+        take(conn);
+        for (let page = 1; page < 50 && conn?.pageInfo?.hasNextPage && conn.pageInfo.endCursor; page++) {
+          requests++;
+          this.lookups++;
+          const next: { people: PeopleConnection } = await this.client.graphql(OPS.peopleByEmail, { filter: filter(groups[k]), after: conn.pageInfo.endCursor }, co);
+          conn = next.people;
+          take(conn);
+        }
       }
       const at = this.now;
-      for (const e of batch) {
-        const id = found.get(e) ?? null;
-        out.set(e, id);
-        this.cache.set(e, { id, at });
+      for (const g of groups) {
+        for (const e of g) {
+          const id = found.get(e) ?? null;
+          out.set(e, id);
+          this.cache.set(e, { id, at });
+        }
       }
     }
     return { ids: out, requests };

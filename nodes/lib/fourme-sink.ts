@@ -173,6 +173,8 @@ interface RunTrack {
   personRequests: number;
   uploads: number;
   incidentRun: { created: number };
+  /** Pages of this run being handled (pages may be handled side by side; the last one waits for the others). */
+  pending: Set<Promise<void>>;
 }
 
 export interface PageOutcome {
@@ -257,6 +259,7 @@ export class FourMeSink {
         personRequests: 0,
         uploads: 0,
         incidentRun: { created: 0 },
+        pending: new Set(),
       };
       this.runs.set(key, r);
     }
@@ -301,8 +304,20 @@ export class FourMeSink {
     }
     const env = envelopeOf(msg, msgId);
     const payload = msg.payload as unknown[];
-    const s = this.d.settings;
     const r = this.track(topic, env);
+    let pageDone!: () => void;
+    const mine = new Promise<void>((resolve) => (pageDone = resolve));
+    r.pending.add(mine);
+    try {
+      return await this.handlePage(topic, env, payload, r, mine, signal);
+    } finally {
+      r.pending.delete(mine);
+      pageDone();
+    }
+  }
+
+  private async handlePage(topic: SinkTopic, env: SyncEnvelope, payload: unknown[], r: RunTrack, mine: Promise<void>, signal?: AbortSignal): Promise<PageOutcome> {
+    const s = this.d.settings;
     // What the run saw counts before anything can fail: a page that fails is still "seen".
     for (const it of payload) {
       const k = (it as { id?: unknown; key?: unknown } | null)?.[topic === TOPIC_DEVICES ? 'id' : 'key'];
@@ -357,15 +372,16 @@ export class FourMeSink {
     } catch (err) {
       r.incomplete ??= isAbort(err) ? 'the run was interrupted' : `a page failed: ${(err as Error).message}`;
       this.record(r, items);
-      if (env.last) this.runs.delete(`${topic}|${env.instance}`);
+      if (env.last && this.runs.get(`${topic}|${env.instance}`) === r) this.runs.delete(`${topic}|${env.instance}`);
       throw err;
     }
     this.record(r, items);
     const out: PageOutcome = { topic, sync: env, items };
     if (!env.last) return out;
 
-    // ---- last page: reconcile when complete, then summarise
-    this.runs.delete(`${topic}|${env.instance}`);
+    // ---- last page: the run's other pages finish first; then reconcile when complete, and summarise
+    await Promise.all([...r.pending].filter((p) => p !== mine));
+    if (this.runs.get(`${topic}|${env.instance}`) === r) this.runs.delete(`${topic}|${env.instance}`);
     let reason: string | undefined;
     if (env.mode !== 'full') reason = 'only a complete full run reconciles removals (this run is incremental)';
     else if (env.stats?.aborted) reason = `the source aborted the run${env.stats.error ? `: ${env.stats.error}` : ''}`;

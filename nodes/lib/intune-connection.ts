@@ -12,6 +12,7 @@ import { GraphClient } from './graph-client';
 import { checkPermissions } from './permissions';
 import { TokenProvider, type AuthType } from './token-provider';
 import { clientIdProblem, positiveInt, tenantProblem } from './validation';
+import { timeScale, timeScaleWarning } from './time-scale';
 
 export interface ConnectionSettings {
   tenantId: string;
@@ -148,6 +149,9 @@ export class IntuneConnection {
       customAuthority: settings.cloud === 'custom',
       log,
     });
+    // 1 unless a benchmark shrinks the limit windows (time-scale.ts).
+    const scale = timeScale();
+    if (scale !== 1) log?.warn(timeScaleWarning(scale));
     this.graph = new GraphClient({
       baseUrl: settings.endpoints.graphBaseUrl,
       getToken: (signal, opts) => this.tokens.getToken(signal, opts),
@@ -158,6 +162,7 @@ export class IntuneConnection {
         writesPer20s: settings.writesPer20s,
         complianceRequestsPer20s: Math.max(1, Math.floor(settings.requestsPer20s / 2)),
         complianceWritesPer20s: Math.max(1, Math.floor(settings.writesPer20s / 2)),
+        windowMs: 20_000 / scale,
       },
       log,
     });

@@ -96,6 +96,7 @@ export function emptyState(scope: string): SinkState {
 /** Loads and saves the state of each instance; keeps loaded states in memory. */
 export class SinkStateStore {
   private loaded = new Map<string, { value: ContextValue<SinkState>; state: SinkState; dirty: boolean; fresh: boolean }>();
+  private reading = new Map<string, Promise<{ state: SinkState; fresh: boolean }>>();
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -111,6 +112,17 @@ export class SinkStateStore {
     const sk = scopeKey(scope);
     const have = this.loaded.get(instance);
     if (have && have.state.scope === sk) return { state: have.state, fresh: have.fresh };
+    // Pages handled side by side ask at the same time: one read, one state object for all of them.
+    const key = `${instance}\u0000${sk}`;
+    let reading = this.reading.get(key);
+    if (!reading) {
+      reading = this.read(instance, sk).finally(() => this.reading.delete(key));
+      this.reading.set(key, reading);
+    }
+    return reading;
+  }
+
+  private async read(instance: string, sk: string): Promise<{ state: SinkState; fresh: boolean }> {
     const value = new ContextValue<SinkState>(this.context, stateKeyFor(instance), this.store);
     const raw = await value.get();
     let state: SinkState;

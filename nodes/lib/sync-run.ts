@@ -66,6 +66,14 @@ export interface RunnerOptions<T> {
   send(msg: PageMessage<T>): void;
   sendSummary(msg: SummaryMessage): void;
   now?: () => number;
+  /**
+   * Pages of exactly this many items (the last one: the rest): items handed
+   * over are gathered until a page is full. Default: one message per
+   * `page()` call. A source whose filters drop items from the pages it
+   * reads sends full pages this way, so sinks that write in fixed batches
+   * (4me: 100 CIs per call) get no part-empty batches.
+   */
+  fillPagesTo?: number;
 }
 
 /** Graph request counters of a run, observable (for "throttled, waiting" status dots). */
@@ -149,17 +157,38 @@ export class ActiveRun<T> extends EventEmitter {
     return this.signal.aborted;
   }
 
+  /** Page messages sent so far (the page held back for the `last` flag not counted). */
+  get pagesSent(): number {
+    return this.sentPages;
+  }
+
   /** Why the run was aborted, if it was. */
   get abortedBy(): AbortKind | undefined {
     return this.abortKind;
   }
 
-  /** Hands over one page of items; empty pages are dropped. */
+  /** Hands over one page of items (gathered into full pages with `fillPagesTo`); empty pages are dropped. */
   page(items: T[]): void {
     if (this.aborted) return;
     if (!items.length) return;
-    if (this.held) this.flush(false);
-    this.held = items;
+    const fill = this.opts.fillPagesTo;
+    if (!fill || fill < 1) {
+      if (this.held) this.flush(false);
+      this.held = items;
+      return;
+    }
+    // The page held back is sent only when more items follow (it is then not the last).
+    let rest = items;
+    while (rest.length) {
+      const held = this.held ?? [];
+      if (held.length >= fill) {
+        this.flush(false);
+        continue;
+      }
+      const room = fill - held.length;
+      this.held = held.length ? held.concat(rest.slice(0, room)) : rest.slice(0, room);
+      rest = rest.length > room ? rest.slice(room) : [];
+    }
   }
 
   abort(kind: AbortKind, reason: string): void {

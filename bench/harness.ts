@@ -1,0 +1,164 @@
+/**
+ * A real Node-RED child process with this package installed (link), the
+ * bench flow deployed through the Admin API, and one measured scenario at
+ * a time: trigger an inject node, wait for the report lines of the runs it
+ * starts, and take the figures — wall time, requests per service from the
+ * simulators' own counters, CPU time and peak RSS of the Node-RED process.
+ */
+import { startNodeRed, type NodeRedProcess } from '../sim/node-red-runner';
+import { TIME_SCALE_ENV } from '../nodes/lib/time-scale';
+import { cpuMs, ownCpuMs, peakRssMb, resetPeak, rssMb } from './proc';
+import { benchFlow, type FlowOptions } from './flow';
+import type { World } from './world';
+
+export type Json = Record<string, unknown>;
+
+export interface BenchRed {
+  red: NodeRedProcess;
+  pid: number;
+  /** RSS right after the flows started (MB). */
+  baselineRssMb: number;
+  stop(): Promise<void>;
+}
+
+export async function startBenchRed(w: World, flow: FlowOptions, o: { echo?: boolean } = {}): Promise<BenchRed> {
+  const red = await startNodeRed({
+    install: 'link',
+    echo: o.echo,
+    env: { [TIME_SCALE_ENV]: String(w.scale), NODE_OPTIONS: process.env.BENCH_RED_NODE_OPTIONS ?? '' },
+    // Info is enough (the report lines are info); debug lines would only cost time.
+    settings: { logging: { console: { level: 'info', metrics: false, audit: false } } },
+  });
+  const mark = red.mark();
+  const res = await red.admin.post('/flows', { flows: benchFlow(w, flow) }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
+  if (res.status !== 200) {
+    await red.stop();
+    throw new Error(`could not deploy the bench flow: HTTP ${res.status} ${JSON.stringify(res.data)}`);
+  }
+  await red.waitForLog(/Started flows/, 60_000, mark);
+  // Let the runtime settle before the baseline.
+  await new Promise((r) => setTimeout(r, 1000));
+  return { red, pid: red.pid, baselineRssMb: rssMb(red.pid), stop: () => red.stop() };
+}
+
+/** The report lines `BENCH <tag> {json}` logged after `since`. */
+export function benchLines(red: NodeRedProcess, since: number): Array<{ tag: string; data: Json }> {
+  const text = red.logs();
+  const base = red.mark() - text.length;
+  const out: Array<{ tag: string; data: Json }> = [];
+  const re = /BENCH (\w+) (\{.*\})\s*$/gm;
+  const slice = text.slice(Math.max(0, since - base));
+  for (let m = re.exec(slice); m; m = re.exec(slice)) out.push({ tag: m[1], data: JSON.parse(m[2]) as Json });
+  return out;
+}
+
+async function waitForLines(b: BenchRed, since: number, tags: string[], timeoutMs: number): Promise<Record<string, Json>> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = benchLines(b.red, since);
+    const found: Record<string, Json> = {};
+    for (const l of lines) if (tags.includes(l.tag) && !found[l.tag]) found[l.tag] = l.data;
+    if (tags.every((t) => found[t])) return found;
+    const fatal = /Error: .*(cannot|refused|failed)/.exec(b.red.logs().slice(-2000));
+    if (Date.now() > until) throw new Error(`timed out waiting for ${tags.filter((t) => !found[t]).join(', ')}; log tail:\n${b.red.logs().slice(-3000)}${fatal ? '' : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A deep copy of the counters of every simulator. */
+export function snapshot(w: World): Json {
+  const g = w.graph.stats;
+  const f = w.fourme.stats;
+  return JSON.parse(
+    JSON.stringify({
+      graph: { requests: g.requests, byRoute: g.byRoute, byMethod: g.byMethod, batches: g.batches, batchInner: g.batchInner, throttled: g.throttled, actions: g.actions, byStatus: g.byStatus },
+      fourme: {
+        requests: f.requests,
+        byRoute: f.byRoute,
+        byRootField: f.byRootField,
+        mutations: f.mutations,
+        cost: f.cost,
+        throttled: f.throttled,
+        throttledBy: f.throttledBy,
+        cisWritten: f.cisWritten,
+        cisCreated: f.cisCreated,
+        cisUpdated: f.cisUpdated,
+        cisUnchanged: f.cisUnchanged,
+        discoveredItemsReceived: f.discoveredItemsReceived,
+        asyncPolls: f.asyncPolls,
+      },
+      sics: { requests: w.sics.stats.requests, byPath: w.sics.stats.byPath, publishes: w.sics.stats.publishes, publishedBytes: w.sics.stats.publishedBytes, consumes: w.sics.stats.consumes },
+      acmp: { messages: w.acmp.stats.messages, devicesReceived: w.acmp.stats.devicesReceived, removalsReceived: w.acmp.stats.removalsReceived },
+    }),
+  );
+}
+
+/** b − a for every number in b (objects recursively; missing in a = 0). */
+export function diff(a: unknown, b: unknown): unknown {
+  if (typeof b === 'number') return b - (typeof a === 'number' ? a : 0);
+  if (b && typeof b === 'object' && !Array.isArray(b)) {
+    const out: Json = {};
+    for (const [k, v] of Object.entries(b)) {
+      const d = diff((a as Json | undefined)?.[k], v);
+      if (d !== 0 && !(d && typeof d === 'object' && Object.keys(d).length === 0)) out[k] = d;
+    }
+    return out;
+  }
+  return b;
+}
+
+export interface Measured {
+  /** From the trigger to the end of the last awaited run (ms). */
+  wallMs: number;
+  /** CPU time of the Node-RED process during the scenario (ms). */
+  cpuMs: number;
+  /** CPU time of the bench process (the simulators) during the scenario (ms). */
+  simCpuMs: number;
+  /** Peak RSS of the Node-RED process during the scenario (MB); the whole life when the peak cannot be reset. */
+  peakRssMb: number;
+  peakReset: boolean;
+  /** Counters of the simulators: what this scenario added. */
+  sims: Json;
+  /** The report lines of the runs, by tag. */
+  runs: Record<string, Json>;
+  /** Time 4me took to answer GraphQL requests (ms, from the simulator's log of the last 1,000). */
+  fourmeAnswerMs?: { p50: number; p90: number; n: number };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0;
+}
+
+/**
+ * Runs one scenario: budgets full (throttling windows emptied), peak reset,
+ * inject node `injectId` pressed, report lines `tags` awaited.
+ */
+export async function measure(b: BenchRed, w: World, injectId: string, tags: string[], timeoutMs: number): Promise<Measured> {
+  w.resetThrottling();
+  // Let the Node-RED process collect what earlier scenarios left, then start the peak from here.
+  await new Promise((r) => setTimeout(r, 500));
+  const peakReset = resetPeak(b.pid);
+  const before = snapshot(w);
+  const cpu0 = cpuMs(b.pid);
+  const own0 = ownCpuMs();
+  const since = b.red.mark();
+  const t0 = Date.now();
+  const res = await b.red.admin.post(`/inject/${injectId}`);
+  if (res.status !== 200) throw new Error(`inject ${injectId}: HTTP ${res.status}`);
+  const runs = await waitForLines(b, since, tags, timeoutMs);
+  const end = Math.max(...tags.map((t) => Number(runs[t].at)));
+  const answers = w.fourme.requestLog
+    .filter((e) => e.route === 'graphql' && Date.parse(e.at) >= t0 && e.status === 200)
+    .map((e) => e.ms)
+    .sort((a, b) => a - b);
+  return {
+    fourmeAnswerMs: answers.length ? { p50: percentile(answers, 0.5), p90: percentile(answers, 0.9), n: answers.length } : undefined,
+    wallMs: end - t0,
+    cpuMs: cpuMs(b.pid) - cpu0,
+    simCpuMs: ownCpuMs() - own0,
+    peakRssMb: peakRssMb(b.pid),
+    peakReset,
+    sims: diff(before, snapshot(w)) as Json,
+    runs,
+  };
+}

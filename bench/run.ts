@@ -1,0 +1,90 @@
+/**
+ * `npm run bench`: runs every scenario (bench/scenarios.ts) against the
+ * simulated services and writes the figures:
+ *
+ *   bench/out/bench-<timestamp>.json   raw results (not committed)
+ *   bench/REPORT.md                    the report (committed)
+ *
+ * Options (flags or environment variables):
+ *   --sizes=1000,10000,100000   BENCH_SIZES        tenant sizes (largest = main tenant)
+ *   --latency=50                BENCH_LATENCY_MS   per-request latency at scale 1 (ms)
+ *   --scale=1                   BENCH_SCALE        time scale of the sync scenarios
+ *   --compliance-scale=24       BENCH_COMPLIANCE_SCALE
+ *   --lock=1000                 BENCH_LOCK         devices of the bulk action
+ *   --naive=400                 BENCH_NAIVE        tenant size of the naive comparison (0 = skip)
+ *   --no-compliance --no-deleted-users
+ *   --store=file                BENCH_STORE        context store of the nodes ('' = memory)
+ *   --report=bench/REPORT.md    BENCH_REPORT       where the report goes ('-' = none)
+ *   --echo                                         Node-RED's output on the console
+ *   --render=bench/out/bench-….json               only rewrite the report from earlier raw results
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../sim/node-red-runner';
+import { DEFAULT_CONFIG, runBench, type BenchConfig } from './scenarios';
+import { renderReport } from './report';
+import { machine } from './proc';
+
+function option(name: string, env: string): string | undefined {
+  const flag = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (flag) return flag.includes('=') ? flag.slice(flag.indexOf('=') + 1) : 'true';
+  return process.env[env];
+}
+
+function numberOption(name: string, env: string, fallback: number): number {
+  const v = option(name, env);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number (got ${v})`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  // --render=<results.json>: only (re)write the report from the raw results of an earlier run.
+  const render = option('render', 'BENCH_RENDER');
+  if (render) {
+    const saved = JSON.parse(fs.readFileSync(path.resolve(render), 'utf8'));
+    const file = path.resolve(repoRoot, option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md'));
+    fs.writeFileSync(file, renderReport(saved));
+    console.log(`report: ${path.relative(process.cwd(), file)} (from ${render})`);
+    return;
+  }
+  const sizes = option('sizes', 'BENCH_SIZES');
+  const c: BenchConfig = {
+    ...DEFAULT_CONFIG,
+    sizes: sizes ? sizes.split(',').map((s) => Number(s.trim())) : DEFAULT_CONFIG.sizes,
+    latencyMs: numberOption('latency', 'BENCH_LATENCY_MS', DEFAULT_CONFIG.latencyMs),
+    scale: numberOption('scale', 'BENCH_SCALE', DEFAULT_CONFIG.scale),
+    complianceScale: numberOption('compliance-scale', 'BENCH_COMPLIANCE_SCALE', DEFAULT_CONFIG.complianceScale),
+    lockDevices: numberOption('lock', 'BENCH_LOCK', DEFAULT_CONFIG.lockDevices),
+    naiveDevices: numberOption('naive', 'BENCH_NAIVE', DEFAULT_CONFIG.naiveDevices),
+    compliance: !process.argv.includes('--no-compliance'),
+    deletedUsers: !process.argv.includes('--no-deleted-users'),
+    store: option('store', 'BENCH_STORE') ?? DEFAULT_CONFIG.store,
+    echo: process.argv.includes('--echo'),
+  };
+  c.naive = c.naiveDevices > 0;
+  if (c.sizes.some((n) => !Number.isInteger(n) || n < 10 || n > 200_000)) throw new Error('--sizes: whole numbers from 10 to 200000');
+  const reportPath = option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md');
+
+  const m = machine();
+  console.log(`bench on ${m.cpu} (${m.cores} cores, ${m.memoryGb} GB), Node.js ${m.node}`);
+  const results = await runBench(c);
+  const out = path.join(repoRoot, 'bench', 'out');
+  fs.mkdirSync(out, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  const jsonFile = path.join(out, `bench-${stamp}.json`);
+  fs.writeFileSync(jsonFile, JSON.stringify({ machine: m, ...results }, null, 2));
+  console.log(`raw results: ${path.relative(process.cwd(), jsonFile)}`);
+  if (reportPath !== '-') {
+    const file = path.resolve(repoRoot, reportPath);
+    fs.writeFileSync(file, renderReport({ machine: m, ...results }));
+    console.log(`report: ${path.relative(process.cwd(), file)}`);
+  }
+  console.log(`bench finished in ${((results.durationMs ?? 0) / 60_000).toFixed(1)} min`);
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+});

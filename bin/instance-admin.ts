@@ -54,13 +54,12 @@ export function clashes(existing: FlowNode[], adding: FlowNode[]): string[] {
   const labels = new Set(instanceTabLabels(existing));
   for (const label of instanceTabLabels(adding)) if (labels.has(label)) problems.push(`a flow named ${label} exists already: choose another instance number`);
   // Two intake nodes on one routing key would both receive every ACMP job, and run it twice.
-  const key = (n: FlowNode, all: FlowNode[]) => {
+  const routes = (all: FlowNode[]) => {
     const byId = new Map(all.map((x) => [x.id, x]));
-    return `${resolved(n.virtualRouter, n, byId)}/${resolved(n.routingKey, n, byId)}`;
+    return all.filter((n) => n.type === 'intune-acmp-actions' && !n.d).map((n) => `${resolved(n.virtualRouter, n, byId)}/${resolved(n.routingKey, n, byId)}`);
   };
-  const taken = new Set(existing.filter((n) => n.type === 'intune-acmp-actions' && !n.d).map((n) => key(n, existing)));
-  for (const n of adding.filter((x) => x.type === 'intune-acmp-actions')) {
-    const k = key(n, adding);
+  const taken = new Set(routes(existing));
+  for (const k of routes(adding)) {
     if (taken.has(k)) problems.push(`another instance already takes ACMP jobs from ${k}: give this one its own routing key (--jobs-routing-key)`);
   }
   const ids = new Set(existing.map((n) => n.id));

@@ -54,7 +54,6 @@ Schedules and anything else
   --set TYPE.PROP=VALUE      set a property on every node of a type, VALUE as JSON or text (repeatable)
 `;
 
-const PLATFORM_PROPS: Record<string, string> = PLATFORM_PROPERTIES;
 
 function secretFromEnv(flag: string, name: string | undefined): string | undefined {
   if (name === undefined) return undefined;
@@ -173,9 +172,9 @@ export async function main(argv: string[]): Promise<string> {
   setProp('intune-4me-config', 'graphqlUrl', a['fourme-graphql-url']);
   if (a.platforms !== undefined) {
     const chosen = a.platforms.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
-    const bad = chosen.filter((p) => !PLATFORM_PROPS[p]);
-    if (bad.length) throw new InstanceError(`--platforms: unknown ${bad.join(', ')} (use ${Object.keys(PLATFORM_PROPS).join(', ')})`);
-    for (const [p, prop] of Object.entries(PLATFORM_PROPS)) setProp('intune-devices', prop, chosen.includes(p));
+    const bad = chosen.filter((p) => !(p in PLATFORM_PROPERTIES));
+    if (bad.length) throw new InstanceError(`--platforms: unknown ${bad.join(', ')} (use ${Object.keys(PLATFORM_PROPERTIES).join(', ')})`);
+    for (const [p, prop] of Object.entries(PLATFORM_PROPERTIES)) setProp('intune-devices', prop, chosen.includes(p));
   }
   for (const [k, v] of pairs(a.set, '--set')) {
     const dot = k.indexOf('.');

@@ -21,11 +21,12 @@ export interface BenchRed {
   stop(): Promise<void>;
 }
 
-export async function startBenchRed(w: World, flow: FlowOptions, o: { echo?: boolean } = {}): Promise<BenchRed> {
+/** `nodeOptions`: NODE_OPTIONS of the Node-RED process (default: BENCH_RED_NODE_OPTIONS, else none). */
+export async function startBenchRed(w: World, flow: FlowOptions, o: { echo?: boolean; nodeOptions?: string } = {}): Promise<BenchRed> {
   const red = await startNodeRed({
     install: 'link',
     echo: o.echo,
-    env: { [TIME_SCALE_ENV]: String(w.scale), NODE_OPTIONS: process.env.BENCH_RED_NODE_OPTIONS ?? '' },
+    env: { [TIME_SCALE_ENV]: String(w.scale), NODE_OPTIONS: o.nodeOptions ?? process.env.BENCH_RED_NODE_OPTIONS ?? '' },
     // Info is enough (the report lines are info); debug lines would only cost time.
     settings: { logging: { console: { level: 'info', metrics: false, audit: false } } },
   });

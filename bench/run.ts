@@ -14,6 +14,8 @@
  *   --naive=400                 BENCH_NAIVE        tenant size of the naive comparison (0 = skip)
  *   --no-compliance --no-deleted-users
  *   --store=file                BENCH_STORE        context store of the nodes ('' = memory)
+ *   --capped="--max-old-space-size=160 --max-semi-space-size=2"
+ *                               BENCH_CAPPED       V8 options of a heap-capped rerun of the initial sync ('' = skip)
  *   --report=bench/REPORT.md    BENCH_REPORT       where the report goes ('-' = none)
  *   --echo                                         Node-RED's output on the console
  *   --render=bench/out/bench-….json               only rewrite the report from earlier raw results
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
     compliance: !process.argv.includes('--no-compliance'),
     deletedUsers: !process.argv.includes('--no-deleted-users'),
     store: option('store', 'BENCH_STORE') ?? DEFAULT_CONFIG.store,
+    cappedNodeOptions: option('capped', 'BENCH_CAPPED') ?? DEFAULT_CONFIG.cappedNodeOptions,
     echo: process.argv.includes('--echo'),
   };
   c.naive = c.naiveDevices > 0;

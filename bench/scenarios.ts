@@ -45,6 +45,11 @@ export interface BenchConfig {
   store: string;
   fourmeConcurrency: number;
   asyncPollMs: number;
+  /**
+   * V8 options of a second initial full sync of the main tenant, in a fresh
+   * Node-RED process: the heap capped as on a small machine ('' = skip).
+   */
+  cappedNodeOptions: string;
   timeoutMs: number;
   log: (m: string) => void;
   echo?: boolean;
@@ -66,6 +71,7 @@ export const DEFAULT_CONFIG: BenchConfig = {
   store: 'file',
   fourmeConcurrency: 8,
   asyncPollMs: 1000,
+  cappedNodeOptions: '--max-old-space-size=160 --max-semi-space-size=2',
   timeoutMs: 3 * 3600_000,
   log: (m) => console.log(m),
 };
@@ -103,6 +109,8 @@ export interface BenchResults {
   world: { people: number; mainTenant: number };
   scaling: ScenarioResult[];
   main: ScenarioResult[];
+  /** The initial full sync of the main tenant again, heap capped (cappedNodeOptions). */
+  capped?: ScenarioResult & { nodeOptions: string };
   compliance?: ScenarioResult;
   naive?: {
     devices: number;
@@ -227,9 +235,9 @@ async function syncScenario(
 }
 
 /** Scaling: one initial full sync per tenant size, each in a fresh world and Node-RED. */
-async function scalingRun(c: BenchConfig, size: number): Promise<ScenarioResult> {
+async function scalingRun(c: BenchConfig, size: number, nodeOptions?: string): Promise<ScenarioResult> {
   const w = await startWorld({ devices: size, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
-  const b = await startBenchRed(w, flowOptions(c, []), { echo: c.echo });
+  const b = await startBenchRed(w, flowOptions(c, []), { echo: c.echo, nodeOptions });
   try {
     return await syncScenario(`initial full sync, ${size.toLocaleString('en')} devices`, c, w, b, 'bench-inj-full', { changed: 'all', emails: 'all', graphDevices: size });
   } finally {
@@ -322,6 +330,13 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
       }
     } finally {
       await b.stop();
+    }
+
+    // ---------------------------------------------------------------- capped heap
+    if (c.cappedNodeOptions) {
+      c.log(`capped heap: ${mainSize} devices, NODE_OPTIONS=${c.cappedNodeOptions}`);
+      const capped = await scalingRun(c, mainSize, c.cappedNodeOptions);
+      results.capped = { ...capped, name: `initial full sync, heap capped`, nodeOptions: c.cappedNodeOptions };
     }
 
     // ---------------------------------------------------------------- compliance

@@ -33,6 +33,16 @@ describe('bench (small version of npm run bench)', function () {
     });
   });
 
+  it('heap-capped rerun of the initial sync: a fresh process with the V8 options, the same requests', () => {
+    const s = scenario('initial full sync');
+    const c = r.capped!;
+    expect(c.nodeOptions).to.equal(DEFAULT_CONFIG.cappedNodeOptions);
+    expect(c.facts.emitted).to.equal(s.facts.emitted);
+    expect(c.services.fourme.graphql).to.equal(s.services.fourme.graphql);
+    expect(c.services.acmp.publishes).to.equal(s.services.acmp.publishes);
+    expect(c.peakRssMb).to.be.above(0);
+  });
+
   it('initial full sync: one upload per 100 devices, one look-up, one ACMP message per 200, nothing throttled', () => {
     const s = scenario('initial full sync');
     const emitted = Number(s.facts.emitted);

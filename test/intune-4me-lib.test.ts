@@ -433,9 +433,9 @@ describe('intune-4me services', function () {
       expect(isAbort(await third)).to.equal(true);
     });
 
-    it('people look-ups: up to 1,000 addresses per request (10 connections of 100), disabled people and misses remembered as null', async () => {
+    it('people look-ups: up to 5,000 addresses per request (50 connections of 100), disabled people and misses remembered as null', async () => {
       const c = client({ burst: { requests: 5, windowMs: 500 } });
-      const emails = Array.from({ length: 2345 }, (_, i) => `user${i}@acme.example`);
+      const emails = Array.from({ length: 7345 }, (_, i) => `user${i}@acme.example`);
       const seeded = sim.seedPeople(
         emails.filter((_, i) => i % 7 !== 0).map((e, i) => ({ name: `P ${i}`, primaryEmail: e.toUpperCase(), disabled: i % 50 === 3 })),
       );
@@ -443,12 +443,43 @@ describe('intune-4me services', function () {
       const dir = new PeopleDirectory(c, { ttlMs: 60_000 });
       const stats = new FourMeStats();
       const r = await dir.resolve([...emails, 'not an address', null, emails[0]], { stats });
-      expect(r.requests, 'ceil(2345 / 1000)').to.equal(3);
-      expect(stats.byOperation).to.deep.equal({ IntunePeopleByEmailGroups: 3 });
+      expect(r.requests, 'ceil(7345 / 5000)').to.equal(2);
+      expect(stats.byOperation).to.deep.equal({ IntunePeopleByEmailGroups: 2 });
       for (const e of emails) expect(r.ids.get(e), e).to.equal(want.get(e) ?? null);
-      expect(sim.stats.byRootField['query.people']).to.equal(24);
+      expect(sim.stats.byRootField['query.people'], 'connections of 100').to.equal(74);
       const again = await dir.resolve(emails.slice(0, 500));
       expect(again.requests, 'cached').to.equal(0);
+    });
+
+    it('people look-ahead: announced addresses ride along in the room of the next look-up; an address in flight is awaited, not asked twice', async () => {
+      const c = client({ burst: { requests: 5, windowMs: 500 } });
+      const pageA = Array.from({ length: 700 }, (_, i) => `a${i}@acme.example`);
+      const pageB = Array.from({ length: 600 }, (_, i) => `b${i}@acme.example`);
+      const pageC = Array.from({ length: 4000 }, (_, i) => `c${i}@acme.example`);
+      sim.seedPeople([...pageA, ...pageB, ...pageC].filter((_, i) => i % 3 === 0).map((e, i) => ({ name: `L ${i}`, primaryEmail: e })));
+      const dir = new PeopleDirectory(c, { ttlMs: 60_000 });
+      // B and C wait in the queue; A's look-up has room for 4,300 more addresses: all of B, 3,700 of C.
+      dir.expect([...pageB, 'not an address', null]);
+      dir.expect(pageC);
+      const a = await dir.resolve(pageA);
+      expect(a.requests).to.equal(1);
+      expect(sim.stats.byRootField['query.people'], 'one request of 50 connections').to.equal(50);
+      const b = await dir.resolve(pageB);
+      expect(b.requests, 'B was looked up with A').to.equal(0);
+      for (const [i, e] of pageB.entries()) expect(b.ids.get(e) !== null, e).to.equal((pageA.length + i) % 3 === 0);
+      const cr = await dir.resolve(pageC);
+      expect(cr.requests, 'the 300 addresses of C that did not fit').to.equal(1);
+      expect(sim.stats.byRootField['query.people'], '3 more connections').to.equal(53);
+      for (const [i, e] of pageC.entries()) expect(cr.ids.get(e) !== null, e).to.equal((pageA.length + pageB.length + i) % 3 === 0);
+
+      // Two pages at once sharing addresses: the shared ones are asked for once.
+      const d1 = Array.from({ length: 300 }, (_, i) => `d${i}@acme.example`);
+      const d2 = Array.from({ length: 300 }, (_, i) => `d${i + 150}@acme.example`);
+      const before = sim.stats.byRootField['query.people'];
+      const [r1, r2] = await Promise.all([dir.resolve(d1), dir.resolve(d2)]);
+      expect(r1.requests + r2.requests).to.equal(2);
+      expect(sim.stats.byRootField['query.people'] - before, '3 + 2 connections: 450 distinct addresses').to.equal(5);
+      expect(r2.ids.size).to.equal(300);
     });
 
     it('a connection reset on the first try is repeated at once; further ones back off', async () => {

@@ -341,22 +341,22 @@ describe('intune-devices', function () {
   });
 
   describe('flow control (run-progress)', () => {
-    it('reads Graph no further than 2 pages ahead of a sink that reports its progress, and on when it catches up', async () => {
+    it('reads Graph no further than 4 pages ahead of a sink that reports its progress, and on when it catches up', async () => {
       const t = await deploy(env, { includePersonal: true, checkDeletedUsers: false, collapseDuplicates: false });
       const out = helper.getNode('out') as unknown as TestNode;
       // A slow sink: takes part like intune-4me and intune-acmp do, finishing nothing for now.
       out.on('input', (m) => runProgress.received(m.sync!.runId, 'slow-sink', m.sync!.page));
       const s0 = t.summaries.length;
       t.dev.receive({ payload: 'go' });
-      await waitFor(() => t.pages.length >= 3, 30_000, 'three pages');
+      await waitFor(() => t.pages.length >= 5, 30_000, 'five pages');
       await new Promise((r) => setTimeout(r, 500));
-      expect(t.pages.length, 'held back: page 3 is sent, page 4 waits for page 1').to.equal(3);
+      expect(t.pages.length, 'held back: page 5 is sent, page 6 waits for page 1').to.equal(5);
       const runId = t.pages[0].sync!.runId;
       const requests = env.graph.stats.byRoute['GET /deviceManagement/managedDevices'];
       runProgress.finished(runId, 'slow-sink', 1);
-      await waitFor(() => t.pages.length >= 4, 10_000, 'page 4');
+      await waitFor(() => t.pages.length >= 6, 10_000, 'page 6');
       await new Promise((r) => setTimeout(r, 300));
-      expect(t.pages.length).to.equal(4);
+      expect(t.pages.length).to.equal(6);
       expect(env.graph.stats.byRoute['GET /deviceManagement/managedDevices']).to.be.above(requests);
       // the sink catches up and leaves on the last page
       for (let p = 2; ; p++) {

@@ -8,8 +8,8 @@
  * Output 1: per page, the result of every item. Output 2: per run, a
  * summary on its last page.
  *
- * Pages of device runs are handled two at a time (one waits for 4me's
- * asynchronous results while the next is uploaded), everything else one at
+ * Pages of device runs are handled three at a time (while some wait for
+ * 4me's asynchronous results the next is uploaded), everything else one at
  * a time; results go out in arrival order. What the node
  * remembers (fingerprints of what 4me confirmed, the CIs and incidents this
  * instance owns) lives in node context, in the store chosen in the node,
@@ -43,8 +43,12 @@ interface FourMeSinkDef extends NodeDef {
 }
 
 const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
-/** Device pages handled side by side (see the input handler). */
-const PAGES_IN_FLIGHT = 2;
+/**
+ * Device pages handled side by side (see the input handler): three keep
+ * 4me's burst window busy — one page uploads while the others wait for
+ * their asynchronous results (polled after 0.5 s and then every second).
+ */
+const PAGES_IN_FLIGHT = 3;
 
 export = function register(RED: NodeAPI): void {
   const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-4me');
@@ -172,7 +176,7 @@ export = function register(RED: NodeAPI): void {
       return sync && typeof sync.runId === 'string' && Number.isInteger(sync.page) ? { runId: sync.runId, page: sync.page as number, last: sync.last === true } : undefined;
     };
 
-    // Pages of device runs are handled two at a time: while one page waits for 4me's
+    // Pages of device runs are handled PAGES_IN_FLIGHT at a time: while pages wait for 4me's
     // asynchronous results, the next one's look-ups and uploads go out (the client's pacing
     // keeps both under the limits). Everything else — compliance pages, other messages — is
     // handled alone. Pages start, and report (send, done), in arrival order.
@@ -213,6 +217,7 @@ export = function register(RED: NodeAPI): void {
         if (pg.last) runProgress.release(pg.runId, node.id);
       };
       const weight = weightOf(msg);
+      if (weight === 1) sink.expect(msg as unknown as SinkMessage);
       const started = starts.then(() => acquire(weight));
       starts = started;
       const outcome = started.then(async () => {

@@ -50,7 +50,7 @@ const TOPIC = 'intune/devices';
 /** Devices per page message: one Graph page (managedDevices pages hold at most 1,000). */
 const PAGE_SIZE = 1000;
 /** Pages the slowest sink may be behind before the next Graph page is read (run-progress.ts). */
-const PAGES_AHEAD = 2;
+const PAGES_AHEAD = 4;
 /** Longest wait for the sinks before one Graph page (a paging link must not sit unused for long). */
 const SINK_WAIT_MS = 5 * 60_000;
 /** Delay of the first scheduled run when nothing says it is due later. */

@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from './contracts';
 import { WIRE_VERSION, header, type ReplyItem, type WireMessage } from './acmp-wire';
 import { SicsError, type AcmpServerRoute, type CallResult } from './sics-client';
+import { packRecord, storeAs, unpackRecord } from './packed-state';
 
 export interface StateStore {
   get(key: string): Promise<unknown>;
@@ -108,6 +109,37 @@ interface SinkState {
   updatedAt?: string;
 }
 
+/** How a serialising store writes the state: one `id|fingerprint` line per device (packed-state.ts). */
+interface StoredState {
+  v: 2;
+  instance: string;
+  serverId: string;
+  devices: string;
+  updatedAt?: string;
+}
+
+function packed(s: SinkState): StoredState {
+  return { v: 2, instance: s.instance, serverId: s.serverId, devices: packRecord(s.devices, (fp) => [fp]), updatedAt: s.updatedAt };
+}
+
+function newState(instance: string, serverId: string, devices: Record<string, string> = {}): SinkState {
+  return storeAs<SinkState>({ v: 1, instance, serverId, devices }, packed);
+}
+
+/** The devices of a stored state of this instance and server (either form), or an empty record. */
+function storedDevices(raw: Partial<SinkState> | Partial<StoredState> | undefined, instance: string, serverId: string): Record<string, string> {
+  if (!raw || typeof raw !== 'object' || raw.instance !== instance || raw.serverId !== serverId) return {};
+  if (raw.v === 1 && raw.devices && typeof raw.devices === 'object') return { ...raw.devices };
+  if (raw.v === 2 && typeof raw.devices === 'string') {
+    try {
+      return unpackRecord(raw.devices, ([fp]) => fp);
+    } catch {
+      return {};
+    }
+  }
+  return {};
+}
+
 interface RunState {
   runId: string;
   instance: string;
@@ -159,11 +191,8 @@ export class InventoryPublisher {
     const key = stateKey(instance, serverId);
     const cached = this.states.get(key);
     if (cached) return cached;
-    const raw = (await this.o.store.get(key)) as Partial<SinkState> | undefined;
-    const state: SinkState =
-      raw && raw.v === 1 && raw.instance === instance && raw.serverId === serverId && raw.devices && typeof raw.devices === 'object'
-        ? { v: 1, instance, serverId, devices: { ...raw.devices } }
-        : { v: 1, instance, serverId, devices: {} };
+    const raw = (await this.o.store.get(key)) as Partial<SinkState> | Partial<StoredState> | undefined;
+    const state = newState(instance, serverId, storedDevices(raw, instance, serverId));
     this.states.set(key, state);
     return state;
   }
@@ -179,7 +208,7 @@ export class InventoryPublisher {
   async reset(instance: string, servers: AcmpServerRoute[]): Promise<void> {
     this.runs.delete(instance);
     for (const s of servers) {
-      const state: SinkState = { v: 1, instance, serverId: s.serverId, devices: {} };
+      const state = newState(instance, s.serverId);
       this.states.set(stateKey(instance, s.serverId), state);
       await this.saveState(state);
     }
@@ -252,7 +281,7 @@ export class InventoryPublisher {
     } catch (err) {
       run.stateTrouble = true;
       report.warnings.push(`${server.serverId}: what was published before cannot be read (${(err as Error).message}); every device is sent`);
-      state = { v: 1, instance: sync.instance, serverId: server.serverId, devices: {} };
+      state = newState(sync.instance, server.serverId);
     }
     const changed = devices.filter((d) => state.devices[d.id] !== fps.get(d.id));
     out.changed = changed.length;

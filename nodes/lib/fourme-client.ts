@@ -160,7 +160,13 @@ export interface FourMeClientOptions {
   /** Extra trusted CA (PEM), e.g. from a TLS config node. */
   ca?: string | string[];
   timeoutMs?: number;
-  /** Sliding-window bound. 4me allows 20 requests per 2 s; default 19 leaves room for clock skew. */
+  /**
+   * Sliding-window bound. 4me allows 20 requests per 2 s, counted on arrival.
+   * The default is the full 20: a call counts from its send until 2 s after
+   * its answer, and its arrival lies in between, so no window of 4me's can
+   * see more than we allow (no clocks are compared). Other integrations on
+   * the same token need a lower value.
+   */
   burst?: { requests: number; windowMs: number };
   maxConcurrent?: number;
   /** Requests of the hourly budget left unused (for other integrations using the same token). */
@@ -213,7 +219,7 @@ export function payloadErrors(payload: unknown): PayloadError[] {
 
 export const DEFAULTS = {
   timeoutMs: 60_000,
-  burst: { requests: 19, windowMs: 2_000 },
+  burst: { requests: 20, windowMs: 2_000 },
   maxConcurrent: 4,
   requestReserve: 20,
   costReserve: 100,

@@ -79,7 +79,7 @@ export function parseFourMeSettings(raw: Record<string, unknown>, ca?: string | 
     clientId,
     endpoints,
     timeoutMs: int(raw.timeoutSec, 60, 1, 600, 'timeoutSec') * 1000,
-    requestsPer2s: int(raw.requestsPer2s, 19, 1, 20, 'requestsPer2s'),
+    requestsPer2s: int(raw.requestsPer2s, 20, 1, 20, 'requestsPer2s'),
     requestReserve: int(raw.requestReserve, 20, 0, 100_000, 'requestReserve'),
     costReserve: int(raw.costReserve, 100, 0, 1_000_000, 'costReserve'),
     retryAfterFallbackMs: int(raw.retryAfterFallbackSec, 60, 1, 3600, 'retryAfterFallbackSec') * 1000,

@@ -14,6 +14,7 @@
 import type { SyncEnvelope, SyncMode } from './contracts';
 import { FourMeStats, isAbort, type FourMeClient, type WaitReason } from './fourme-client';
 import { archiveMissing, syncDevicePage, type ItemResult } from './fourme-ci-sync';
+import { deviceProblem, userEmailOf } from './fourme-ci-mapping';
 import {
   CI_STATUSES,
   INACTIVE_STATUSES,
@@ -289,6 +290,24 @@ export class FourMeSink {
           r.errors.push(e);
         }
       }
+    }
+  }
+
+  /**
+   * A device page has arrived and waits for its turn: its users' addresses
+   * ride along with the person look-up of the page before it (look-ahead,
+   * fourme-people.ts). Never throws; a message that is not a device page,
+   * or a node without person matching, announces nothing.
+   */
+  expect(msg: SinkMessage): void {
+    try {
+      if (!this.d.settings.matchPeople || topicOf(msg) !== TOPIC_DEVICES || !Array.isArray(msg.payload)) return;
+      const people = this.d.people();
+      if (!people) return;
+      const devices = msg.payload as unknown[];
+      people.expect(devices.map((d) => (deviceProblem(d) ? null : userEmailOf(d as Parameters<typeof userEmailOf>[0]))));
+    } catch {
+      // Bad messages are reported when their turn comes (handle).
     }
   }
 

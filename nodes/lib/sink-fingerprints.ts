@@ -16,9 +16,14 @@
  * create (keyed by sourceID), never a duplicate. It is bound to the 4me
  * endpoint, account and source it was written for; a change of any of them
  * starts afresh.
+ *
+ * Stored packed (packed-state.ts): `v: 2` with `cis` as one line per device
+ * (`deviceId|f|id|p|n`); in memory it is the `v: 1` object below. Both
+ * forms load.
  */
 import { createHash } from 'node:crypto';
 import { ContextValue, type ContextLike } from './context-state';
+import { packRecord, storeAs, unpackRecord } from './packed-state';
 
 export interface CiEntry {
   /** Fingerprint of the mapped CI input last confirmed. */
@@ -84,13 +89,48 @@ export function stateKeyFor(instance: string): string {
   return `intune4me_${safe}_${h}`;
 }
 
-/** Short, stable fingerprint of any JSON-able value. */
+/**
+ * Short, stable fingerprint of any JSON-able value: the first 15 bytes of
+ * the SHA-1 in base64url, exactly 20 characters (the same text as the first
+ * 20 of the full digest). Encoded at that length rather than cut from the
+ * full text, because a cut string keeps the whole digest alive behind it:
+ * one per device in the state.
+ */
 export function fingerprint(value: unknown): string {
-  return createHash('sha1').update(JSON.stringify(value)).digest('base64url').slice(0, 20);
+  return createHash('sha1').update(JSON.stringify(value)).digest().toString('base64url', 0, 15);
+}
+
+/** How the state is written by a serialising store (see packed-state.ts). */
+interface StoredState {
+  v: 2;
+  scope: string;
+  cis: string;
+  products: Record<string, ProductEntry>;
+  incidents: Record<string, IncidentEntry>;
+}
+
+function packed(s: SinkState): StoredState {
+  return { v: 2, scope: s.scope, cis: packRecord(s.cis, (e) => [e.f, e.id, e.p, e.n]), products: s.products, incidents: s.incidents };
+}
+
+/** The in-memory state, from what a store returned (either form); null when it is not a state. */
+export function fromStored(raw: unknown): SinkState | null {
+  const r = raw as Partial<SinkState> | Partial<StoredState> | null | undefined;
+  if (!r || typeof r !== 'object' || typeof r.scope !== 'string' || !r.products || !r.incidents) return null;
+  if (r.v === 1 && r.cis && typeof r.cis === 'object') return storeAs(r as SinkState, packed);
+  if (r.v === 2 && typeof r.cis === 'string') {
+    try {
+      const cis = unpackRecord<CiEntry>(r.cis, ([f, id, p, n]) => (id ? { f, id, p, n } : { f, p, n }));
+      return storeAs({ v: 1, scope: r.scope, cis, products: r.products, incidents: r.incidents } as SinkState, packed);
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 export function emptyState(scope: string): SinkState {
-  return { v: 1, scope, cis: {}, products: {}, incidents: {} };
+  return storeAs<SinkState>({ v: 1, scope, cis: {}, products: {}, incidents: {} }, packed);
 }
 
 /** Loads and saves the state of each instance; keeps loaded states in memory. */
@@ -124,11 +164,11 @@ export class SinkStateStore {
 
   private async read(instance: string, sk: string): Promise<{ state: SinkState; fresh: boolean }> {
     const value = new ContextValue<SinkState>(this.context, stateKeyFor(instance), this.store);
-    const raw = await value.get();
+    const stored = fromStored(await value.get());
     let state: SinkState;
     let fresh = false;
-    if (raw && typeof raw === 'object' && raw.v === 1 && raw.scope === sk && raw.cis && raw.incidents && raw.products) {
-      state = raw;
+    if (stored && stored.scope === sk) {
+      state = stored;
     } else {
       state = emptyState(sk);
       fresh = true;

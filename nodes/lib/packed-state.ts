@@ -1,0 +1,56 @@
+/**
+ * The sinks' per-device state (fingerprints, CI ids) stored compactly.
+ *
+ * In memory the sinks keep a plain object per device, which is what their
+ * code reads and writes. A persistent context store serialises that object
+ * as JSON: Node-RED's `localfilesystem` store writes the whole context of a
+ * node in one string, indented by 4 spaces, every 30 s while it changes. For
+ * 100,000 devices that was a string of some 50 MB (two bytes per character
+ * once one device name is not Latin-1), built in one go next to the live
+ * state — the peak of a sync's memory. Packed, every device is one line of
+ * ASCII (`id|field|field`, fields percent-encoded when they hold anything
+ * else), less than half the size and one byte per character.
+ *
+ * `storeAs` attaches the packed form as a non-enumerable `toJSON`, which
+ * JSON.stringify (and so every serialising store) honours, while the memory
+ * store keeps the object itself. Readers accept both forms, so state saved
+ * before packing still loads.
+ */
+
+/** Characters that must be encoded in a field: separators, '%', and anything outside printable ASCII. */
+const NEEDS_ENCODING = /[^\x20-\x7e]|[|\n%]/;
+
+function enc(v: string | undefined): string {
+  if (v === undefined) return '';
+  return NEEDS_ENCODING.test(v) ? encodeURIComponent(v) : v;
+}
+
+function dec(v: string): string {
+  return v.includes('%') ? decodeURIComponent(v) : v;
+}
+
+/** One line per key: `key|field|field…` (an undefined field is empty). */
+export function packRecord<T>(rec: Record<string, T>, fields: (v: T) => Array<string | undefined>): string {
+  const lines: string[] = [];
+  for (const k of Object.keys(rec)) lines.push([enc(k), ...fields(rec[k]).map(enc)].join('|'));
+  return lines.join('\n');
+}
+
+/** The inverse of packRecord (empty fields come back as ''). Throws on text that is not packed state. */
+export function unpackRecord<T>(text: string, build: (fields: string[]) => T): Record<string, T> {
+  const out: Record<string, T> = {};
+  if (!text) return out;
+  for (const line of text.split('\n')) {
+    const parts = line.split('|').map(dec);
+    const key = parts.shift();
+    if (!key) throw new Error('packed state: a line without a key');
+    out[key] = build(parts);
+  }
+  return out;
+}
+
+/** Makes JSON.stringify write `packed()` in place of `obj` (non-enumerable: the object's own keys are untouched). */
+export function storeAs<T extends object>(obj: T, packed: (obj: T) => unknown): T {
+  Object.defineProperty(obj, 'toJSON', { value: () => packed(obj), enumerable: false, configurable: true, writable: true });
+  return obj;
+}

@@ -1,0 +1,138 @@
+/**
+ * The sinks' state in a persistent context store: packed to one ASCII line
+ * per device when serialised (packed-state.ts), read back in either form,
+ * through Node-RED's own `localfilesystem` store.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { packRecord, unpackRecord } from '../nodes/lib/packed-state';
+import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
+import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
+import type { ContextLike } from '../nodes/lib/context-state';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const localfilesystem = require('@node-red/runtime/lib/nodes/context/localfilesystem') as (config: Record<string, unknown>) => {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  get(scope: string, key: string, cb: (err: Error | null, value?: unknown) => void): void;
+  set(scope: string, key: string, value: unknown, cb: (err?: Error | null) => void): void;
+};
+
+const AWKWARD = ['plain', 'with|bar', 'two\nlines', '100% sure', 'Müller’s iPhone', '😀 phone', '', 'tab\there', '%41'];
+
+function scopeOf(store: ReturnType<typeof localfilesystem>, scope: string): ContextLike {
+  return {
+    get: (key, _s, cb) => store.get(scope, key, (err, v) => cb(err, v)),
+    set: (key, value, _s, cb) => store.set(scope, key, value, (err) => cb(err)),
+  };
+}
+
+async function openStore(dir: string) {
+  // cache + flushInterval 0: written at close, as the runtime does at shutdown; read back from the file on open.
+  const store = localfilesystem({ dir, cache: true, flushInterval: 0 });
+  await store.open();
+  return store;
+}
+
+describe('packed sink state', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'packed-state-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('packs any text into ASCII lines and unpacks it unchanged', () => {
+    const rec: Record<string, string[]> = {};
+    AWKWARD.forEach((v, i) => (rec[i ? `key ${v}` : v] = [v, String(i), v.toUpperCase()]));
+    const text = packRecord(rec, (v) => v);
+    expect(/^[\x20-\x7e\n]*$/.test(text), 'printable ASCII and newlines only').to.equal(true);
+    expect(text.split('\n')).to.have.length(AWKWARD.length);
+    expect(unpackRecord(text, (f) => f)).to.deep.equal(rec);
+    expect(unpackRecord('', (f) => f)).to.deep.equal({});
+    expect(() => unpackRecord('|x', (f) => f)).to.throw(/without a key/);
+  });
+
+  it('4me state: JSON is the packed form, less than half the indented size, and loads back; the old form still loads', () => {
+    const s = emptyState(scopeKey({ endpoint: 'https://graphql.4me.example', account: 'acme', source: 'Intune' }));
+    for (let i = 0; i < 500; i++) {
+      const e: CiEntry = { f: `fp${i}`.padEnd(20, 'x'), p: `apple|iphone ${i % 7}`, n: AWKWARD[i % AWKWARD.length] + i };
+      if (i % 3) e.id = `NG1lLmNvbS9DaS8${i}`;
+      s.cis[`0000${i}-aaaa-bbbb-cccc-dddddddddddd`] = e;
+    }
+    s.products['apple|iphone 1'] = { c: 'ref', cn: 'Phones', b: 'Apple', m: 'iPhone 1', n: 'Apple iPhone 1', s: 'apple|iphone 1' };
+    s.incidents['d:p'] = { id: 'req1', s: 'open', d: 'd', at: '2026-01-01T00:00:00Z' };
+    const json = JSON.stringify({ key: s }, null, 4);
+    const stored = JSON.parse(json).key;
+    expect(stored.v).to.equal(2);
+    expect(stored.cis).to.be.a('string');
+    expect(Object.keys(s), 'toJSON is not an own enumerable key').to.deep.equal(['v', 'scope', 'cis', 'products', 'incidents']);
+    const plain = JSON.stringify({ key: { ...s } }, null, 4);
+    expect(json.length, `${json.length} vs ${plain.length} characters`).to.be.below(plain.length / 2);
+    const back = fromStored(stored);
+    expect(JSON.parse(JSON.stringify({ ...back }))).to.deep.equal(JSON.parse(JSON.stringify({ ...s })));
+    expect(back!.cis['00001-aaaa-bbbb-cccc-dddddddddddd']).to.deep.equal(s.cis['00001-aaaa-bbbb-cccc-dddddddddddd']);
+    expect(back!.cis['00000-aaaa-bbbb-cccc-dddddddddddd']).to.not.have.property('id');
+    // Saved before packing (v1, plain object), and not a state at all
+    expect(fromStored(JSON.parse(plain).key)!.cis).to.deep.equal(s.cis);
+    expect(fromStored({ v: 2, scope: 'x', cis: 42, products: {}, incidents: {} })).to.equal(null);
+    expect(fromStored('text')).to.equal(null);
+  });
+
+  it('4me state survives a restart of a localfilesystem store, written packed to the file', async () => {
+    const scope = { endpoint: 'https://graphql.4me.example', account: 'acme', source: 'Intune' };
+    let store = await openStore(dir);
+    const sinks = new SinkStateStore(scopeOf(store, 'node1:flow1'));
+    const { state, fresh } = await sinks.load('IntuneConnector_1', scope);
+    expect(fresh).to.equal(true);
+    state.cis['dev-1'] = { f: 'f1', id: 'ci-1', p: 'p', n: 'Müller’s 😀 | phone' };
+    state.cis['dev-2'] = { f: 'f2', p: 'p', n: 'plain' };
+    sinks.touch('IntuneConnector_1');
+    await sinks.save('IntuneConnector_1');
+    await store.close();
+    const file = fs.readFileSync(path.join(dir, 'context', 'flow1', 'node1.json'), 'utf8');
+    const onDisk = JSON.parse(file)[stateKeyFor('IntuneConnector_1')];
+    expect(onDisk.v).to.equal(2);
+    expect(onDisk.cis.split('\n')).to.have.length(2);
+    expect(/^[\x20-\x7e\s]*$/.test(file), 'the file is ASCII').to.equal(true);
+
+    store = await openStore(dir);
+    const again = await new SinkStateStore(scopeOf(store, 'node1:flow1')).load('IntuneConnector_1', scope);
+    expect(again.fresh).to.equal(false);
+    expect(again.state.cis).to.deep.equal(state.cis);
+    await store.close();
+  });
+
+  it('ACMP state survives a restart of a localfilesystem store, written packed; the unpacked form still loads', async () => {
+    let store = await openStore(dir);
+    const ctx = scopeOf(store, 'acmp:flow1');
+    const asStore = {
+      get: (key: string) => new Promise<unknown>((res, rej) => ctx.get(key, undefined, (e, v) => (e ? rej(e) : res(v)))),
+      set: (key: string, value: unknown) => new Promise<void>((res, rej) => ctx.set(key, value, undefined, (e) => (e ? rej(e) : res()))),
+    };
+    const caller = { call: async () => ({ code: 0, failed: [] }) as never };
+    const pub = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store: asStore });
+    await pub.reset('IntuneConnector_1', [{ serverId: 'SRV1' } as never]);
+    const key = stateKey('IntuneConnector_1', 'SRV1');
+    const live = (await asStore.get(key)) as { devices: Record<string, string> };
+    live.devices['dev|1'] = 'fpA';
+    live.devices['dev-2'] = 'fpB';
+    await asStore.set(key, live);
+    await store.close();
+    const onDisk = JSON.parse(fs.readFileSync(path.join(dir, 'context', 'flow1', 'acmp.json'), 'utf8'))[key];
+    expect(onDisk).to.include({ v: 2, instance: 'IntuneConnector_1', serverId: 'SRV1', devices: 'dev%7C1|fpA\ndev-2|fpB' });
+
+    store = await openStore(dir);
+    const ctx2 = scopeOf(store, 'acmp:flow1');
+    const read = (k: string) => new Promise<unknown>((res, rej) => ctx2.get(k, undefined, (e, v) => (e ? rej(e) : res(v))));
+    const pub2 = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store: { get: read, set: async () => undefined } });
+    const loaded = await (pub2 as unknown as { loadState(i: string, s: string): Promise<{ devices: Record<string, string> }> }).loadState('IntuneConnector_1', 'SRV1');
+    expect(loaded.devices).to.deep.equal({ 'dev|1': 'fpA', 'dev-2': 'fpB' });
+    await store.close();
+
+    const old = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store: { get: async () => ({ v: 1, instance: 'I', serverId: 'S', devices: { a: 'x' } }), set: async () => undefined } });
+    const oldState = await (old as unknown as { loadState(i: string, s: string): Promise<{ devices: Record<string, string> }> }).loadState('I', 'S');
+    expect(oldState.devices).to.deep.equal({ a: 'x' });
+  });
+});

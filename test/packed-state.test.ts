@@ -136,3 +136,80 @@ describe('packed sink state', () => {
     expect(oldState.devices).to.deep.equal({ a: 'x' });
   });
 });
+
+describe('sink state writes within a run', () => {
+  function countingContext() {
+    const writes: unknown[] = [];
+    const data = new Map<string, unknown>();
+    const ctx: ContextLike = {
+      get: (key, _s, cb) => cb(null, data.get(key)),
+      set: (key, value, _s, cb) => {
+        writes.push(key);
+        data.set(key, value);
+        cb(null);
+      },
+    };
+    return { ctx, writes, data };
+  }
+
+  it('4me: the first write at once, then at most one per interval; a plain save and saveAll write what is left', async () => {
+    const { ctx, writes } = countingContext();
+    let now = 1_000_000;
+    const store = new SinkStateStore(ctx, undefined, { writeIntervalMs: 60_000, now: () => now });
+    const scope = { endpoint: 'e', account: 'a', source: 'Intune' };
+    const { state } = await store.load('I', scope);
+    const confirm = async (id: string, soon = true) => {
+      state.cis[id] = { f: id, p: 'p', n: id };
+      store.touch('I');
+      await store.save('I', { soon });
+    };
+    await confirm('d1');
+    expect(writes, 'first write').to.have.length(1);
+    await confirm('d2');
+    now += 30_000;
+    await confirm('d3');
+    expect(writes, 'within the interval: not written').to.have.length(1);
+    now += 31_000;
+    await confirm('d4');
+    expect(writes, 'interval passed').to.have.length(2);
+    await confirm('d5');
+    expect(writes).to.have.length(2);
+    await confirm('d6', false);
+    expect(writes, "a run's end writes at once").to.have.length(3);
+    await store.saveAll();
+    expect(writes, 'nothing left to write').to.have.length(3);
+    now += 1000;
+    await confirm('d7');
+    await store.saveAll();
+    expect(writes, 'the node closes: written').to.have.length(4);
+  });
+
+  it('ACMP: pages within the interval are written once at the run end, with every confirmed device', async () => {
+    for (const interval of [3_600_000, 0]) {
+      const { writes, data } = countingContext();
+      const store = {
+        get: async (k: string) => data.get(k),
+        set: async (k: string, v: unknown) => {
+          writes.push(k);
+          data.set(k, JSON.parse(JSON.stringify(v)));
+        },
+      };
+      const caller = { call: async () => ({ reply: { code: 0, failed: [] }, attempts: 1 }) as never };
+      const pub = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store, stateWriteIntervalMs: interval });
+      const servers = [{ serverId: 'SRV1' } as never];
+      const sync = (page: number, last: boolean) => ({ runId: 'r1', instance: 'I', mode: 'full', page, last, startedAt: '2026-01-01T00:00:00Z' }) as never;
+      for (let p = 1; p <= 4; p++) {
+        await pub.handlePage(sync(p, p === 4), [{ id: `dev-${p}` } as never, { id: `dev-${p}b` } as never], servers);
+      }
+      expect(writes.length, `interval ${interval}`).to.equal(interval ? 2 : 4);
+      const saved = fromStoredAcmp(data.get(stateKey('I', 'SRV1')));
+      expect(Object.keys(saved).sort()).to.deep.equal(['dev-1', 'dev-1b', 'dev-2', 'dev-2b', 'dev-3', 'dev-3b', 'dev-4', 'dev-4b']);
+    }
+  });
+});
+
+function fromStoredAcmp(v: unknown): Record<string, string> {
+  const s = v as { v: number; devices: string };
+  expect(s.v).to.equal(2);
+  return unpackRecord(s.devices, ([fp]) => fp);
+}

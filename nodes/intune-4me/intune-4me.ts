@@ -272,17 +272,19 @@ export = function register(RED: NodeAPI): void {
       unwatch?.();
       runProgress.releaseAll(node.id);
       abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
-      const timer = setTimeout(done, 5000);
-      reports.then(
-        () => {
+      let finished = false;
+      const once = () => {
+        if (!finished) done();
+        finished = true;
+      };
+      const timer = setTimeout(once, 5000);
+      // Pages end (aborted), then what 4me confirmed since the last state write is written.
+      const finish = () =>
+        stateStore.saveAll().then(() => {
           clearTimeout(timer);
-          done();
-        },
-        () => {
-          clearTimeout(timer);
-          done();
-        },
-      );
+          once();
+        });
+      reports.then(finish, finish);
     });
   }
 

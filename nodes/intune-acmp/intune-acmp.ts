@@ -312,10 +312,12 @@ export = function register(RED: NodeAPI): void {
       runProgress.releaseAll(node.id);
       closer.abort();
       unwatch?.();
-      chain.finally(() => {
-        node.status({});
-        done();
-      });
+      chain
+        .finally(() => publisher?.saveAllChanged())
+        .finally(() => {
+          node.status({});
+          done();
+        });
     });
   }
 

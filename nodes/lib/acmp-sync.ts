@@ -27,6 +27,7 @@ import type { Device, SyncEnvelope } from './contracts';
 import { WIRE_VERSION, header, type ReplyItem, type WireMessage } from './acmp-wire';
 import { SicsError, type AcmpServerRoute, type CallResult } from './sics-client';
 import { packRecord, storeAs, unpackRecord } from './packed-state';
+import { STATE_WRITE_INTERVAL_MS } from './context-state';
 
 export interface StateStore {
   get(key: string): Promise<unknown>;
@@ -50,6 +51,8 @@ export interface InventoryOptions {
    */
   removalLimitPercent?: number;
   store: StateStore;
+  /** Least time between two state writes within a run (default STATE_WRITE_INTERVAL_MS); a run's end always writes. */
+  stateWriteIntervalMs?: number;
   replyTimeoutMs?: number;
   log?: { warn(m: string): void; debug?(m: string): void };
 }
@@ -184,6 +187,8 @@ function errorText(err: unknown): { code?: number; error: string } {
 export class InventoryPublisher {
   private readonly runs = new Map<string, RunState>();
   private readonly states = new Map<string, SinkState>();
+  /** Per state key: when it was last written, and whether it changed since. */
+  private readonly written = new Map<string, { at: number; dirty: boolean }>();
 
   constructor(private readonly o: InventoryOptions) {}
 
@@ -199,9 +204,35 @@ export class InventoryPublisher {
 
   private async saveState(s: SinkState): Promise<void> {
     s.updatedAt = new Date().toISOString();
+    const key = stateKey(s.instance, s.serverId);
+    this.written.set(key, { at: Date.now(), dirty: false });
     // The state object itself, not a copy: copying every device's fingerprint on each page
     // allocated O(devices) per page, O(devices²) per run. Only confirmed entries are ever in it.
-    await this.o.store.set(stateKey(s.instance, s.serverId), s);
+    await this.o.store.set(key, s);
+  }
+
+  /** Within a run: writes unless the last write was less than the interval ago (then the run's end does). */
+  private async saveSoon(s: SinkState): Promise<void> {
+    const w = this.written.get(stateKey(s.instance, s.serverId));
+    if (w && Date.now() - w.at < (this.o.stateWriteIntervalMs ?? STATE_WRITE_INTERVAL_MS)) {
+      w.dirty = true;
+      return;
+    }
+    await this.saveState(s);
+  }
+
+  /** A run's end: writes every state of the instance that changed since its last write. */
+  private async saveChanged(instance: string, servers: AcmpServerRoute[], report: PageReport): Promise<void> {
+    for (const server of servers) {
+      const key = stateKey(instance, server.serverId);
+      const state = this.states.get(key);
+      if (!state || !this.written.get(key)?.dirty) continue;
+      try {
+        await this.saveState(state);
+      } catch (err) {
+        report.warnings.push(`${server.serverId}: what was published cannot be saved (${(err as Error).message})`);
+      }
+    }
   }
 
   /** Forgets what was published for an instance (all servers given), so the next run sends every device again. */
@@ -211,6 +242,14 @@ export class InventoryPublisher {
       const state = newState(instance, s.serverId);
       this.states.set(stateKey(instance, s.serverId), state);
       await this.saveState(state);
+    }
+  }
+
+  /** Writes every state that changed since its last write (the node closes: nothing confirmed is left unwritten). */
+  async saveAllChanged(): Promise<void> {
+    for (const [key, w] of this.written) {
+      const state = this.states.get(key);
+      if (state && w.dirty) await this.saveState(state).catch(() => undefined);
     }
   }
 
@@ -245,6 +284,7 @@ export class InventoryPublisher {
     report.servers = await Promise.all(servers.map((s) => this.publishToServer(s, sync, run, devices, fps, report, signal)));
 
     if (sync.last) {
+      await this.saveChanged(sync.instance, servers, report);
       this.runs.delete(sync.instance);
       const why =
         sync.mode !== 'full'
@@ -315,7 +355,7 @@ export class InventoryPublisher {
     }
     if (changed.length) {
       try {
-        await this.saveState(state);
+        await (sync.last ? this.saveState(state) : this.saveSoon(state));
       } catch (err) {
         run.stateTrouble = true;
         report.warnings.push(`${server.serverId}: what was published cannot be saved (${(err as Error).message})`);

@@ -46,6 +46,16 @@ export function storeInfo(contextStorage: ContextStorageSetting | undefined | nu
   return { name, persistent, unknown };
 }
 
+/**
+ * How often a sink writes its per-device state to context during a run (it
+ * always writes at a run's end, and when the node closes). The in-memory
+ * state is current all along; what the interval bounds is what a crash can
+ * lose — a re-upload of what was confirmed since, never a duplicate. Writing after
+ * every page made `localfilesystem` serialise the whole state (tens of MB
+ * for 100,000 devices) every 30 s of a long run: the peak of its memory.
+ */
+export const STATE_WRITE_INTERVAL_MS = 5 * 60_000;
+
 /** The part of a Node-RED context object used here. */
 export interface ContextLike {
   get(key: string, store: string | undefined, cb: (err: Error | null | undefined, value?: unknown) => void): void;

@@ -346,9 +346,11 @@ export class FourMeSink {
     const items: Array<ItemResult | IncidentResult> = [];
     let client: FourMeClient;
     let state: SinkState;
+    // CI state is written at most every few minutes within a run and always at its end;
+    // incidents at once (few, and each one raised must be remembered).
     const persist = async () => {
       this.d.store.touch(env.instance);
-      await this.d.store.save(env.instance);
+      await this.d.store.save(env.instance, { soon: topic === TOPIC_DEVICES && !env.last });
     };
     try {
       client = this.d.client();
@@ -392,6 +394,8 @@ export class FourMeSink {
       r.incomplete ??= isAbort(err) ? 'the run was interrupted' : `a page failed: ${(err as Error).message}`;
       this.record(r, items);
       if (env.last && this.runs.get(`${topic}|${env.instance}`) === r) this.runs.delete(`${topic}|${env.instance}`);
+      // What earlier pages confirmed is written all the same (their writes were spread out).
+      if (env.last) await this.d.store.save(env.instance).catch(() => undefined);
       throw err;
     }
     this.record(r, items);
@@ -401,6 +405,12 @@ export class FourMeSink {
     // ---- last page: the run's other pages finish first; then reconcile when complete, and summarise
     await Promise.all([...r.pending].filter((p) => p !== mine));
     if (this.runs.get(`${topic}|${env.instance}`) === r) this.runs.delete(`${topic}|${env.instance}`);
+    try {
+      await this.d.store.save(env.instance);
+    } catch (err) {
+      r.errorCount++;
+      r.errors.push({ outcome: 'failed', error: `what 4me confirmed could not be saved: ${(err as Error).message}` });
+    }
     let reason: string | undefined;
     if (env.mode !== 'full') reason = 'only a complete full run reconciles removals (this run is incremental)';
     else if (env.stats?.aborted) reason = `the source aborted the run${env.stats.error ? `: ${env.stats.error}` : ''}`;

@@ -22,7 +22,7 @@
  * forms load.
  */
 import { createHash } from 'node:crypto';
-import { ContextValue, type ContextLike } from './context-state';
+import { ContextValue, STATE_WRITE_INTERVAL_MS, type ContextLike } from './context-state';
 import { packRecord, storeAs, unpackRecord } from './packed-state';
 
 export interface CiEntry {
@@ -135,13 +135,14 @@ export function emptyState(scope: string): SinkState {
 
 /** Loads and saves the state of each instance; keeps loaded states in memory. */
 export class SinkStateStore {
-  private loaded = new Map<string, { value: ContextValue<SinkState>; state: SinkState; dirty: boolean; fresh: boolean }>();
+  private loaded = new Map<string, { value: ContextValue<SinkState>; state: SinkState; dirty: boolean; fresh: boolean; writtenAt?: number }>();
   private reading = new Map<string, Promise<{ state: SinkState; fresh: boolean }>>();
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly context: ContextLike,
     private readonly store?: string,
+    private readonly o: { writeIntervalMs?: number; now?: () => number } = {},
   ) {}
 
   /**
@@ -186,11 +187,18 @@ export class SinkStateStore {
     }
   }
 
-  /** Writes a changed state (serialised: one context write at a time). */
-  async save(instance: string): Promise<void> {
+  /**
+   * Writes a changed state (serialised: one context write at a time). Within
+   * a run (`soon`), at most once per STATE_WRITE_INTERVAL_MS after the first
+   * write; the rest waits for the next write or the run's end.
+   */
+  async save(instance: string, o: { soon?: boolean } = {}): Promise<void> {
     const l = this.loaded.get(instance);
     if (!l || !l.dirty) return;
+    const now = (this.o.now ?? Date.now)();
+    if (o.soon && l.writtenAt !== undefined && now - l.writtenAt < (this.o.writeIntervalMs ?? STATE_WRITE_INTERVAL_MS)) return;
     l.dirty = false;
+    l.writtenAt = now;
     const run = this.chain.then(() => l.value.set(l.state));
     this.chain = run.catch(() => undefined);
     try {
@@ -199,6 +207,11 @@ export class SinkStateStore {
       l.dirty = true;
       throw err;
     }
+  }
+
+  /** Writes every loaded state with unwritten changes (the node closes). Never throws. */
+  async saveAll(): Promise<void> {
+    for (const instance of this.loaded.keys()) await this.save(instance).catch(() => undefined);
   }
 
   /** Forgets the in-memory copies (the next load reads context again). */

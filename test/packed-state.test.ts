@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { packRecord, unpackRecord } from '../nodes/lib/packed-state';
+import { CiLedger } from '../nodes/lib/ci-ledger';
 import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
 import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
 import type { ContextLike } from '../nodes/lib/context-state';
@@ -54,12 +55,35 @@ describe('packed sink state', () => {
     expect(() => unpackRecord('|x', (f) => f)).to.throw(/without a key/);
   });
 
+  it('4me CI ledger: keeps every field as given, shares product keys, replaces and forgets entries', () => {
+    const l = new CiLedger();
+    AWKWARD.forEach((v, i) => l.set(`dev-${i}`, { f: `fp|${v}`, id: i % 2 ? `ci ${v}` : undefined, p: `brand|${v}`, n: v }));
+    expect(l.size).to.equal(AWKWARD.length);
+    AWKWARD.forEach((v, i) => {
+      const e = l.get(`dev-${i}`)!;
+      expect(e, v).to.deep.equal(i % 2 ? { f: `fp|${v}`, id: `ci ${v}`, p: `brand|${v}`, n: v } : { f: `fp|${v}`, p: `brand|${v}`, n: v });
+    });
+    expect(l.get('nope')).to.equal(undefined);
+    l.set('dev-1', { f: 'new', p: 'brand|plain', n: 'renamed' });
+    expect(l.get('dev-1')).to.deep.equal({ f: 'new', p: 'brand|plain', n: 'renamed' });
+    expect(l.size).to.equal(AWKWARD.length);
+    expect(l.delete('dev-2')).to.equal(true);
+    expect(l.has('dev-2')).to.equal(false);
+    expect([...l.keys()]).to.have.length(AWKWARD.length - 1);
+    expect(Object.keys(l.toRecord())).to.deep.equal([...l.keys()]);
+    // The stored text is the same line format as before the ledger (deviceId|f|id|p|n), and loads back.
+    const text = l.toPacked();
+    expect(unpackRecord(text, ([f, id, p, n]) => ({ f, id, p, n }))['dev-1']).to.deep.equal({ f: 'new', id: '', p: 'brand|plain', n: 'renamed' });
+    expect(CiLedger.fromPacked(text).toRecord()).to.deep.equal(l.toRecord());
+    expect(() => CiLedger.fromPacked('|x|y')).to.throw(/without a key/);
+  });
+
   it('4me state: JSON is the packed form, less than half the indented size, and loads back; the old form still loads', () => {
     const s = emptyState(scopeKey({ endpoint: 'https://graphql.4me.example', account: 'acme', source: 'Intune' }));
     for (let i = 0; i < 500; i++) {
       const e: CiEntry = { f: `fp${i}`.padEnd(20, 'x'), p: `apple|iphone ${i % 7}`, n: AWKWARD[i % AWKWARD.length] + i };
       if (i % 3) e.id = `NG1lLmNvbS9DaS8${i}`;
-      s.cis[`0000${i}-aaaa-bbbb-cccc-dddddddddddd`] = e;
+      s.cis.set(`0000${i}-aaaa-bbbb-cccc-dddddddddddd`, e);
     }
     s.products['apple|iphone 1'] = { c: 'ref', cn: 'Phones', b: 'Apple', m: 'iPhone 1', n: 'Apple iPhone 1', s: 'apple|iphone 1' };
     s.incidents['d:p'] = { id: 'req1', s: 'open', d: 'd', at: '2026-01-01T00:00:00Z' };
@@ -68,14 +92,17 @@ describe('packed sink state', () => {
     expect(stored.v).to.equal(2);
     expect(stored.cis).to.be.a('string');
     expect(Object.keys(s), 'toJSON is not an own enumerable key').to.deep.equal(['v', 'scope', 'cis', 'products', 'incidents']);
-    const plain = JSON.stringify({ key: { ...s } }, null, 4);
+    const plain = JSON.stringify({ key: { ...s, cis: s.cis.toRecord() } }, null, 4);
     expect(json.length, `${json.length} vs ${plain.length} characters`).to.be.below(plain.length / 2);
     const back = fromStored(stored);
-    expect(JSON.parse(JSON.stringify({ ...back }))).to.deep.equal(JSON.parse(JSON.stringify({ ...s })));
-    expect(back!.cis['00001-aaaa-bbbb-cccc-dddddddddddd']).to.deep.equal(s.cis['00001-aaaa-bbbb-cccc-dddddddddddd']);
-    expect(back!.cis['00000-aaaa-bbbb-cccc-dddddddddddd']).to.not.have.property('id');
+    expect(back!.cis.toRecord()).to.deep.equal(s.cis.toRecord());
+    expect(back!.cis.size).to.equal(500);
+    expect({ ...back, cis: null }).to.deep.equal({ ...s, cis: null });
+    expect(back!.cis.get('00001-aaaa-bbbb-cccc-dddddddddddd')).to.deep.equal(s.cis.get('00001-aaaa-bbbb-cccc-dddddddddddd'));
+    expect(back!.cis.get('00001-aaaa-bbbb-cccc-dddddddddddd')!.n).to.equal(AWKWARD[1] + 1);
+    expect(back!.cis.get('00000-aaaa-bbbb-cccc-dddddddddddd')).to.not.have.property('id');
     // Saved before packing (v1, plain object), and not a state at all
-    expect(fromStored(JSON.parse(plain).key)!.cis).to.deep.equal(s.cis);
+    expect(fromStored(JSON.parse(plain).key)!.cis.toRecord()).to.deep.equal(s.cis.toRecord());
     expect(fromStored({ v: 2, scope: 'x', cis: 42, products: {}, incidents: {} })).to.equal(null);
     expect(fromStored('text')).to.equal(null);
   });
@@ -86,8 +113,8 @@ describe('packed sink state', () => {
     const sinks = new SinkStateStore(scopeOf(store, 'node1:flow1'));
     const { state, fresh } = await sinks.load('IntuneConnector_1', scope);
     expect(fresh).to.equal(true);
-    state.cis['dev-1'] = { f: 'f1', id: 'ci-1', p: 'p', n: 'Müller’s 😀 | phone' };
-    state.cis['dev-2'] = { f: 'f2', p: 'p', n: 'plain' };
+    state.cis.set('dev-1', { f: 'f1', id: 'ci-1', p: 'p', n: 'Müller’s 😀 | phone' });
+    state.cis.set('dev-2', { f: 'f2', p: 'p', n: 'plain' });
     sinks.touch('IntuneConnector_1');
     await sinks.save('IntuneConnector_1');
     await store.close();
@@ -100,7 +127,8 @@ describe('packed sink state', () => {
     store = await openStore(dir);
     const again = await new SinkStateStore(scopeOf(store, 'node1:flow1')).load('IntuneConnector_1', scope);
     expect(again.fresh).to.equal(false);
-    expect(again.state.cis).to.deep.equal(state.cis);
+    expect(again.state.cis.toRecord()).to.deep.equal(state.cis.toRecord());
+    expect(again.state.cis.get('dev-1')!.n).to.equal('Müller’s 😀 | phone');
     await store.close();
   });
 
@@ -115,9 +143,9 @@ describe('packed sink state', () => {
     const pub = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store: asStore });
     await pub.reset('IntuneConnector_1', [{ serverId: 'SRV1' } as never]);
     const key = stateKey('IntuneConnector_1', 'SRV1');
-    const live = (await asStore.get(key)) as { devices: Record<string, string> };
-    live.devices['dev|1'] = 'fpA';
-    live.devices['dev-2'] = 'fpB';
+    const live = (await asStore.get(key)) as { devices: Map<string, string> };
+    live.devices.set('dev|1', 'fpA');
+    live.devices.set('dev-2', 'fpB');
     await asStore.set(key, live);
     await store.close();
     const onDisk = JSON.parse(fs.readFileSync(path.join(dir, 'context', 'flow1', 'acmp.json'), 'utf8'))[key];
@@ -127,13 +155,13 @@ describe('packed sink state', () => {
     const ctx2 = scopeOf(store, 'acmp:flow1');
     const read = (k: string) => new Promise<unknown>((res, rej) => ctx2.get(k, undefined, (e, v) => (e ? rej(e) : res(v))));
     const pub2 = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store: { get: read, set: async () => undefined } });
-    const loaded = await (pub2 as unknown as { loadState(i: string, s: string): Promise<{ devices: Record<string, string> }> }).loadState('IntuneConnector_1', 'SRV1');
-    expect(loaded.devices).to.deep.equal({ 'dev|1': 'fpA', 'dev-2': 'fpB' });
+    const loaded = await (pub2 as unknown as { loadState(i: string, s: string): Promise<{ devices: Map<string, string> }> }).loadState('IntuneConnector_1', 'SRV1');
+    expect(Object.fromEntries(loaded.devices)).to.deep.equal({ 'dev|1': 'fpA', 'dev-2': 'fpB' });
     await store.close();
 
     const old = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store: { get: async () => ({ v: 1, instance: 'I', serverId: 'S', devices: { a: 'x' } }), set: async () => undefined } });
-    const oldState = await (old as unknown as { loadState(i: string, s: string): Promise<{ devices: Record<string, string> }> }).loadState('I', 'S');
-    expect(oldState.devices).to.deep.equal({ a: 'x' });
+    const oldState = await (old as unknown as { loadState(i: string, s: string): Promise<{ devices: Map<string, string> }> }).loadState('I', 'S');
+    expect(Object.fromEntries(oldState.devices)).to.deep.equal({ a: 'x' });
   });
 });
 
@@ -159,7 +187,7 @@ describe('sink state writes within a run', () => {
     const scope = { endpoint: 'e', account: 'a', source: 'Intune' };
     const { state } = await store.load('I', scope);
     const confirm = async (id: string, soon = true) => {
-      state.cis[id] = { f: id, p: 'p', n: id };
+      state.cis.set(id, { f: id, p: 'p', n: id });
       store.touch('I');
       await store.save('I', { soon });
     };

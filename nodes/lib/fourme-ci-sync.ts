@@ -213,7 +213,7 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
     const m = mapDevice(d, ctx.settings, personId);
     const r: ItemResult = { sourceID: d.id, name: m.ci.name, outcome: 'unchanged', person: m.email ? (m.personMatched ? 'matched' : 'unmatched') : 'none' };
     results[i] = r;
-    const prev = ctx.state.cis[d.id];
+    const prev = ctx.state.cis.get(d.id);
     if (prev?.id) r.ciId = prev.id;
     if (prev && prev.f === m.fingerprint) continue;
     r.outcome = prev ? 'updated' : 'created';
@@ -246,9 +246,8 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
     for (const { m, r } of group) {
       const a = answer.get(m.sourceID);
       if (a && a.ok) {
-        const prev = ctx.state.cis[m.sourceID];
-        const id = a.id ?? prev?.id;
-        ctx.state.cis[m.sourceID] = id ? { f: m.fingerprint, id, p: m.productKey, n: m.ci.name } : { f: m.fingerprint, p: m.productKey, n: m.ci.name };
+        const id = a.id ?? ctx.state.cis.get(m.sourceID)?.id;
+        ctx.state.cis.set(m.sourceID, { f: m.fingerprint, id, p: m.productKey, n: m.ci.name });
         ctx.state.products[m.productKey] = m.product;
         if (id) r.ciId = id;
         changed = true;
@@ -271,7 +270,7 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
 export async function archiveMissing(seen: ReadonlySet<string>, status: CiStatus, ctx: CiSyncContext): Promise<ItemResult[]> {
   const gone: BatchItem[] = [];
   const results = new Map<string, ItemResult>();
-  for (const [sid, entry] of Object.entries(ctx.state.cis)) {
+  for (const [sid, entry] of ctx.state.cis.entries()) {
     if (seen.has(sid)) continue;
     const product = ctx.state.products[entry.p];
     if (!product) {
@@ -300,7 +299,7 @@ export async function archiveMissing(seen: ReadonlySet<string>, status: CiStatus
       const a = answer.get(it.sourceID);
       const r = results.get(it.sourceID)!;
       if (a && a.ok) {
-        delete ctx.state.cis[it.sourceID];
+        ctx.state.cis.delete(it.sourceID);
       } else {
         r.outcome = 'failed';
         r.error = a && !a.ok ? a.error : '4me did not confirm the status change';

@@ -303,7 +303,7 @@ export async function processViolations(items: unknown[], ctx: IncidentContext):
   const ciIds = new Map<string, string>();
   const unknown: string[] = [];
   for (const d of deviceIds) {
-    const id = ctx.state.cis[d]?.id;
+    const id = ctx.state.cis.get(d)?.id;
     if (id) ciIds.set(d, id);
     else unknown.push(d);
   }
@@ -379,7 +379,7 @@ export async function resolveGone(seen: ReadonlySet<string>, ctx: IncidentContex
   for (const [key, n] of openRemote) {
     if (seen.has(key) || ctx.state.incidents[key]) continue;
     const deviceId = key.split(':')[0];
-    if (!ctx.state.cis[deviceId]) continue;
+    if (!ctx.state.cis.has(deviceId)) continue;
     ctx.state.incidents[key] = { id: n.id, no: n.requestId ?? undefined, s: 'open', d: deviceId, at: new Date().toISOString() };
     changed = true;
   }

@@ -421,8 +421,9 @@ export class FourMeSink {
         if (topic === TOPIC_DEVICES) {
           if (s.inactiveStatus === 'none') reason = 'archiving is switched off in this node';
           else {
-            const owned = Object.keys(state.cis).length;
-            const gone = Object.keys(state.cis).filter((k) => !r.seen.has(k)).length;
+            const owned = state.cis.size;
+            let gone = 0;
+            for (const k of state.cis.keys()) if (!r.seen.has(k)) gone++;
             if (gone && owned && (gone * 100) / owned > s.archiveLimitPercent) {
               reason = `${gone} of ${owned} CIs would become ${s.inactiveStatus}, more than the limit of ${s.archiveLimitPercent} %: nothing was archived. Check the source's filters, or raise the limit`;
               r.errorCount++;

@@ -20,32 +20,40 @@
 /** Characters that must be encoded in a field: separators, '%', and anything outside printable ASCII. */
 const NEEDS_ENCODING = /[^\x20-\x7e]|[|\n%]/;
 
-function enc(v: string | undefined): string {
+export function enc(v: string | undefined): string {
   if (v === undefined) return '';
   return NEEDS_ENCODING.test(v) ? encodeURIComponent(v) : v;
 }
 
-function dec(v: string): string {
+export function dec(v: string): string {
   return v.includes('%') ? decodeURIComponent(v) : v;
 }
 
 /** One line per key: `key|field|field…` (an undefined field is empty). */
-export function packRecord<T>(rec: Record<string, T>, fields: (v: T) => Array<string | undefined>): string {
+export function packRecord<T>(rec: Record<string, T> | ReadonlyMap<string, T>, fields: (v: T) => Array<string | undefined>): string {
   const lines: string[] = [];
-  for (const k of Object.keys(rec)) lines.push([enc(k), ...fields(rec[k]).map(enc)].join('|'));
+  const entries = rec instanceof Map ? rec.entries() : Object.entries(rec as Record<string, T>);
+  for (const [k, v] of entries) lines.push([enc(k), ...fields(v).map(enc)].join('|'));
   return lines.join('\n');
+}
+
+/** Calls `row` for every line of packed text (fields decoded). Throws on text that is not packed state. */
+export function forEachPacked(text: string, row: (key: string, fields: string[]) => void): void {
+  if (!text) return;
+  for (const line of text.split('\n')) {
+    const parts = line.split('|').map(dec);
+    const key = parts.shift();
+    if (!key) throw new Error('packed state: a line without a key');
+    row(key, parts);
+  }
 }
 
 /** The inverse of packRecord (empty fields come back as ''). Throws on text that is not packed state. */
 export function unpackRecord<T>(text: string, build: (fields: string[]) => T): Record<string, T> {
   const out: Record<string, T> = {};
-  if (!text) return out;
-  for (const line of text.split('\n')) {
-    const parts = line.split('|').map(dec);
-    const key = parts.shift();
-    if (!key) throw new Error('packed state: a line without a key');
-    out[key] = build(parts);
-  }
+  forEachPacked(text, (key, fields) => {
+    out[key] = build(fields);
+  });
   return out;
 }
 
@@ -53,4 +61,14 @@ export function unpackRecord<T>(text: string, build: (fields: string[]) => T): R
 export function storeAs<T extends object>(obj: T, packed: (obj: T) => unknown): T {
   Object.defineProperty(obj, 'toJSON', { value: () => packed(obj), enumerable: false, configurable: true, writable: true });
   return obj;
+}
+
+/**
+ * A sequential one-byte copy of an ASCII string. A string cut from a longer
+ * one (slice) keeps the whole original alive, and a concatenation keeps its
+ * parts: for a value held per device for the node's lifetime, that doubles
+ * what it costs.
+ */
+export function flat(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
 }

@@ -18,23 +18,16 @@
  * starts afresh.
  *
  * Stored packed (packed-state.ts): `v: 2` with `cis` as one line per device
- * (`deviceId|f|id|p|n`); in memory it is the `v: 1` object below. Both
- * forms load.
+ * (`deviceId|f|id|p|n`); in memory it is the `v: 1` object below, `cis` a
+ * compact CiLedger (ci-ledger.ts). States saved before packing (`v: 1`,
+ * `cis` a plain object) load too.
  */
 import { createHash } from 'node:crypto';
 import { ContextValue, STATE_WRITE_INTERVAL_MS, type ContextLike } from './context-state';
-import { packRecord, storeAs, unpackRecord } from './packed-state';
+import { CiLedger, type CiEntry } from './ci-ledger';
+import { storeAs } from './packed-state';
 
-export interface CiEntry {
-  /** Fingerprint of the mapped CI input last confirmed. */
-  f: string;
-  /** CI node id, when 4me returned it. */
-  id?: string;
-  /** Product key (products map). */
-  p: string;
-  /** CI name last written. */
-  n: string;
-}
+export type { CiEntry };
 
 export interface ProductEntry {
   /** Category reference and name. */
@@ -67,7 +60,7 @@ export interface IncidentEntry {
 export interface SinkState {
   v: 1;
   scope: string;
-  cis: Record<string, CiEntry>;
+  cis: CiLedger;
   products: Record<string, ProductEntry>;
   incidents: Record<string, IncidentEntry>;
 }
@@ -110,18 +103,19 @@ interface StoredState {
 }
 
 function packed(s: SinkState): StoredState {
-  return { v: 2, scope: s.scope, cis: packRecord(s.cis, (e) => [e.f, e.id, e.p, e.n]), products: s.products, incidents: s.incidents };
+  return { v: 2, scope: s.scope, cis: s.cis.toPacked(), products: s.products, incidents: s.incidents };
 }
 
 /** The in-memory state, from what a store returned (either form); null when it is not a state. */
 export function fromStored(raw: unknown): SinkState | null {
   const r = raw as Partial<SinkState> | Partial<StoredState> | null | undefined;
   if (!r || typeof r !== 'object' || typeof r.scope !== 'string' || !r.products || !r.incidents) return null;
-  if (r.v === 1 && r.cis && typeof r.cis === 'object') return storeAs(r as SinkState, packed);
+  // The memory store hands back the very object it was given.
+  if (r.v === 1 && r.cis instanceof CiLedger) return r as SinkState;
+  if (r.v === 1 && r.cis && typeof r.cis === 'object') return storeAs({ ...(r as SinkState), cis: CiLedger.fromRecord(r.cis as unknown as Record<string, CiEntry>) }, packed);
   if (r.v === 2 && typeof r.cis === 'string') {
     try {
-      const cis = unpackRecord<CiEntry>(r.cis, ([f, id, p, n]) => (id ? { f, id, p, n } : { f, p, n }));
-      return storeAs({ v: 1, scope: r.scope, cis, products: r.products, incidents: r.incidents } as SinkState, packed);
+      return storeAs({ v: 1, scope: r.scope, cis: CiLedger.fromPacked(r.cis), products: r.products, incidents: r.incidents } as SinkState, packed);
     } catch {
       return null;
     }
@@ -130,7 +124,7 @@ export function fromStored(raw: unknown): SinkState | null {
 }
 
 export function emptyState(scope: string): SinkState {
-  return storeAs<SinkState>({ v: 1, scope, cis: {}, products: {}, incidents: {} }, packed);
+  return storeAs<SinkState>({ v: 1, scope, cis: new CiLedger(), products: {}, incidents: {} }, packed);
 }
 
 /** Loads and saves the state of each instance; keeps loaded states in memory. */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { packRecord, unpackRecord } from '../nodes/lib/packed-state';
+import { packPairs, packRecord, unpackRecord } from '../nodes/lib/packed-state';
 import { CiLedger } from '../nodes/lib/ci-ledger';
 import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
 import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
@@ -52,6 +52,9 @@ describe('packed sink state', () => {
     expect(text.split('\n')).to.have.length(AWKWARD.length);
     expect(unpackRecord(text, (f) => f)).to.deep.equal(rec);
     expect(unpackRecord('', (f) => f)).to.deep.equal({});
+    const pairs = new Map(AWKWARD.map((v, i) => [`k${v}${i}`, v]));
+    expect(packPairs(pairs)).to.equal(packRecord(pairs, (v) => [v]));
+    expect(packPairs(new Map())).to.equal('');
     expect(() => unpackRecord('|x', (f) => f)).to.throw(/without a key/);
   });
 
@@ -71,11 +74,19 @@ describe('packed sink state', () => {
     expect(l.has('dev-2')).to.equal(false);
     expect([...l.keys()]).to.have.length(AWKWARD.length - 1);
     expect(Object.keys(l.toRecord())).to.deep.equal([...l.keys()]);
-    // The stored text is the same line format as before the ledger (deviceId|f|id|p|n), and loads back.
-    const text = l.toPacked();
-    expect(unpackRecord(text, ([f, id, p, n]) => ({ f, id, p, n }))['dev-1']).to.deep.equal({ f: 'new', id: '', p: 'brand|plain', n: 'renamed' });
-    expect(CiLedger.fromPacked(text).toRecord()).to.deep.equal(l.toRecord());
-    expect(() => CiLedger.fromPacked('|x|y')).to.throw(/without a key/);
+    // Stored: one deviceId|product|f|id|n line per device, the product an index into the key table; loads back.
+    const packed = l.toPacked();
+    expect(packed.productKeys).to.include('brand|plain');
+    const line = unpackRecord(packed.lines, (f) => f)['dev-1'];
+    expect(line).to.deep.equal([String(packed.productKeys.indexOf('brand|plain')), 'new', '', 'renamed']);
+    expect(CiLedger.fromPacked(JSON.parse(JSON.stringify(packed))).toRecord()).to.deep.equal(l.toRecord());
+    expect(CiLedger.fromPacked({ lines: '', productKeys: [] }).size).to.equal(0);
+    for (const bad of [{ lines: 'd|9|f||n', productKeys: ['p'] }, { lines: 'd|0|f|n', productKeys: ['p'] }, { lines: '|0|f||n', productKeys: ['p'] }, { lines: 'd|0|f||n', productKeys: 'p' }]) {
+      expect(() => CiLedger.fromPacked(bad as never), JSON.stringify(bad)).to.throw(/packed state/);
+    }
+    // The v2 text (product key in each line) still loads.
+    const v2 = 'dev-1|new||brand%7Cplain|renamed\ndev%7Cx|f2|ci%202|p2|M%C3%BCller';
+    expect(CiLedger.fromLines(v2).toRecord()).to.deep.equal({ 'dev-1': { f: 'new', p: 'brand|plain', n: 'renamed' }, 'dev|x': { f: 'f2', id: 'ci 2', p: 'p2', n: 'Müller' } });
   });
 
   it('4me state: JSON is the packed form, less than half the indented size, and loads back; the old form still loads', () => {
@@ -89,8 +100,9 @@ describe('packed sink state', () => {
     s.incidents['d:p'] = { id: 'req1', s: 'open', d: 'd', at: '2026-01-01T00:00:00Z' };
     const json = JSON.stringify({ key: s }, null, 4);
     const stored = JSON.parse(json).key;
-    expect(stored.v).to.equal(2);
+    expect(stored.v).to.equal(3);
     expect(stored.cis).to.be.a('string');
+    expect(stored.productKeys).to.have.length(7);
     expect(Object.keys(s), 'toJSON is not an own enumerable key').to.deep.equal(['v', 'scope', 'cis', 'products', 'incidents']);
     const plain = JSON.stringify({ key: { ...s, cis: s.cis.toRecord() } }, null, 4);
     expect(json.length, `${json.length} vs ${plain.length} characters`).to.be.below(plain.length / 2);
@@ -101,9 +113,12 @@ describe('packed sink state', () => {
     expect(back!.cis.get('00001-aaaa-bbbb-cccc-dddddddddddd')).to.deep.equal(s.cis.get('00001-aaaa-bbbb-cccc-dddddddddddd'));
     expect(back!.cis.get('00001-aaaa-bbbb-cccc-dddddddddddd')!.n).to.equal(AWKWARD[1] + 1);
     expect(back!.cis.get('00000-aaaa-bbbb-cccc-dddddddddddd')).to.not.have.property('id');
-    // Saved before packing (v1, plain object), and not a state at all
+    // Saved before packing (v1, plain object) or with product keys in the lines (v2), and not a state at all
     expect(fromStored(JSON.parse(plain).key)!.cis.toRecord()).to.deep.equal(s.cis.toRecord());
+    const v2 = { v: 2, scope: s.scope, cis: packRecord(s.cis.toRecord(), (e) => [e.f, e.id, e.p, e.n]), products: s.products, incidents: s.incidents };
+    expect(fromStored(JSON.parse(JSON.stringify(v2)))!.cis.toRecord()).to.deep.equal(s.cis.toRecord());
     expect(fromStored({ v: 2, scope: 'x', cis: 42, products: {}, incidents: {} })).to.equal(null);
+    expect(fromStored({ v: 3, scope: 'x', cis: 'd|0|f||n', products: {}, incidents: {} }), 'no product table').to.equal(null);
     expect(fromStored('text')).to.equal(null);
   });
 
@@ -120,7 +135,7 @@ describe('packed sink state', () => {
     await store.close();
     const file = fs.readFileSync(path.join(dir, 'context', 'flow1', 'node1.json'), 'utf8');
     const onDisk = JSON.parse(file)[stateKeyFor('IntuneConnector_1')];
-    expect(onDisk.v).to.equal(2);
+    expect(onDisk.v).to.equal(3);
     expect(onDisk.cis.split('\n')).to.have.length(2);
     expect(/^[\x20-\x7e\s]*$/.test(file), 'the file is ASCII').to.equal(true);
 

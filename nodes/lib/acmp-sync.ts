@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from './contracts';
 import { WIRE_VERSION, header, type ReplyItem, type WireMessage } from './acmp-wire';
 import { SicsError, type AcmpServerRoute, type CallResult } from './sics-client';
-import { flat, forEachPacked, packRecord, storeAs } from './packed-state';
+import { flat, forEachPacked, packPairs, storeAs } from './packed-state';
 import { STATE_WRITE_INTERVAL_MS } from './context-state';
 
 export interface StateStore {
@@ -125,7 +125,7 @@ interface StoredState {
 }
 
 function packed(s: SinkState): StoredState {
-  return { v: 2, instance: s.instance, serverId: s.serverId, devices: packRecord(s.devices, (fp) => [fp]), updatedAt: s.updatedAt };
+  return { v: 2, instance: s.instance, serverId: s.serverId, devices: packPairs(s.devices), updatedAt: s.updatedAt };
 }
 
 function newState(instance: string, serverId: string, devices = new Map<string, string>()): SinkState {

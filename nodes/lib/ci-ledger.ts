@@ -13,8 +13,9 @@
  * 150 bytes. Reads decode on demand into a short-lived CiEntry; only the
  * archival pass and incident creation read many, and each entry once.
  *
- * Serialised (toPacked) it is the `v: 2` text, `deviceId|f|id|p|n` per line,
- * so the stored form did not change.
+ * Serialised (toPacked) every device is the line `deviceId` + its row, and
+ * the product table is stored next to the lines (`v: 3`). The `v: 2` text
+ * (the product key in each line) still loads.
  */
 import { dec, enc, flat, forEachPacked } from './packed-state';
 
@@ -29,13 +30,38 @@ export interface CiEntry {
   n: string;
 }
 
+/** What a serialising store writes (sink-fingerprints.ts `v: 3`). */
+export interface PackedLedger {
+  /** One `deviceId|product|f|id|n` line per device, the product an index into `productKeys`. */
+  lines: string;
+  productKeys: string[];
+}
+
 export class CiLedger {
+  /** deviceId → `|product|f|id|n` (fields encoded; the leading bar makes `deviceId + row` the stored line). */
   private readonly rows = new Map<string, string>();
   private readonly productKeys: string[] = [];
   private readonly productIndex = new Map<string, number>();
 
-  /** From the stored text (`deviceId|f|id|p|n` lines). Throws on text that is not packed state. */
-  static fromPacked(text: string): CiLedger {
+  /** From the stored `v: 3` form. Throws on anything else. */
+  static fromPacked(p: PackedLedger): CiLedger {
+    if (typeof p?.lines !== 'string' || !Array.isArray(p.productKeys) || !p.productKeys.every((k) => typeof k === 'string')) throw new Error('packed state: not a CI ledger');
+    const l = new CiLedger();
+    p.productKeys.forEach((k) => l.product(k));
+    if (!p.lines) return l;
+    for (const line of p.lines.split('\n')) {
+      const bar = line.indexOf('|');
+      const fields = line.split('|');
+      const n = Number(fields[1]);
+      if (bar < 1 || fields.length !== 5 || !Number.isInteger(n) || n < 0 || n >= p.productKeys.length) throw new Error('packed state: not a CI ledger line');
+      // The row as stored, copied flat: a slice would keep the whole text alive.
+      l.rows.set(dec(line.slice(0, bar)), flat(line.slice(bar)));
+    }
+    return l;
+  }
+
+  /** From the `v: 2` text (`deviceId|f|id|productKey|n` lines). Throws on text that is not packed state. */
+  static fromLines(text: string): CiLedger {
     const l = new CiLedger();
     forEachPacked(text, (key, [f, id, p, n]) => l.set(key, { f, id: id || undefined, p, n }));
     return l;
@@ -62,13 +88,8 @@ export class CiLedger {
   }
 
   set(deviceId: string, e: CiEntry): void {
-    let p = this.productIndex.get(e.p);
-    if (p === undefined) {
-      p = this.productKeys.push(e.p) - 1;
-      this.productIndex.set(e.p, p);
-    }
     // One flat string: a concatenation would keep its parts (and their headers) alive.
-    this.rows.set(deviceId, flat(`${p}|${enc(e.f)}|${enc(e.id)}|${enc(e.n)}`));
+    this.rows.set(deviceId, flat(`|${this.product(e.p)}|${enc(e.f)}|${enc(e.id)}|${enc(e.n)}`));
   }
 
   delete(deviceId: string): boolean {
@@ -83,14 +104,21 @@ export class CiLedger {
     for (const [k, row] of this.rows) yield [k, this.decode(row)];
   }
 
-  /** The stored text: one `deviceId|f|id|p|n` line per device. */
-  toPacked(): string {
-    const lines: string[] = [];
+  /**
+   * The stored form. Joined from the rows as they are, with no string per
+   * line: at 100,000 devices the text is some 12 MB, and the serialising
+   * store copies it once more, so nothing else is built on the way.
+   */
+  toPacked(): PackedLedger {
+    const parts: string[] = new Array(this.rows.size * 3);
+    let i = 0;
     for (const [k, row] of this.rows) {
-      const [p, f, id, n] = row.split('|'); // fields still encoded
-      lines.push(`${enc(k)}|${f}|${id}|${enc(this.productKeys[Number(p)])}|${n}`);
+      if (i) parts[i++] = '\n';
+      parts[i++] = enc(k);
+      parts[i++] = row;
     }
-    return lines.join('\n');
+    parts.length = i;
+    return { lines: parts.join(''), productKeys: this.productKeys };
   }
 
   /** Plain object form (tests, diagnostics). */
@@ -98,11 +126,20 @@ export class CiLedger {
     return Object.fromEntries(this.entries());
   }
 
+  /** The index of a product key (added when new). */
+  private product(key: string): number {
+    let p = this.productIndex.get(key);
+    if (p === undefined) {
+      p = this.productKeys.push(key) - 1;
+      this.productIndex.set(key, p);
+    }
+    return p;
+  }
+
   private decode(row: string): CiEntry {
-    const [p, f, id, n] = row.split('|');
+    const [, p, f, id, n] = row.split('|');
     const e: CiEntry = { f: dec(f), p: this.productKeys[Number(p)], n: dec(n) };
     if (id) e.id = dec(id);
     return e;
   }
 }
-

@@ -15,11 +15,17 @@
  * budget charge; the cost points (one per 100 addresses) are the same.
  * An address already being looked up is awaited, not asked for again.
  *
+ * The cache holds one entry per address of the tenant for as long as the
+ * node runs, so an entry is one flat string, `<time in base 36>|<person id>`
+ * (empty id: no such person), not an object with a number and a string:
+ * half the memory, which at 60,000 users is a few MB.
+ *
  * E-mail addresses are compared in lower case and sent in lower case (the
  * case sensitivity of the GraphQL filter is not documented). Disabled
  * people are not matched.
  */
 import type { CallOptions, FourMeClient } from './fourme-client';
+import { flat } from './packed-state';
 import { OPS, PEOPLE_GROUPS_PER_REQUEST, peopleByEmailGroups, type Connection } from './fourme-operations';
 
 export const PEOPLE_BATCH = 100;
@@ -40,7 +46,8 @@ export function normaliseEmail(v: unknown): string | null {
 }
 
 export class PeopleDirectory {
-  private cache = new Map<string, Cached>();
+  /** Address → `at|id` (see above). */
+  private cache = new Map<string, string>();
   /** Addresses announced by queued pages (look-ahead), in arrival order. */
   private expected = new Set<string>();
   /** Addresses of look-ups in flight → that look-up (settles when the cache holds them, or failed). */
@@ -57,8 +64,16 @@ export class PeopleDirectory {
     return (this.o.now ?? Date.now)();
   }
 
-  private cached(e: string, now: number): Cached | undefined {
+  /** The cache entry of an address, whatever its age. */
+  private entry(e: string): Cached | undefined {
     const c = this.cache.get(e);
+    if (c === undefined) return undefined;
+    const bar = c.indexOf('|');
+    return { id: c.slice(bar + 1) || null, at: parseInt(c.slice(0, bar), 36) };
+  }
+
+  private cached(e: string, now: number): Cached | undefined {
+    const c = this.entry(e);
     return c && now - c.at < this.o.ttlMs ? c : undefined;
   }
 
@@ -111,7 +126,7 @@ export class PeopleDirectory {
       await Promise.allSettled(waits);
     }
     const out = new Map<string, string | null>();
-    for (const e of wanted) out.set(e, this.cache.get(e)?.id ?? null);
+    for (const e of wanted) out.set(e, this.entry(e)?.id ?? null);
     return { ids: out, requests };
   }
 
@@ -173,7 +188,7 @@ export class PeopleDirectory {
         take(conn);
       }
     }
-    const at = this.now;
-    for (const e of chunk) this.cache.set(e, { id: found.get(e) ?? null, at });
+    const at = Math.max(0, Math.floor(this.now)).toString(36);
+    for (const e of chunk) this.cache.set(e, flat(`${at}|${found.get(e) ?? ''}`));
   }
 }

@@ -37,6 +37,24 @@ export function packRecord<T>(rec: Record<string, T> | ReadonlyMap<string, T>, f
   return lines.join('\n');
 }
 
+/**
+ * `key|value` lines of a Map of strings, joined from the strings as they
+ * are (no string per line): the form of a large per-device map, where the
+ * serialising store copies the text once more anyway.
+ */
+export function packPairs(map: ReadonlyMap<string, string>): string {
+  const parts: string[] = new Array(map.size * 4);
+  let i = 0;
+  for (const [k, v] of map) {
+    if (i) parts[i++] = '\n';
+    parts[i++] = enc(k);
+    parts[i++] = '|';
+    parts[i++] = enc(v);
+  }
+  parts.length = i;
+  return parts.join('');
+}
+
 /** Calls `row` for every line of packed text (fields decoded). Throws on text that is not packed state. */
 export function forEachPacked(text: string, row: (key: string, fields: string[]) => void): void {
   if (!text) return;

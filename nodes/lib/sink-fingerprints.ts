@@ -17,10 +17,11 @@
  * endpoint, account and source it was written for; a change of any of them
  * starts afresh.
  *
- * Stored packed (packed-state.ts): `v: 2` with `cis` as one line per device
- * (`deviceId|f|id|p|n`); in memory it is the `v: 1` object below, `cis` a
- * compact CiLedger (ci-ledger.ts). States saved before packing (`v: 1`,
- * `cis` a plain object) load too.
+ * Stored packed (packed-state.ts): `v: 3` with `cis` as one line per device
+ * (`deviceId|product|f|id|n`, the product an index into `productKeys`); in
+ * memory it is the `v: 1` object below, `cis` a compact CiLedger
+ * (ci-ledger.ts). Earlier forms load too: `v: 2` (the product key in each
+ * line) and `v: 1` with `cis` a plain object.
  */
 import { createHash } from 'node:crypto';
 import { ContextValue, STATE_WRITE_INTERVAL_MS, type ContextLike } from './context-state';
@@ -93,8 +94,19 @@ export function fingerprint(value: unknown): string {
   return createHash('sha1').update(JSON.stringify(value)).digest().toString('base64url', 0, 15);
 }
 
-/** How the state is written by a serialising store (see packed-state.ts). */
+/** How the state is written by a serialising store (see packed-state.ts, ci-ledger.ts). */
 interface StoredState {
+  v: 3;
+  scope: string;
+  /** One `deviceId|product|f|id|n` line per device; product = index into productKeys. */
+  cis: string;
+  productKeys: string[];
+  products: Record<string, ProductEntry>;
+  incidents: Record<string, IncidentEntry>;
+}
+
+/** The `v: 2` form (product keys in the lines), still read. */
+interface StoredStateV2 {
   v: 2;
   scope: string;
   cis: string;
@@ -103,23 +115,26 @@ interface StoredState {
 }
 
 function packed(s: SinkState): StoredState {
-  return { v: 2, scope: s.scope, cis: s.cis.toPacked(), products: s.products, incidents: s.incidents };
+  const { lines, productKeys } = s.cis.toPacked();
+  return { v: 3, scope: s.scope, cis: lines, productKeys, products: s.products, incidents: s.incidents };
 }
 
-/** The in-memory state, from what a store returned (either form); null when it is not a state. */
+/** The in-memory state, from what a store returned (any form); null when it is not a state. */
 export function fromStored(raw: unknown): SinkState | null {
-  const r = raw as Partial<SinkState> | Partial<StoredState> | null | undefined;
+  const r = raw as Partial<SinkState> | Partial<StoredState> | Partial<StoredStateV2> | null | undefined;
   if (!r || typeof r !== 'object' || typeof r.scope !== 'string' || !r.products || !r.incidents) return null;
   // The memory store hands back the very object it was given.
   if (r.v === 1 && r.cis instanceof CiLedger) return r as SinkState;
-  if (r.v === 1 && r.cis && typeof r.cis === 'object') return storeAs({ ...(r as SinkState), cis: CiLedger.fromRecord(r.cis as unknown as Record<string, CiEntry>) }, packed);
-  if (r.v === 2 && typeof r.cis === 'string') {
+  const state = (cis: () => CiLedger): SinkState | null => {
     try {
-      return storeAs({ v: 1, scope: r.scope, cis: CiLedger.fromPacked(r.cis), products: r.products, incidents: r.incidents } as SinkState, packed);
+      return storeAs<SinkState>({ v: 1, scope: r.scope!, cis: cis(), products: r.products!, incidents: r.incidents! }, packed);
     } catch {
       return null;
     }
-  }
+  };
+  if (r.v === 1 && r.cis && typeof r.cis === 'object') return state(() => CiLedger.fromRecord(r.cis as unknown as Record<string, CiEntry>));
+  if (r.v === 2 && typeof r.cis === 'string') return state(() => CiLedger.fromLines(r.cis as string));
+  if (r.v === 3 && typeof r.cis === 'string') return state(() => CiLedger.fromPacked({ lines: r.cis as string, productKeys: (r as StoredState).productKeys }));
   return null;
 }
 

@@ -14,7 +14,7 @@
  *   --naive=400                 BENCH_NAIVE        tenant size of the naive comparison (0 = skip)
  *   --no-compliance --no-deleted-users
  *   --store=file                BENCH_STORE        context store of the nodes ('' = memory)
- *   --capped="--max-old-space-size=160 --max-semi-space-size=2"
+ *   --capped="--max-old-space-size=128 --max-semi-space-size=2"
  *                               BENCH_CAPPED       V8 options of a heap-capped rerun of the initial sync ('' = skip)
  *   --report=bench/REPORT.md    BENCH_REPORT       where the report goes ('-' = none)
  *   --echo                                         Node-RED's output on the console

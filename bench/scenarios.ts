@@ -71,7 +71,7 @@ export const DEFAULT_CONFIG: BenchConfig = {
   store: 'file',
   fourmeConcurrency: 8,
   asyncPollMs: 1000,
-  cappedNodeOptions: '--max-old-space-size=160 --max-semi-space-size=2',
+  cappedNodeOptions: '--max-old-space-size=128 --max-semi-space-size=2',
   timeoutMs: 3 * 3600_000,
   log: (m) => console.log(m),
 };

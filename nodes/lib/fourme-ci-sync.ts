@@ -270,8 +270,9 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
 export async function archiveMissing(seen: ReadonlySet<string>, status: CiStatus, ctx: CiSyncContext): Promise<ItemResult[]> {
   const gone: BatchItem[] = [];
   const results = new Map<string, ItemResult>();
-  for (const [sid, entry] of ctx.state.cis.entries()) {
+  for (const sid of ctx.state.cis.keys()) {
     if (seen.has(sid)) continue;
+    const entry = ctx.state.cis.get(sid)!; // decoded only for the few that are gone
     const product = ctx.state.products[entry.p];
     if (!product) {
       results.set(sid, { sourceID: sid, name: entry.n, outcome: 'failed', error: 'The product of this CI is not known any more: it cannot be archived through discovery' });

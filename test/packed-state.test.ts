@@ -11,7 +11,7 @@ import { packPairs, packRecord, unpackRecord } from '../nodes/lib/packed-state';
 import { CiLedger } from '../nodes/lib/ci-ledger';
 import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
 import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
-import type { ContextLike } from '../nodes/lib/context-state';
+import { WriteSchedule, type ContextLike } from '../nodes/lib/context-state';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const localfilesystem = require('@node-red/runtime/lib/nodes/context/localfilesystem') as (config: Record<string, unknown>) => {
@@ -248,6 +248,67 @@ describe('sink state writes within a run', () => {
       const saved = fromStoredAcmp(data.get(stateKey('I', 'SRV1')));
       expect(Object.keys(saved).sort()).to.deep.equal(['dev-1', 'dev-1b', 'dev-2', 'dev-2b', 'dev-3', 'dev-3b', 'dev-4', 'dev-4b']);
     }
+  });
+
+  it('ACMP: a failed write is written again by the next one due, and when the node closes', async () => {
+    const data = new Map<string, unknown>();
+    let failNext = 0;
+    let writes = 0;
+    const store = {
+      get: async (k: string) => data.get(k),
+      set: async (k: string, v: unknown) => {
+        writes++;
+        if (failNext > 0) {
+          failNext--;
+          throw new Error('disk full');
+        }
+        data.set(k, JSON.parse(JSON.stringify(v)));
+      },
+    };
+    const caller = { call: async () => ({ reply: { code: 0, failed: [] }, attempts: 1 }) as never };
+    const pub = new InventoryPublisher({ caller, onDemandDefinition: 'Intune', batchSize: 200, reconcile: true, store, stateWriteIntervalMs: 0 });
+    const servers = [{ serverId: 'SRV1' } as never];
+    const sync = (page: number, last: boolean) => ({ runId: 'r1', instance: 'I', mode: 'full', page, last, startedAt: '2026-01-01T00:00:00Z' }) as never;
+    failNext = 1;
+    const r1 = await pub.handlePage(sync(1, false), [{ id: 'dev-1' } as never], servers);
+    expect(r1.warnings.join(), 'the failure is reported').to.match(/cannot be saved \(disk full\)/);
+    expect(data.has(stateKey('I', 'SRV1'))).to.equal(false);
+    // The next page's write carries the first page's device too.
+    await pub.handlePage(sync(2, false), [{ id: 'dev-2' } as never], servers);
+    expect(Object.keys(fromStoredAcmp(data.get(stateKey('I', 'SRV1')))).sort()).to.deep.equal(['dev-1', 'dev-2']);
+    // On the last page the run's end tries once more; when that fails too, closing the node writes it.
+    failNext = 2;
+    const r3 = await pub.handlePage(sync(3, true), [{ id: 'dev-3' } as never], servers);
+    expect(r3.warnings.filter((w) => /disk full/.test(w))).to.have.length(2);
+    expect(Object.keys(fromStoredAcmp(data.get(stateKey('I', 'SRV1'))))).to.not.include('dev-3');
+    const before = writes;
+    await pub.saveAllChanged();
+    expect(writes).to.equal(before + 1);
+    expect(Object.keys(fromStoredAcmp(data.get(stateKey('I', 'SRV1'))))).to.include('dev-3');
+    await pub.saveAllChanged();
+    expect(writes, 'nothing left to write').to.equal(before + 1);
+  });
+
+  it('WriteSchedule: due at once, then once per interval; a failed write is pending again', async () => {
+    let now = 0;
+    const w = new WriteSchedule({ intervalMs: 100, now: () => now });
+    expect(w.due('a'), 'nothing changed').to.equal(false);
+    w.changed('a');
+    expect(w.due('a')).to.equal(true);
+    await w.write('a', async () => undefined);
+    expect(w.pending('a')).to.equal(false);
+    w.changed('a');
+    now = 99;
+    expect(w.due('a')).to.equal(false);
+    expect(w.pendingKeys()).to.deep.equal(['a']);
+    now = 100;
+    expect(w.due('a')).to.equal(true);
+    let error: Error | undefined;
+    await w.write('a', async () => Promise.reject(new Error('no'))).catch((e: Error) => (error = e));
+    expect(error?.message).to.equal('no');
+    expect(w.pending('a'), 'pending again').to.equal(true);
+    w.forget('a');
+    expect(w.pendingKeys()).to.deep.equal([]);
   });
 });
 

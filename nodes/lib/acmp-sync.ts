@@ -27,7 +27,7 @@ import type { Device, SyncEnvelope } from './contracts';
 import { WIRE_VERSION, header, type ReplyItem, type WireMessage } from './acmp-wire';
 import { SicsError, type AcmpServerRoute, type CallResult } from './sics-client';
 import { flat, forEachPacked, packPairs, storeAs } from './packed-state';
-import { STATE_WRITE_INTERVAL_MS } from './context-state';
+import { WriteSchedule } from './context-state';
 
 export interface StateStore {
   get(key: string): Promise<unknown>;
@@ -193,10 +193,12 @@ function errorText(err: unknown): { code?: number; error: string } {
 export class InventoryPublisher {
   private readonly runs = new Map<string, RunState>();
   private readonly states = new Map<string, SinkState>();
-  /** Per state key: when it was last written, and whether it changed since. */
-  private readonly written = new Map<string, { at: number; dirty: boolean }>();
+  /** When each state is written (context-state.ts). */
+  private readonly writes: WriteSchedule;
 
-  constructor(private readonly o: InventoryOptions) {}
+  constructor(private readonly o: InventoryOptions) {
+    this.writes = new WriteSchedule({ intervalMs: o.stateWriteIntervalMs });
+  }
 
   private async loadState(instance: string, serverId: string): Promise<SinkState> {
     const key = stateKey(instance, serverId);
@@ -210,21 +212,9 @@ export class InventoryPublisher {
 
   private async saveState(s: SinkState): Promise<void> {
     s.updatedAt = new Date().toISOString();
-    const key = stateKey(s.instance, s.serverId);
-    this.written.set(key, { at: Date.now(), dirty: false });
     // The state object itself, not a copy: copying every device's fingerprint on each page
     // allocated O(devices) per page, O(devices²) per run. Only confirmed entries are ever in it.
-    await this.o.store.set(key, s);
-  }
-
-  /** Within a run: writes unless the last write was less than the interval ago (then the run's end does). */
-  private async saveSoon(s: SinkState): Promise<void> {
-    const w = this.written.get(stateKey(s.instance, s.serverId));
-    if (w && Date.now() - w.at < (this.o.stateWriteIntervalMs ?? STATE_WRITE_INTERVAL_MS)) {
-      w.dirty = true;
-      return;
-    }
-    await this.saveState(s);
+    await this.writes.write(stateKey(s.instance, s.serverId), () => this.o.store.set(stateKey(s.instance, s.serverId), s));
   }
 
   /** A run's end: writes every state of the instance that changed since its last write. */
@@ -232,7 +222,7 @@ export class InventoryPublisher {
     for (const server of servers) {
       const key = stateKey(instance, server.serverId);
       const state = this.states.get(key);
-      if (!state || !this.written.get(key)?.dirty) continue;
+      if (!state || !this.writes.pending(key)) continue;
       try {
         await this.saveState(state);
       } catch (err) {
@@ -253,9 +243,9 @@ export class InventoryPublisher {
 
   /** Writes every state that changed since its last write (the node closes: nothing confirmed is left unwritten). */
   async saveAllChanged(): Promise<void> {
-    for (const [key, w] of this.written) {
+    for (const key of this.writes.pendingKeys()) {
       const state = this.states.get(key);
-      if (state && w.dirty) await this.saveState(state).catch(() => undefined);
+      if (state) await this.saveState(state).catch(() => undefined);
     }
   }
 
@@ -360,8 +350,11 @@ export class InventoryPublisher {
       }
     }
     if (changed.length) {
+      const key = stateKey(sync.instance, server.serverId);
+      this.writes.changed(key);
       try {
-        await (sync.last ? this.saveState(state) : this.saveSoon(state));
+        // Within a run at most one write per interval; the last page writes what is pending.
+        if (sync.last || this.writes.due(key)) await this.saveState(state);
       } catch (err) {
         run.stateTrouble = true;
         report.warnings.push(`${server.serverId}: what was published cannot be saved (${(err as Error).message})`);

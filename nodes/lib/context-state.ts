@@ -56,6 +56,67 @@ export function storeInfo(contextStorage: ContextStorageSetting | undefined | nu
  */
 export const STATE_WRITE_INTERVAL_MS = 5 * 60_000;
 
+/**
+ * When each of a sink's states (by key) is written: the first write at once,
+ * then, within a run, at most one per interval; what changed meanwhile waits
+ * for the run's end or the node's close, which write whatever is pending.
+ * A write marks its key clean when it starts (changes made while it runs
+ * count again) and pending again when it fails, so a failed write is
+ * retried by the next one that is due.
+ */
+export class WriteSchedule {
+  private readonly keys = new Map<string, { at?: number; pending: boolean }>();
+
+  constructor(private readonly o: { intervalMs?: number; now?: () => number } = {}) {}
+
+  /** Something of `key` changed that is not written yet. */
+  changed(key: string): void {
+    const e = this.keys.get(key);
+    if (e) e.pending = true;
+    else this.keys.set(key, { pending: true });
+  }
+
+  /** Whether `key` has changes not written yet. */
+  pending(key: string): boolean {
+    return !!this.keys.get(key)?.pending;
+  }
+
+  /** Whether a write of `key` within a run is due: it has changes, and none was written within the interval. */
+  due(key: string): boolean {
+    const e = this.keys.get(key);
+    if (!e?.pending) return false;
+    return e.at === undefined || this.now() - e.at >= (this.o.intervalMs ?? STATE_WRITE_INTERVAL_MS);
+  }
+
+  /** Runs `write` as the write of `key` (whether due or not). */
+  async write(key: string, write: () => Promise<void>): Promise<void> {
+    const e = this.keys.get(key) ?? { pending: false };
+    this.keys.set(key, e);
+    e.pending = false;
+    e.at = this.now();
+    try {
+      await write();
+    } catch (err) {
+      e.pending = true;
+      throw err;
+    }
+  }
+
+  /** Forgets `key` (its state was dropped or replaced): nothing pending, and its next write is due at once. */
+  forget(key: string): void {
+    this.keys.delete(key);
+  }
+
+  /** Keys with changes not written yet. */
+  pendingKeys(): string[] {
+    return [...this.keys].filter(([, e]) => e.pending).map(([k]) => k);
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+}
+
 /** The part of a Node-RED context object used here. */
 export interface ContextLike {
   get(key: string, store: string | undefined, cb: (err: Error | null | undefined, value?: unknown) => void): void;

@@ -24,7 +24,7 @@
  * line) and `v: 1` with `cis` a plain object.
  */
 import { createHash } from 'node:crypto';
-import { ContextValue, STATE_WRITE_INTERVAL_MS, type ContextLike } from './context-state';
+import { ContextValue, WriteSchedule, type ContextLike } from './context-state';
 import { CiLedger, type CiEntry } from './ci-ledger';
 import { storeAs } from './packed-state';
 
@@ -144,15 +144,18 @@ export function emptyState(scope: string): SinkState {
 
 /** Loads and saves the state of each instance; keeps loaded states in memory. */
 export class SinkStateStore {
-  private loaded = new Map<string, { value: ContextValue<SinkState>; state: SinkState; dirty: boolean; fresh: boolean; writtenAt?: number }>();
+  private loaded = new Map<string, { value: ContextValue<SinkState>; state: SinkState; fresh: boolean }>();
+  private readonly writes: WriteSchedule;
   private reading = new Map<string, Promise<{ state: SinkState; fresh: boolean }>>();
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly context: ContextLike,
     private readonly store?: string,
-    private readonly o: { writeIntervalMs?: number; now?: () => number } = {},
-  ) {}
+    o: { writeIntervalMs?: number; now?: () => number } = {},
+  ) {
+    this.writes = new WriteSchedule({ intervalMs: o.writeIntervalMs, now: o.now });
+  }
 
   /**
    * The state of `instance` for `scope`. `fresh` is true when nothing usable
@@ -183,7 +186,8 @@ export class SinkStateStore {
       state = emptyState(sk);
       fresh = true;
     }
-    this.loaded.set(instance, { value, state, dirty: false, fresh });
+    this.loaded.set(instance, { value, state, fresh });
+    this.writes.forget(instance);
     return { state, fresh };
   }
 
@@ -191,7 +195,7 @@ export class SinkStateStore {
   touch(instance: string): void {
     const l = this.loaded.get(instance);
     if (l) {
-      l.dirty = true;
+      this.writes.changed(instance);
       l.fresh = false;
     }
   }
@@ -203,24 +207,17 @@ export class SinkStateStore {
    */
   async save(instance: string, o: { soon?: boolean } = {}): Promise<void> {
     const l = this.loaded.get(instance);
-    if (!l || !l.dirty) return;
-    const now = (this.o.now ?? Date.now)();
-    if (o.soon && l.writtenAt !== undefined && now - l.writtenAt < (this.o.writeIntervalMs ?? STATE_WRITE_INTERVAL_MS)) return;
-    l.dirty = false;
-    l.writtenAt = now;
-    const run = this.chain.then(() => l.value.set(l.state));
-    this.chain = run.catch(() => undefined);
-    try {
-      await run;
-    } catch (err) {
-      l.dirty = true;
-      throw err;
-    }
+    if (!l || !(o.soon ? this.writes.due(instance) : this.writes.pending(instance))) return;
+    await this.writes.write(instance, () => {
+      const run = this.chain.then(() => l.value.set(l.state));
+      this.chain = run.catch(() => undefined);
+      return run;
+    });
   }
 
   /** Writes every loaded state with unwritten changes (the node closes). Never throws. */
   async saveAll(): Promise<void> {
-    for (const instance of this.loaded.keys()) await this.save(instance).catch(() => undefined);
+    for (const instance of this.writes.pendingKeys()) await this.save(instance).catch(() => undefined);
   }
 
   /** Forgets the in-memory copies (the next load reads context again). */

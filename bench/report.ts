@@ -462,6 +462,7 @@ export function renderReport(r: Results): string {
   out.push('- **Overlap in the 4me sink.** Three device pages in flight, with the source up to four pages ahead: the next page uploads while 4me processes the previous ones (intune-4me), so the burst window never idles.');
   out.push('- **The full burst limit.** The 4me client paces at 20 requests per 2 s (it was 19): counting each request until 2 s after its answer already covers 4me\'s count on arrival.');
   out.push('- **Packed state.** The sinks\' per-device state is stored as one ASCII line per device, and fingerprints are encoded at their length instead of cut from a longer digest (which kept the digest alive): see [Memory](#memory).');
+  out.push('- **Compact state in memory.** Per device, each sink holds one flat string in a Map instead of an object of strings in a dictionary (ci-ledger.ts; the 4me product as an index into a table of the few distinct products), person look-ups are cached as one string per address, and the stored text is joined without a string per line: a heap of 128 MB is now enough for 100,000 devices (the capped run: 276 MB peak RSS with 160 MB before, 231 MB with 128 MB now).');
   out.push('- **ACMP state** is stored as it is instead of being copied for every page (acmp-sync.ts).');
   out.push('- **A connection reset** on a 4me request\'s first try (a kept-alive socket the server had just closed) is repeated at once, not after a second of backoff (fourme-client.ts).');
   out.push('');

@@ -81,7 +81,7 @@ describe('packed sink state', () => {
     expect(line).to.deep.equal([String(packed.productKeys.indexOf('brand|plain')), 'new', '', 'renamed']);
     expect(CiLedger.fromPacked(JSON.parse(JSON.stringify(packed))).toRecord()).to.deep.equal(l.toRecord());
     expect(CiLedger.fromPacked({ lines: '', productKeys: [] }).size).to.equal(0);
-    for (const bad of [{ lines: 'd|9|f||n', productKeys: ['p'] }, { lines: 'd|0|f|n', productKeys: ['p'] }, { lines: '|0|f||n', productKeys: ['p'] }, { lines: 'd|0|f||n', productKeys: 'p' }]) {
+    for (const bad of [{ lines: 'd|9|f||n', productKeys: ['p'] }, { lines: 'd|0|f|n', productKeys: ['p'] }, { lines: '|0|f||n', productKeys: ['p'] }, { lines: 'd|0|f||n', productKeys: 'p' }, { lines: 'd|0|f||%E0%A4%A', productKeys: ['p'] }]) {
       expect(() => CiLedger.fromPacked(bad as never), JSON.stringify(bad)).to.throw(/packed state/);
     }
     // The v2 text (product key in each line) still loads.

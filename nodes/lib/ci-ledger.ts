@@ -54,6 +54,11 @@ export class CiLedger {
       const fields = line.split('|');
       const n = Number(fields[1]);
       if (bar < 1 || fields.length !== 5 || !Number.isInteger(n) || n < 0 || n >= p.productKeys.length) throw new Error('packed state: not a CI ledger line');
+      try {
+        for (const f of fields) dec(f); // a broken %-escape fails the load here, not a later read
+      } catch {
+        throw new Error('packed state: a field is not validly encoded');
+      }
       // The row as stored, copied flat: a slice would keep the whole text alive.
       l.rows.set(dec(line.slice(0, bar)), flat(line.slice(bar)));
     }

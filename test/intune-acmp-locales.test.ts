@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import { SICS_STATUS_EN, type SicsErrorCode } from '../nodes/lib/sics-client';
 
 const NODES = ['intune-acmp-config', 'intune-acmp', 'intune-acmp-actions'] as const;
 const LANGS = ['en-US', 'de'] as const;
@@ -102,6 +103,9 @@ describe('intune-acmp editor, help and catalogs', () => {
       for (const code of [...codes, 'serverUnanswered', 'unexpected', 'unencrypted', 'plainHttp', 'noServers']) expect(c, `${lang} verify.${code}`).to.have.property(`intune-acmp-config.verify.${code}`);
       for (const code of [...codes, 'ready', 'connected', 'unencrypted']) expect(c, `${lang} status.${code}`).to.have.property(`intune-acmp-config.status.${code}`);
     }
+    // The runtime's English fallback for those statuses (nodes that show the connection's status) is the en-US text.
+    const en = catalog('en-US', 'intune-acmp-config');
+    for (const code of codes) expect(SICS_STATUS_EN[code as SicsErrorCode], code).to.equal(en[`intune-acmp-config.status.${code}`]);
   });
 
   it('the runtimes register their types, the config node with user and password as credentials', () => {

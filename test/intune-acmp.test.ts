@@ -16,6 +16,8 @@
  *   a device name with XML markup, closing in the middle of a run.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
 import type { Device } from '../nodes/lib/contracts';
 import type { PageReport } from '../nodes/lib/acmp-sync';
@@ -378,6 +380,23 @@ describe('intune-acmp nodes', function () {
       await deploySink({ serverId: 'SRV1' }, { overrides: { port: 1, retries: 1 } });
       const fed = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
       expect(String(fed.errors[0])).to.match(/cannot be reached/);
+    });
+
+    it('jobs node, SICS unreachable: the status says why in plain words (both languages) and when it tries again', async () => {
+      const { nodes, credentials } = acmpConfigFlow(env, { overrides: { port: 1, retries: 1 } });
+      const cfgId = (nodes.find((n) => n.type === 'intune-acmp-config') as { id: string }).id;
+      await loadFlow([tlsNode, acmpConfigNode, acmpActionsNode], [{ id: 'f1', type: 'tab', label: 'acmp' }, ...nodes, { id: 'jobs', z: 'f1', type: 'intune-acmp-actions', acmp: cfgId, wires: [[]] }], credentials);
+      const jobs = helper.getNode('jobs') as unknown as { status: { getCalls(): Array<{ args: [{ fill: string; shape: string; text: string; runtimeText?: string }] }> } };
+      const retrying = () => jobs.status.getCalls().map((c) => c.args[0]).find((st) => /status\.retrying/.test(st.text));
+      await until(() => !!retrying(), 20_000, 'a retrying status');
+      const st = retrying()!;
+      expect(st).to.include({ fill: 'red', shape: 'ring' });
+      // The editor translates the key and the nested reason itself; flows get the runtime's text.
+      expect(JSON.parse(st.text.slice(st.text.indexOf(' ') + 1))).to.deep.include({ why: { $t: 'intune-acmp-config.status.unreachable' } });
+      expect(st.runtimeText).to.match(/^retrying in \d+ s: SICS not reachable$/);
+      const locales = [path.resolve(__dirname, '..', 'locales'), path.resolve(__dirname, '..', '..', 'locales')].find((p) => fs.existsSync(p))!;
+      const de = JSON.parse(fs.readFileSync(path.join(locales, 'de', 'intune-acmp-config.json'), 'utf8'));
+      expect(de['intune-acmp-config'].status.unreachable, 'the reason exists in German').to.be.a('string').and.not.equal('SICS not reachable');
     });
 
     it('misconfiguration is reported in plain words: unknown server id, bad host, not a device list, unknown message, no server for "*"', async () => {

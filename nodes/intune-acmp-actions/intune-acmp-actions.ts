@@ -21,7 +21,7 @@ import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/stat
 import { translator, type AcmpConfigNode } from '../lib/acmp-config-api';
 import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp-wire';
 import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp-jobs';
-import { SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/sics-client';
+import { SICS_STATUS_EN, SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/sics-client';
 import type { ActionName } from '../lib/contracts';
 
 interface AcmpActionsDef extends NodeDef {
@@ -195,7 +195,9 @@ export = function register(RED: NodeAPI): void {
           if (e.code === 'notFound') targetReady = false; // SICS restarted and lost the target
           failures++;
           const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(failures - 1, 6));
-          show({ fill: 'red', shape: 'ring', text: say('retrying', '__code__, retrying in __seconds__ s', { code: e.code ?? 'error', seconds: Math.round(wait / 1000) }) });
+          // The reason in plain words, from the SICS connection's own status texts (every SicsErrorCode has one).
+          const why: StatusParam = e instanceof SicsError ? { key: `intune-acmp-config.status.${e.code}`, en: SICS_STATUS_EN[e.code] ?? e.code } : String((err as Error)?.message ?? err);
+          show({ fill: 'red', shape: 'ring', text: say('retrying', 'retrying in __seconds__ s: __why__', { why, seconds: Math.round(wait / 1000) }) });
           if (e.message !== lastError) node.error(t('errors.consumeFailed', 'Reading jobs from SICS failed: __message__; retrying in __seconds__ s', { message: e.message, seconds: Math.round(wait / 1000) }));
           lastError = e.message;
           await sleep(wait);

@@ -72,6 +72,35 @@ export type SicsErrorCode =
   | 'closed'
   | 'invalidConfig';
 
+/**
+ * The SICS connection's status text per error code in English: the runtime's
+ * fallback when the key `intune-acmp-config.status.<code>` is not in the
+ * catalog of the node that shows it (the runtime looks keys up in a node's
+ * own catalog; the editor finds the config node's). Equal to locales/en-US
+ * (checked by the locale test).
+ */
+export const SICS_STATUS_EN: Record<SicsErrorCode, string> = {
+  invalidSession: 'session not accepted',
+  wrongCredentials: 'wrong user or password',
+  internalError: 'The ACMP server reported an internal error (result code 18).',
+  databaseError: 'The ACMP server reported a database error (result code 19).',
+  clientMissing: 'The client does not exist in ACMP (result code 26).',
+  notFound: 'SICS or ACMP did not find the element (result code 30), e.g. the virtual router.',
+  licenceLimit: 'The ACMP licence amount is reached (result code 32).',
+  invalidRequest: 'ACMP refused the request as invalid (result code 35).',
+  unspecified: 'The ACMP server reported an unspecified error (result code -1).',
+  unknownCode: 'SICS answered with a result code this connector does not know.',
+  unreachable: 'SICS not reachable',
+  tlsError: 'TLS error',
+  timeout: 'timeout',
+  replyTimeout: 'The ACMP server did not reply in time. Check its server id, virtual router and routing key.',
+  httpError: 'The request to SICS failed.',
+  badAnswer: 'SICS sent an answer that could not be read.',
+  aborted: 'The check was stopped.',
+  closed: 'closed',
+  invalidConfig: 'invalid settings',
+};
+
 interface CodeInfo {
   code: SicsErrorCode;
   retry: boolean;
@@ -502,7 +531,7 @@ export class SicsClient extends EventEmitter {
           continue;
         }
         if (e.code === 'aborted' || !e.retryable || e.code === 'invalidSession' || attempt >= this.settings.retries) {
-          if (e.code !== 'aborted') this.setHealth({ level: 'error', code: e.code, text: e.code === 'wrongCredentials' ? 'wrong user or password' : e.code });
+          if (e.code !== 'aborted') this.setHealth({ level: 'error', code: e.code, text: SICS_STATUS_EN[e.code] ?? e.code });
           throw e;
         }
         this.stats.retries++;

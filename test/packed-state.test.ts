@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { packPairs, packRecord, unpackRecord } from '../nodes/lib/packed-state';
+import { flat, packPairs, packRecord, unpackRecord } from '../nodes/lib/packed-state';
 import { CiLedger } from '../nodes/lib/ci-ledger';
 import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
 import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
@@ -55,6 +55,7 @@ describe('packed sink state', () => {
     const pairs = new Map(AWKWARD.map((v, i) => [`k${v}${i}`, v]));
     expect(packPairs(pairs)).to.equal(packRecord(pairs, (v) => [v]));
     expect(packPairs(new Map())).to.equal('');
+    for (const v of AWKWARD.concat('Grüße', 'x'.repeat(40).slice(3))) expect(flat(v), v).to.equal(v);
     expect(() => unpackRecord('|x', (f) => f)).to.throw(/without a key/);
   });
 

@@ -88,5 +88,6 @@ export function storeAs<T extends object>(obj: T, packed: (obj: T) => unknown): 
  * what it costs.
  */
 export function flat(s: string): string {
-  return Buffer.from(s, 'latin1').toString('latin1');
+  // Callers pass ASCII; text beyond Latin-1 would not survive the round trip, so it is left as it is.
+  return /[^\x00-\xff]/.test(s) ? s : Buffer.from(s, 'latin1').toString('latin1');
 }

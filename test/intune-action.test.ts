@@ -512,6 +512,21 @@ describe('intune-action', function () {
     expect(env.graph.requestLog.slice(logFrom).filter((e) => e.url.includes(ios))).to.deep.equal([]);
   });
 
+  it('notify: two action nodes on one Intune connection count together (Intune counts per device, whoever sends)', async () => {
+    await deploy({}, { secondAction: {} });
+    const [ios] = devicesOf(env.tenant, 'ios', 1);
+    for (let i = 0; i < 10; i++) {
+      const r = await runOn(i % 2 ? 'act2' : 'act', i % 2 ? 'out2' : 'out', { action: 'notify', deviceIds: [ios], notification: { title: `n${i}`, body: 'b' } });
+      expect(r.report.status, `notification ${i + 1}`).to.equal('finished');
+    }
+    const before = env.tenant.actionLog.length;
+    for (const [act, out] of [['act', 'out'], ['act2', 'out2']]) {
+      const r = await runOn(act, out, { action: 'notify', deviceIds: [ios], notification: { title: 'eleven', body: 'b' } });
+      expect(byId(r.report).get(ios)!.outcome, act).to.equal('rejected');
+    }
+    expect(env.tenant.actionLog.length - before, 'no 11th notification reached Intune').to.equal(0);
+  });
+
   // ------------------------------------------------------------ dry run
 
   describe('dry run', () => {

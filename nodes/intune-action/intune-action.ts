@@ -95,6 +95,8 @@ export = function register(RED: NodeAPI): void {
     const store = storeInfo(contextStorage, settings?.store);
     const memory = new ActionMemory<ActionReport>({
       context: node.context() as unknown as ContextLike,
+      // Intune counts notifications per device, whoever sends: one ledger per connection.
+      ledgerContext: cfg ? (cfg.context() as unknown as ContextLike) : undefined,
       store: settings?.store || undefined,
       retentionMs: settings?.retentionMs ?? ACTION_DEFAULTS.retentionHours * 3_600_000,
     });

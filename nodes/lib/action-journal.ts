@@ -1,7 +1,6 @@
 /**
  * What an `intune-action` node remembers between messages and restarts, in
- * its own node context (so two nodes never share it), in the store the user
- * picked:
+ * the store the user picked:
  *
  * - the **journal** of executed job ids: an entry is written *before* the
  *   first write to Intune ("started") and completed with the result after
@@ -9,14 +8,20 @@
  *   with its earlier result, a started one that never finished (crash,
  *   restart in the middle) is refused, because some of its devices may have
  *   been actioned already. Entries older than the retention are dropped.
+ *   Kept in the node's own context: two nodes never share a journal.
  * - the **notification ledger**: when each device last got Company Portal
  *   notifications, to keep under Intune's limit of 10 per device per hour
- *   before Graph has to refuse them.
+ *   before Graph has to refuse them. Intune counts per device, whoever
+ *   sends, so the ledger is kept in the context of the Intune connection
+ *   (config node), shared by every action node that uses it: several
+ *   workflow instances (one per ACMP server) acting on one tenant count
+ *   together. Its reads and writes go through one queue per connection and
+ *   store.
  *
  * Both are caches (DESIGN.md "State and idempotency"): losing them loses
  * the replay protection for what they held, nothing else. All reads and
- * writes of one node go through one queue, so concurrent requests never
- * overwrite each other's changes.
+ * writes of one journal (or ledger) go through one queue, so concurrent
+ * requests never overwrite each other's changes.
  */
 import type { ActionName } from './contracts';
 import { ContextValue, type ContextLike } from './context-state';
@@ -60,6 +65,19 @@ export function fingerprintOf(action: ActionName, deviceIds: readonly string[]):
 }
 
 /** Runs tasks one after the other. */
+/**
+ * One queue per ledger (context object and store), whichever node asks:
+ * nodes sharing a connection must not interleave their read-modify-writes.
+ */
+const ledgerQueues = new WeakMap<ContextLike, Map<string, SerialQueue>>();
+function sharedLedgerQueue(context: ContextLike, store: string | undefined): SerialQueue {
+  let byStore = ledgerQueues.get(context);
+  if (!byStore) ledgerQueues.set(context, (byStore = new Map()));
+  let q = byStore.get(store ?? '');
+  if (!q) byStore.set(store ?? '', (q = new SerialQueue()));
+  return q;
+}
+
 class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(task: () => Promise<T>): Promise<T> {
@@ -70,7 +88,10 @@ class SerialQueue {
 }
 
 export interface ActionMemoryOptions {
+  /** The node's context: the journal. */
   context: ContextLike;
+  /** Where the notification ledger is kept: the Intune connection's context (default: `context`). */
+  ledgerContext?: ContextLike;
   /** Context store name; '' or undefined = the default store. */
   store?: string;
   /** How long finished and started jobs are remembered, in ms. */
@@ -82,12 +103,15 @@ export class ActionMemory<R = unknown> {
   private readonly journal: ContextValue<JournalData<R>>;
   private readonly ledger: ContextValue<LedgerData>;
   private readonly queue = new SerialQueue();
+  private readonly ledgerQueue: SerialQueue;
   private readonly now: () => number;
   private readonly retentionMs: number;
 
   constructor(o: ActionMemoryOptions) {
     this.journal = new ContextValue<JournalData<R>>(o.context, JOURNAL_KEY, o.store);
-    this.ledger = new ContextValue<LedgerData>(o.context, LEDGER_KEY, o.store);
+    const ledgerContext = o.ledgerContext ?? o.context;
+    this.ledger = new ContextValue<LedgerData>(ledgerContext, LEDGER_KEY, o.store);
+    this.ledgerQueue = sharedLedgerQueue(ledgerContext, o.store || undefined);
     this.now = o.now ?? Date.now;
     this.retentionMs = o.retentionMs;
   }
@@ -161,7 +185,7 @@ export class ActionMemory<R = unknown> {
    * last hour, with the time (ms) from which one more is allowed.
    */
   notificationsExhausted(deviceIds: readonly string[]): Promise<Map<string, number>> {
-    return this.queue.run(async () => {
+    return this.ledgerQueue.run(async () => {
       const data = await this.readLedger();
       const out = new Map<string, number>();
       for (const id of deviceIds) {
@@ -175,7 +199,7 @@ export class ActionMemory<R = unknown> {
   /** Records one notification sent to each of `deviceIds`. */
   recordNotifications(deviceIds: readonly string[]): Promise<void> {
     if (!deviceIds.length) return Promise.resolve();
-    return this.queue.run(async () => {
+    return this.ledgerQueue.run(async () => {
       const data = await this.readLedger();
       const now = this.now();
       for (const id of deviceIds) {

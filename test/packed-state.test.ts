@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { flat, packPairs, packRecord, unpackRecord } from '../nodes/lib/packed-state';
+import { enc, flat, forEachPacked, packPairs } from '../nodes/lib/packed-state';
 import { CiLedger } from '../nodes/lib/ci-ledger';
 import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
 import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
@@ -20,6 +20,13 @@ const localfilesystem = require('@node-red/runtime/lib/nodes/context/localfilesy
   get(scope: string, key: string, cb: (err: Error | null, value?: unknown) => void): void;
   set(scope: string, key: string, value: unknown, cb: (err?: Error | null) => void): void;
 };
+
+/** Packed text as [key, fields] rows. */
+function unpack(text: string): Array<[string, string[]]> {
+  const rows: Array<[string, string[]]> = [];
+  forEachPacked(text, (k, f) => rows.push([k, f]));
+  return rows;
+}
 
 const AWKWARD = ['plain', 'with|bar', 'two\nlines', '100% sure', 'Müller’s iPhone', '😀 phone', '', 'tab\there', '%41'];
 
@@ -45,18 +52,14 @@ describe('packed sink state', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('packs any text into ASCII lines and unpacks it unchanged', () => {
-    const rec: Record<string, string[]> = {};
-    AWKWARD.forEach((v, i) => (rec[i ? `key ${v}` : v] = [v, String(i), v.toUpperCase()]));
-    const text = packRecord(rec, (v) => v);
+    const pairs = new Map(AWKWARD.map((v, i) => [i ? `key ${v}` : v, v]));
+    const text = packPairs(pairs);
     expect(/^[\x20-\x7e\n]*$/.test(text), 'printable ASCII and newlines only').to.equal(true);
     expect(text.split('\n')).to.have.length(AWKWARD.length);
-    expect(unpackRecord(text, (f) => f)).to.deep.equal(rec);
-    expect(unpackRecord('', (f) => f)).to.deep.equal({});
-    const pairs = new Map(AWKWARD.map((v, i) => [`k${v}${i}`, v]));
-    expect(packPairs(pairs)).to.equal(packRecord(pairs, (v) => [v]));
-    expect(packPairs(new Map())).to.equal('');
+    expect(unpack(text)).to.deep.equal([...pairs].map(([k, v]) => [k, [v]]));
+    expect(unpack(packPairs(new Map()))).to.deep.equal([]);
+    expect(() => unpack('|x')).to.throw(/without a key/);
     for (const v of AWKWARD.concat('Grüße', 'x'.repeat(40).slice(3))) expect(flat(v), v).to.equal(v);
-    expect(() => unpackRecord('|x', (f) => f)).to.throw(/without a key/);
   });
 
   it('4me CI ledger: keeps every field as given, shares product keys, replaces and forgets entries', () => {
@@ -78,7 +81,7 @@ describe('packed sink state', () => {
     // Stored: one deviceId|product|f|id|n line per device, the product an index into the key table; loads back.
     const packed = l.toPacked();
     expect(packed.productKeys).to.include('brand|plain');
-    const line = unpackRecord(packed.lines, (f) => f)['dev-1'];
+    const line = unpack(packed.lines).find(([k]) => k === 'dev-1')![1];
     expect(line).to.deep.equal([String(packed.productKeys.indexOf('brand|plain')), 'new', '', 'renamed']);
     expect(CiLedger.fromPacked(JSON.parse(JSON.stringify(packed))).toRecord()).to.deep.equal(l.toRecord());
     expect(CiLedger.fromPacked({ lines: '', productKeys: [] }).size).to.equal(0);
@@ -116,7 +119,8 @@ describe('packed sink state', () => {
     expect(back!.cis.get('00000-aaaa-bbbb-cccc-dddddddddddd')).to.not.have.property('id');
     // Saved before packing (v1, plain object) or with product keys in the lines (v2), and not a state at all
     expect(fromStored(JSON.parse(plain).key)!.cis.toRecord()).to.deep.equal(s.cis.toRecord());
-    const v2 = { v: 2, scope: s.scope, cis: packRecord(s.cis.toRecord(), (e) => [e.f, e.id, e.p, e.n]), products: s.products, incidents: s.incidents };
+    const v2Lines = [...s.cis.entries()].map(([k, e]) => [k, e.f, e.id, e.p, e.n].map(enc).join('|')).join('\n');
+    const v2 = { v: 2, scope: s.scope, cis: v2Lines, products: s.products, incidents: s.incidents };
     expect(fromStored(JSON.parse(JSON.stringify(v2)))!.cis.toRecord()).to.deep.equal(s.cis.toRecord());
     expect(fromStored({ v: 2, scope: 'x', cis: 42, products: {}, incidents: {} })).to.equal(null);
     expect(fromStored({ v: 3, scope: 'x', cis: 'd|0|f||n', products: {}, incidents: {} }), 'no product table').to.equal(null);
@@ -316,5 +320,5 @@ describe('sink state writes within a run', () => {
 function fromStoredAcmp(v: unknown): Record<string, string> {
   const s = v as { v: number; devices: string };
   expect(s.v).to.equal(2);
-  return unpackRecord(s.devices, ([fp]) => fp);
+  return Object.fromEntries(unpack(s.devices).map(([k, [fp]]) => [k, fp]));
 }

@@ -1,20 +1,19 @@
 /**
  * The sinks' per-device state (fingerprints, CI ids) stored compactly.
  *
- * In memory the sinks keep a plain object per device, which is what their
- * code reads and writes. A persistent context store serialises that object
- * as JSON: Node-RED's `localfilesystem` store writes the whole context of a
- * node in one string, indented by 4 spaces, every 30 s while it changes. For
- * 100,000 devices that was a string of some 50 MB (two bytes per character
- * once one device name is not Latin-1), built in one go next to the live
- * state — the peak of a sync's memory. Packed, every device is one line of
- * ASCII (`id|field|field`, fields percent-encoded when they hold anything
- * else), less than half the size and one byte per character.
+ * In memory each sink keeps one flat string per device in a Map
+ * (ci-ledger.ts for 4me, acmp-sync.ts for ACMP). A persistent context store
+ * serialises the state as JSON: Node-RED's `localfilesystem` store writes
+ * the whole context of a node in one string, indented by 4 spaces, 30 s
+ * after it changed. Written as objects, 100,000 devices made a string of
+ * some 50 MB (two bytes per character once one device name is not
+ * Latin-1), built in one go next to the live state. Packed, every device is
+ * one line of ASCII (`id|field|field`, fields percent-encoded when they hold
+ * anything else), about a quarter of that, one byte per character.
  *
  * `storeAs` attaches the packed form as a non-enumerable `toJSON`, which
  * JSON.stringify (and so every serialising store) honours, while the memory
- * store keeps the object itself. Readers accept both forms, so state saved
- * before packing still loads.
+ * store keeps the object itself. Readers accept the earlier forms too.
  */
 
 /** Characters that must be encoded in a field: separators, '%', and anything outside printable ASCII. */
@@ -27,14 +26,6 @@ export function enc(v: string | undefined): string {
 
 export function dec(v: string): string {
   return v.includes('%') ? decodeURIComponent(v) : v;
-}
-
-/** One line per key: `key|field|field…` (an undefined field is empty). */
-export function packRecord<T>(rec: Record<string, T> | ReadonlyMap<string, T>, fields: (v: T) => Array<string | undefined>): string {
-  const lines: string[] = [];
-  const entries = rec instanceof Map ? rec.entries() : Object.entries(rec as Record<string, T>);
-  for (const [k, v] of entries) lines.push([enc(k), ...fields(v).map(enc)].join('|'));
-  return lines.join('\n');
 }
 
 /**
@@ -64,15 +55,6 @@ export function forEachPacked(text: string, row: (key: string, fields: string[])
     if (!key) throw new Error('packed state: a line without a key');
     row(key, parts);
   }
-}
-
-/** The inverse of packRecord (empty fields come back as ''). Throws on text that is not packed state. */
-export function unpackRecord<T>(text: string, build: (fields: string[]) => T): Record<string, T> {
-  const out: Record<string, T> = {};
-  forEachPacked(text, (key, fields) => {
-    out[key] = build(fields);
-  });
-  return out;
 }
 
 /** Makes JSON.stringify write `packed()` in place of `obj` (non-enumerable: the object's own keys are untouched). */

@@ -320,8 +320,18 @@ export class Editor {
 
   /** Double-clicks a node on the canvas and waits for its edit dialog. */
   async openNode(id: string): Promise<Locator> {
-    await this.node(id).locator('rect.red-ui-flow-node').first().dblclick();
-    await this.page.locator('#node-dialog-ok').waitFor({ state: 'visible' });
+    // Right after a dialog closed, the editor may still be finishing its tray and
+    // drop a double click (seen on a loaded machine): try again, a few times.
+    const ok = this.page.locator('#node-dialog-ok');
+    for (let attempt = 1; ; attempt++) {
+      await this.node(id).locator('rect.red-ui-flow-node').first().dblclick();
+      try {
+        await ok.waitFor({ state: 'visible', timeout: attempt < 3 ? 5000 : 20_000 });
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+      }
+    }
     await this.settleTray();
     return this.topTray();
   }

@@ -59,8 +59,8 @@ export class CiLedger {
       } catch {
         throw new Error('packed state: a field is not validly encoded');
       }
-      // The row as stored, copied flat: a slice would keep the whole text alive.
-      l.rows.set(dec(line.slice(0, bar)), flat(line.slice(bar)));
+      // Key and row copied flat: a slice would keep the whole stored text alive.
+      l.rows.set(flat(dec(line.slice(0, bar))), flat(line.slice(bar)));
     }
     return l;
   }

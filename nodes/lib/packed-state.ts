@@ -46,11 +46,16 @@ export function packPairs(map: ReadonlyMap<string, string>): string {
   return parts.join('');
 }
 
-/** Calls `row` for every line of packed text (fields decoded). Throws on text that is not packed state. */
+/**
+ * Calls `row` for every line of packed text (fields decoded). Throws on text
+ * that is not packed state. The fields are flat copies: the callers keep
+ * them for the node's lifetime, and a piece split from the stored text
+ * would keep the whole text alive behind it.
+ */
 export function forEachPacked(text: string, row: (key: string, fields: string[]) => void): void {
   if (!text) return;
   for (const line of text.split('\n')) {
-    const parts = line.split('|').map(dec);
+    const parts = line.split('|').map((f) => flat(dec(f)));
     const key = parts.shift();
     if (!key) throw new Error('packed state: a line without a key');
     row(key, parts);

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 'use strict';
-// Builds the package in the layout Node-RED loads:
-//   build/                 tsc output of everything (nodes, sim, test, bench)
-//   dist/nodes/<node>/     <node>.js beside <node>.html, plus locales/<lang>/<node>.{json,html}
-//   dist/nodes/lib/        shared services
-//   dist/nodes/<node>/icons/  the palette icons (Node-RED looks beside the node's .js)
-//   dist/bin/              the instance tool (node-red-intune-instance)
-//   examples/              copied from flows/ (the only folder Import > Examples reads)
+// Builds the package in the layout Node-RED and the Flow Library load:
+//   build/                   tsc output of everything (nodes, sim, test, bench)
+//   dist/nodes/<node>.js     what package.json "node-red.nodes" names: loads <node>/<node>.js
+//   dist/nodes/<node>.html   beside it (Node-RED and the Flow Library read <file>.html)
+//   dist/nodes/locales/<lang>/<node>.{json,html}
+//   dist/nodes/icons/        the palette icons, once: Node-RED looks in the icons/ folder beside
+//                            each node file, and so does the Flow Library, for every node type
+//   dist/nodes/<node>/       the node's compiled code; dist/nodes/lib/ the shared services
+//   dist/bin/                the instance tool (node-red-intune-instance)
+//   examples/                copied from flows/ (the only folder Import > Examples reads)
+// `npm pack` runs this first (package.json "prepack"), so a clean clone packs a complete package.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -14,18 +18,23 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const r = (...p) => path.join(root, ...p);
 
-function copyTree(from, to, filter = () => true) {
+function copyTree(from, to, filter = () => true, transform) {
   if (!fs.existsSync(from)) return;
   for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
     const src = path.join(from, entry.name);
     const dst = path.join(to, entry.name);
-    if (entry.isDirectory()) copyTree(src, dst, filter);
+    if (entry.isDirectory()) copyTree(src, dst, filter, transform);
     else if (filter(src)) {
       fs.mkdirSync(to, { recursive: true });
-      fs.copyFileSync(src, dst);
+      if (transform) fs.writeFileSync(dst, transform(fs.readFileSync(src, 'utf8')));
+      else fs.copyFileSync(src, dst);
     }
   }
 }
+
+// tsc's source maps stay in build/ (for debugging the tests); the package ships no maps,
+// so its files carry no sourceMappingURL pointing at a file that is not there.
+const stripSourceMapUrl = (code) => code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n');
 
 // Status texts in the editor's language (nodes/lib/status-text.ts): the editor half,
 // nodes/lib/editor-status-i18n.js, goes into each node HTML that marks its place.
@@ -48,29 +57,33 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', r('
 });
 
 const jsOnly = (f) => f.endsWith('.js');
+const nodesOut = r('dist', 'nodes');
 const locales = fs.existsSync(r('locales')) ? fs.readdirSync(r('locales')) : [];
 for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
   if (!dir.isDirectory()) continue;
   const name = dir.name;
-  const out = r('dist', 'nodes', name);
-  copyTree(r('build', 'nodes', name), out, jsOnly);
+  copyTree(r('build', 'nodes', name), path.join(nodesOut, name), jsOnly, stripSourceMapUrl);
   if (name === 'lib') continue;
-  copyTree(r('nodes', name), out, (f) => f.endsWith('.html'));
-  inlineStatusI18n(path.join(out, `${name}.html`), name);
-  copyTree(r('icons'), path.join(out, 'icons'), (f) => f.endsWith('.svg') || f.endsWith('.png'));
+  fs.writeFileSync(
+    path.join(nodesOut, `${name}.js`),
+    `'use strict';\n// The file Node-RED loads for ${name} (package.json node-red.nodes); its code is in ${name}/.\nmodule.exports = require('./${name}/${name}.js');\n`,
+  );
+  copyTree(r('nodes', name), nodesOut, (f) => f.endsWith('.html'));
+  inlineStatusI18n(path.join(nodesOut, `${name}.html`), name);
   for (const lang of locales) {
     for (const ext of ['json', 'html']) {
       const src = r('locales', lang, `${name}.${ext}`);
       if (fs.existsSync(src)) {
-        fs.mkdirSync(path.join(out, 'locales', lang), { recursive: true });
-        fs.copyFileSync(src, path.join(out, 'locales', lang, `${name}.${ext}`));
+        fs.mkdirSync(path.join(nodesOut, 'locales', lang), { recursive: true });
+        fs.copyFileSync(src, path.join(nodesOut, 'locales', lang, `${name}.${ext}`));
       }
     }
   }
 }
+copyTree(r('icons'), path.join(nodesOut, 'icons'), (f) => f.endsWith('.svg') || f.endsWith('.png'));
 
 // The instance tool: dist/bin/*.js (package.json "bin"), executable.
-copyTree(r('build', 'bin'), r('dist', 'bin'), jsOnly);
+copyTree(r('build', 'bin'), r('dist', 'bin'), jsOnly, stripSourceMapUrl);
 for (const f of fs.existsSync(r('dist', 'bin')) ? fs.readdirSync(r('dist', 'bin')) : []) fs.chmodSync(r('dist', 'bin', f), 0o755);
 
 // Examples: flows/<file>.json -> examples/<file>.json (validated as JSON on the way).

@@ -19,11 +19,11 @@ const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf
 };
 
 let packed: string | undefined;
-/** `npm pack` once per test process; returns the tarball path. */
+/** `npm pack` of the tree as built (no prepack: the suite built it already) once per test process; returns the tarball path. */
 export function packOnce(): string {
   if (packed) return packed;
   const dest = fs.mkdtempSync(path.join(os.tmpdir(), 'intune-pack-'));
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dest], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dest], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   const info = JSON.parse(out) as Array<{ filename: string }>;
   packed = path.join(dest, path.basename(info[0].filename));
   return packed;

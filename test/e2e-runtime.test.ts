@@ -29,14 +29,15 @@ describe('e2e: package in a real Node-RED runtime', function () {
       'package.json',
       'README.md',
       'LICENSE',
+      'dist/nodes/intune-config.js',
       'dist/nodes/intune-config/intune-config.js',
-      'dist/nodes/intune-config/intune-config.html',
-      'dist/nodes/intune-config/locales/en-US/intune-config.json',
-      'dist/nodes/intune-config/locales/de/intune-config.json',
-      'dist/nodes/intune-config/locales/en-US/intune-config.html',
-      'dist/nodes/intune-config/locales/de/intune-config.html',
+      'dist/nodes/intune-config.html',
+      'dist/nodes/locales/en-US/intune-config.json',
+      'dist/nodes/locales/de/intune-config.json',
+      'dist/nodes/locales/en-US/intune-config.html',
+      'dist/nodes/locales/de/intune-config.html',
       'dist/nodes/lib/graph-client.js',
-      'dist/nodes/intune-config/icons/intune.svg',
+      'dist/nodes/icons/intune.svg',
     ]) {
       expect(files, f).to.include(f);
     }

@@ -150,7 +150,7 @@ describe('status texts in the editor\u2019s language', () => {
 
     it('the build puts the editor\u2019s reader into the HTML of every node that shows a status, right after its registerType', () => {
       for (const type of sources) {
-        const html = fs.readFileSync(path.join(root, 'dist', 'nodes', type, `${type}.html`), 'utf8');
+        const html = fs.readFileSync(path.join(root, 'dist', 'nodes', `${type}.html`), 'utf8');
         const isConfig = /category:\s*"config"/.test(html);
         const at = html.indexOf(`installIntuneStatusI18n(${JSON.stringify(type)})`);
         if (isConfig) {

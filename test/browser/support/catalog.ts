@@ -1,5 +1,5 @@
 /**
- * The package's message catalogs and help files as shipped (dist/nodes/<node>/locales),
+ * The package's message catalogs and help files as shipped (dist/nodes/locales/<lang>/<node>.*),
  * the oracle the browser tests hold the editor's texts against.
  */
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import { repoRoot } from '../../../sim/node-red-runner';
 export type Lang = 'en-US' | 'de';
 
 function localeFile(type: string, lang: Lang, ext: 'json' | 'html'): string {
-  return path.join(repoRoot, 'dist', 'nodes', type, 'locales', lang, `${type}.${ext}`);
+  return path.join(repoRoot, 'dist', 'nodes', 'locales', lang, `${type}.${ext}`);
 }
 
 const cache = new Map<string, Record<string, unknown>>();

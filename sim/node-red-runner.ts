@@ -18,6 +18,52 @@ const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf
   dependencies: Record<string, string>;
 };
 
+/**
+ * A copy of the repository as a clone has it, in a new temporary directory:
+ * the tracked files (and new ones not ignored, when run before a commit), so
+ * no build output; node_modules is the installed one, linked.
+ */
+export function cleanCopy(prefix = 'intune-clone-'): string {
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: repoRoot, encoding: 'utf8' }).split('\0').filter(Boolean);
+  for (const f of files) {
+    const src = path.join(repoRoot, f);
+    if (!fs.existsSync(src)) continue;
+    fs.mkdirSync(path.dirname(path.join(copy, f)), { recursive: true });
+    fs.copyFileSync(src, path.join(copy, f));
+  }
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
+  return copy;
+}
+
+/**
+ * `npm install <tarball>` into a Node-RED user directory, without the
+ * network: the package's dependencies at the versions package-lock.json
+ * locks, from npm's cache (which `npm ci` of this repository filled). The
+ * package itself is unpacked from the tarball by npm, with its bin links,
+ * exactly as a user's install does it.
+ */
+export function installTarball(tarball: string, userDir: string): void {
+  const shipped = JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' })) as {
+    name: string;
+    version: string;
+    license?: string;
+    dependencies?: Record<string, string>;
+    bin?: Record<string, string>;
+  };
+  const lock = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+  const spec = `file:${tarball}`;
+  const packages: Record<string, unknown> = {
+    '': { name: 'node-red-project', dependencies: { [shipped.name]: spec } },
+    [`node_modules/${shipped.name}`]: { version: shipped.version, resolved: spec, license: shipped.license, dependencies: shipped.dependencies, bin: shipped.bin },
+  };
+  for (const [where, entry] of Object.entries(lock.packages)) if (where && !entry.dev && !entry.devOptional) packages[where] = entry;
+  fs.mkdirSync(userDir, { recursive: true });
+  fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true, dependencies: { [shipped.name]: spec } }, null, 2));
+  fs.writeFileSync(path.join(userDir, 'package-lock.json'), JSON.stringify({ name: 'node-red-project', lockfileVersion: 3, requires: true, packages }, null, 2));
+  execFileSync('npm', ['ci', '--offline', '--no-audit', '--no-fund'], { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 let packed: string | undefined;
 /** `npm pack` of the tree as built (no prepack: the suite built it already) once per test process; returns the tarball path. */
 export function packOnce(): string {
@@ -65,8 +111,8 @@ export interface StartOptions {
   adminUser?: { username: string; password: string };
   flows?: unknown[];
   env?: Record<string, string>;
-  /** How the package gets into the user directory (default 'pack'). */
-  install?: 'pack' | 'link';
+  /** How the package gets into the user directory (default 'pack'); 'installed': it is there already (installTarball). */
+  install?: 'pack' | 'link' | 'installed';
   /** Keep this user directory (created if missing) instead of a temporary one, and keep it on stop. */
   userDir?: string;
   /** Port for the editor (default: a free one). */
@@ -86,9 +132,15 @@ export async function startNodeRed(opts: StartOptions = {}): Promise<NodeRedProc
   const userDir = opts.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'intune-nr-'));
   fs.mkdirSync(userDir, { recursive: true });
   const modDir = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
-  fs.rmSync(modDir, { recursive: true, force: true });
-  fs.mkdirSync(path.dirname(modDir), { recursive: true });
-  if (opts.install === 'link') {
+  if (opts.install === 'installed') {
+    if (!fs.existsSync(path.join(modDir, 'package.json'))) throw new Error(`the package is not installed in ${userDir}`);
+  } else {
+    fs.rmSync(modDir, { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(modDir), { recursive: true });
+  }
+  if (opts.install === 'installed') {
+    // npm put it there, with its dependencies.
+  } else if (opts.install === 'link') {
     // Node resolves the symlink to the working tree, whose node_modules has the dependencies.
     fs.symlinkSync(repoRoot, modDir, 'dir');
   } else {

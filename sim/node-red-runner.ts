@@ -37,11 +37,12 @@ export function cleanCopy(prefix = 'intune-clone-'): string {
 }
 
 /**
- * `npm install <tarball>` into a Node-RED user directory, without the
- * network: the package's dependencies at the versions package-lock.json
- * locks, from npm's cache (which `npm ci` of this repository filled). The
- * package itself is unpacked from the tarball by npm, with its bin links,
- * exactly as a user's install does it.
+ * What `npm install <tarball>` in a Node-RED user directory does, without the
+ * network: `npm ci --offline` from a lockfile that pins the package to the
+ * tarball and its dependencies (as the tarball's package.json names them) to
+ * the versions this repository's package-lock.json locks, all in npm's cache
+ * once `npm ci` ran here. npm itself unpacks the package and makes its bin
+ * links, as in a user's install.
  */
 export function installTarball(tarball: string, userDir: string): void {
   const shipped = JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' })) as {

@@ -7,6 +7,7 @@
  * example (node-red-dev's check N02).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { repoRoot } from '../sim/node-red-runner';
@@ -66,7 +67,7 @@ describe('package: editor files as the Flow Library and node-red-dev read them',
   });
 
   it('the parser rejects what the libraries reject: a type in a variable, a definition in a variable, an icon from an expression, a spread', () => {
-    const tmp = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'library-parser-'));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'library-parser-'));
     try {
       const write = (name: string, body: string) => {
         const f = path.join(tmp, name);

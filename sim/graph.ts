@@ -31,8 +31,10 @@
  *                                                  as application/octet-stream (an Edm.Stream)
  *  GET  /users/{id}
  *  POST /$batch                                    ≤ 20 items, per-item status, shuffled, dependsOn/424,
- *                                                  items with a body need Content-Type, items throttled
- *                                                  one by one (429 + their own Retry-After)
+ *                                                  items throttled one by one (429 + their own Retry-After);
+ *                                                  a write item (POST/PUT/PATCH) without body or without
+ *                                                  Content-Type fails the WHOLE batch (outer 400, no item
+ *                                                  runs), as Graph does (see checkWriteItem)
  *
  * Errors use Graph's body {error:{code,message,innerError:{date,request-id,client-request-id}}};
  * Intune routes put Intune's JSON-in-a-string into `message` for 403 and 404, as the live service does.
@@ -1570,6 +1572,7 @@ export class GraphSim {
       const key = it.id.toLowerCase();
       if (ids.has(key)) throw new HttpError(400, 'BadRequest', `Invalid batch payload format: duplicate request id '${it.id}'.`);
       ids.set(key, it);
+      checkWriteItem(it.id, it.method, it.headers, it.body);
     }
     for (const it of items) {
       if (it.dependsOn === undefined) continue;
@@ -1686,6 +1689,25 @@ export class GraphSim {
     if (out.every((x, k) => x === arr[k])) out.reverse();
     return out;
   }
+}
+
+/**
+ * Graph checks every write item (POST, PUT, PATCH) of a $batch before it runs any of them, and one
+ * bad item fails the WHOLE batch with an outer 400 (docs/graph-facts.md):
+ * - neither body nor Content-Type: "Write request id : <id> does not contain Content-Type header or body."
+ *   (msgraph-sdk-dotnet #2628, Softeria/ms-365-mcp-server #677/#683; bites parameterless actions);
+ * - a body without Content-Type: "Write request with id '<id>' does not contain a Content-Type header."
+ *   (Softeria/ms-365-mcp-server #677: a batch-level failure, none of the items runs);
+ * - a Content-Type without a body: no public report; the first message names both, so the sim
+ *   refuses it with that one (our reading, the strict one).
+ */
+function checkWriteItem(id: string, method: string, headers: unknown, body: unknown): void {
+  if (!['POST', 'PUT', 'PATCH'].includes(method.toUpperCase())) return;
+  const hasType =
+    !!headers && typeof headers === 'object' && Object.entries(headers as Record<string, unknown>).some(([k, v]) => k.toLowerCase() === 'content-type' && typeof v === 'string' && v.trim() !== '');
+  const hasBody = body !== undefined && body !== null;
+  if (hasBody && !hasType) throw new HttpError(400, 'BadRequest', `Write request with id '${id}' does not contain a Content-Type header.`);
+  if (!hasBody || !hasType) throw new HttpError(400, 'BadRequest', `Write request id : ${id} does not contain Content-Type header or body.`);
 }
 
 function parseQuery(raw: string): Map<string, string> {

@@ -20,6 +20,7 @@ const ALL = [
   'User.Read.All',
 ];
 const READ = ['DeviceManagementManagedDevices.Read.All'];
+const JSON_TYPE = { 'Content-Type': 'application/json' };
 
 /** Stub verifier: tokens look like test:<tid>:<appid>:<role,role>; "expired:…" fails like Entra. */
 function stubVerifier(expectedAudience: () => string): GraphSimOptions['verifyToken'] {
@@ -583,9 +584,9 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       const [a, b] = [tenant.deviceAt(20)!, tenant.deviceAt(21)!];
       const requests = [
         { id: '1', method: 'GET', url: `/deviceManagement/managedDevices/${a.id}?$select=id,deviceName` },
-        { id: '2', method: 'POST', url: `/deviceManagement/managedDevices/${b.id}/syncDevice` },
+        { id: '2', method: 'POST', url: `/deviceManagement/managedDevices/${b.id}/syncDevice`, body: {}, headers: JSON_TYPE },
         { id: '3', method: 'GET', url: '/deviceManagement/managedDevices/11111111-2222-4333-8444-555555555555' },
-        { id: '4', method: 'POST', url: `/deviceManagement/managedDevices/${a.id}/wipe`, body: { keepUserData: true } },
+        { id: '4', method: 'POST', url: `/deviceManagement/managedDevices/${a.id}/wipe`, body: { keepUserData: 'yes' }, headers: JSON_TYPE },
         { id: '5', method: 'GET', url: `deviceManagement/managedDevices/${b.id}?$select=id`, dependsOn: ['3'] },
         { id: '6', method: 'GET', url: '/deviceManagement/managedDevices?$select=id,bogus' },
         { id: '7', method: 'GET', url: `/deviceManagement/managedDevices/${b.id}?$select=managementState`, dependsOn: ['2'] },
@@ -599,7 +600,7 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expect(byId.get('2')!.body).to.equal(undefined);
       expect(byId.get('3')!.status).to.equal(404);
       expect(byId.get('3')!.body.error.code).to.equal('ResourceNotFound');
-      expect(byId.get('4')!.status).to.equal(400, 'body without Content-Type');
+      expect(byId.get('4')!.status).to.equal(400, 'a parameter of the wrong type');
       expect(byId.get('5')!.status).to.equal(424);
       expect(byId.get('6')!.status).to.equal(400);
       expect(byId.get('7')!.status).to.equal(200);
@@ -608,6 +609,34 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expect(sim.stats.batchInner).to.equal(7);
       expect(sim.stats.actions.syncDevice).to.equal(1);
       expect(tenant.getDevice(a.id)!.managementState).to.not.equal('wipePending');
+    });
+
+    it('refuses the WHOLE batch (outer 400, no item runs) when a write item lacks its body or its Content-Type, as Graph does', async () => {
+      sim.resetStats();
+      const [a, b] = [tenant.deviceAt(30)!, tenant.deviceAt(31)!];
+      const before = [a, b].map((d) => tenant.getDevice(d.id)!.deviceActionResults.length);
+      const sync = { id: '1', method: 'POST', url: `/deviceManagement/managedDevices/${b.id}/syncDevice`, body: {}, headers: JSON_TYPE };
+      const read = { id: '2', method: 'GET', url: `/deviceManagement/managedDevices/${a.id}?$select=id` };
+      const lock = { id: '7', method: 'POST', url: `/deviceManagement/managedDevices/${a.id}/remoteLock` };
+      const bare = await post('/v1.0/$batch', { requests: [sync, read, lock] });
+      expectGraphError(bare, 400, 'BadRequest');
+      expect(bare.data.error.message).to.equal('Write request id : 7 does not contain Content-Type header or body.');
+      expect(bare.data).to.not.have.property('responses');
+      const noType = await post('/v1.0/$batch', { requests: [sync, { ...lock, body: {} }] });
+      expectGraphError(noType, 400, 'BadRequest');
+      expect(noType.data.error.message).to.equal("Write request with id '7' does not contain a Content-Type header.");
+      const noBody = await post('/beta/$batch', { requests: [sync, { ...lock, headers: JSON_TYPE }] });
+      expectGraphError(noBody, 400, 'BadRequest');
+      expect(noBody.data.error.message).to.equal('Write request id : 7 does not contain Content-Type header or body.');
+      // nothing ran: not the good items before the bad one either
+      expect(sim.stats.batchInner).to.equal(0);
+      expect(sim.stats.actions).to.deep.equal({});
+      expect([a, b].map((d) => tenant.getDevice(d.id)!.deviceActionResults.length)).to.deep.equal(before);
+      // the same requests with `{}` and Content-Type run
+      const fixed = await post('/v1.0/$batch', { requests: [sync, read, { ...lock, body: {}, headers: { 'content-type': 'application/json' } }] });
+      expect(fixed.status).to.equal(200);
+      expect(Object.fromEntries(fixed.data.responses.map((x: any) => [x.id, x.status]))).to.deep.equal({ 1: 204, 2: 200, 7: 204 });
+      expect(sim.stats.actions).to.deep.equal({ syncDevice: 1, remoteLock: 1 });
     });
 
     it('rejects more than 20 items, duplicate ids and unknown dependsOn with an outer 400', async () => {

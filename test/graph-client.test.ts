@@ -516,7 +516,7 @@ describe('graph client against a scripted server', function () {
     srv.seen = [];
     srv.handler = (_r, res) => json(res, 503, { error: { code: 'ServiceUnavailable', message: 'down' } });
     const c2 = make({ retry: { baseDelayMs: 10, maxDelayMs: 20, maxRetries: 2, maxTotalWaitMs: 1000 } });
-    const out2 = await c2.batch([{ id: '1', method: 'POST', url: '/a/retire' }]);
+    const out2 = await c2.batch([{ id: '1', method: 'POST', url: '/a/retire', body: {} }]);
     expect(srv.seen).to.have.length(3);
     expect(out2.get('1')?.status).to.equal(503);
     expect(out2.get('1')?.body.error.message).to.match(/unavailable/);
@@ -679,7 +679,7 @@ describe('graph client against the simulated Graph', function () {
     const ids = deviceIds(20, 100);
     const t0 = Date.now();
     const out = await c.batch(
-      ids.map((id) => ({ id, method: 'POST' as const, url: `/deviceManagement/managedDevices/${id}/syncDevice` })),
+      ids.map((id) => ({ id, method: 'POST' as const, url: `/deviceManagement/managedDevices/${id}/syncDevice`, body: {} })),
       { stats },
     );
     expect([...out.values()].map((r) => r.status)).to.deep.equal(Array(20).fill(204));
@@ -733,7 +733,7 @@ describe('graph client against the simulated Graph', function () {
     sim.throttleNext(1, { scope: 'batchItem', retryAfter: 3600 });
     const c = make({ retry: { maxTotalWaitMs: 5000, baseDelayMs: 20, maxDelayMs: 200 } });
     const t0 = Date.now();
-    const out = await c.batch([{ id: 'slow', method: 'POST', url: `/deviceManagement/managedDevices/${tenant.deviceIdAt(2)}/syncDevice` }]);
+    const out = await c.batch([{ id: 'slow', method: 'POST', url: `/deviceManagement/managedDevices/${tenant.deviceIdAt(2)}/syncDevice`, body: {} }]);
     expect(out.get('slow')?.status).to.equal(429);
     const single = await c.get<{ id: string }>(`/deviceManagement/managedDevices/${tenant.deviceIdAt(3)}`, { select: ['id'] });
     expect(single.id).to.equal(tenant.deviceIdAt(3));

@@ -378,6 +378,39 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expectGraphError(await get(b.data['@odata.nextLink'].replace('/beta/', '/v1.0/')), 400);
     });
 
+    it('refuses a nextLink the client rebuilt: options re-ordered, re-encoded or dropped', async () => {
+      const r = await get('/v1.0/deviceManagement/managedDevices?$select=id,deviceName&$top=100&$count=true');
+      const next: string = r.data['@odata.nextLink'];
+      expect((await get(next)).status, 'the link as returned').to.equal(200);
+      expect((await get(next)).status, 'the same link again (a retry)').to.equal(200);
+      const u = new URL(next);
+      const parts = u.search.slice(1).split('&');
+      const token = parts.find((p) => p.startsWith('$skiptoken='))!;
+      const options = parts.filter((p) => p !== token);
+      const base = `${u.origin}${u.pathname}?`;
+      expectGraphError(await get(base + [...options].reverse().concat(token).join('&')), 400, 'BadRequest');
+      expectGraphError(await get(base + options.map((p) => p.replace('$', '%24').replace(',', '%2C')).concat(token).join('&')), 400, 'BadRequest');
+      expectGraphError(await get(base + token), 400, 'BadRequest');
+      const bad = await get(base + [token, ...options].join('&'));
+      expectGraphError(bad, 400, 'BadRequest');
+      expect(bad.data.error.message).to.contain('Follow @odata.nextLink exactly as returned');
+    });
+
+    it('never pages more than 1,000 devices, whatever page size it is given', async () => {
+      const big: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => big.url), pageSize: 5000 });
+      await big.start();
+      try {
+        const r = await http.get(`${big.url}/v1.0/deviceManagement/managedDevices?$select=id&$top=3000`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(r.data.value).to.have.length(1000);
+        big.setPageSize(2500);
+        const r2 = await http.get(`${big.url}/v1.0/deviceManagement/managedDevices?$select=id`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(r2.data.value).to.have.length(1000);
+        expect(r2.data['@odata.nextLink']).to.be.a('string');
+      } finally {
+        await big.stop();
+      }
+    });
+
     it('validates $select against the schema (beta-only names only on /beta)', async () => {
       const bad = await get('/v1.0/deviceManagement/managedDevices?$select=id,fooBar');
       expectGraphError(bad, 400, 'BadRequest');
@@ -473,20 +506,21 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expectGraphError(await get(`/v1.0/deviceManagement/managedDevices?$filter=${encodeURIComponent("deviceName eq 'unterminated")}`), 400);
     });
 
-    it('silently ignores clauses on properties the CSDL does not mark filterable (live-service quirk)', async () => {
+    it('refuses clauses on properties the CSDL does not mark filterable (only listed ones may be used); ignoring them is an opt-in', async () => {
       const d = [...tenant.iterate()].find((x) => x.userId)!;
       const r = await get(`/v1.0/deviceManagement/managedDevices?$select=id&$count=true&$filter=${encodeURIComponent(`userId eq '${d.userId}'`)}`);
-      expect(r.status).to.equal(200);
-      expect(r.data['@odata.count']).to.equal(5000);
-      const strict: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => strict.url), ignoreUnsupportedFilter: false });
-      await strict.start();
+      expectGraphError(r, 400, 'BadRequest');
+      expect(r.data.error.message).to.contain("'userId' does not support $filter");
+      const lax: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => lax.url), ignoreUnsupportedFilter: true });
+      await lax.start();
       try {
-        const s = await http.get(`${strict.url}/v1.0/deviceManagement/managedDevices?$filter=${encodeURIComponent(`userId eq '${d.userId}'`)}`, {
+        const s = await http.get(`${lax.url}/v1.0/deviceManagement/managedDevices?$select=id&$count=true&$filter=${encodeURIComponent(`userId eq '${d.userId}'`)}`, {
           headers: { Authorization: `Bearer ${token()}` },
         });
-        expectGraphError(s, 400);
+        expect(s.status).to.equal(200);
+        expect(s.data['@odata.count']).to.equal(5000);
       } finally {
-        await strict.stop();
+        await lax.stop();
       }
     });
   });
@@ -705,6 +739,28 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       }
     });
 
+    it('by default leaves Retry-After out of every third throttling 429, as Graph does at times', async () => {
+      const quiet: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => quiet.url), limits: { devices: { appRequests: 1 } } });
+      await quiet.start();
+      try {
+        const headers: Array<string | undefined> = [];
+        const first = await http.get(`${quiet.url}/v1.0/deviceManagement/managedDevices?$top=1`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(first.status).to.equal(200);
+        for (let k = 0; k < 6; k++) {
+          const r = await http.get(`${quiet.url}/v1.0/deviceManagement/managedDevices?$top=1`, { headers: { Authorization: `Bearer ${token()}` } });
+          expectGraphError(r, 429, 'TooManyRequests');
+          headers.push(r.headers['retry-after']);
+        }
+        expect(headers.filter((h) => h === undefined)).to.have.length(2);
+        for (const h of headers.filter((x) => x !== undefined)) expect(Number(h)).to.be.within(1, 20);
+        quiet.setRetryAfter(true);
+        const always = await http.get(`${quiet.url}/v1.0/deviceManagement/managedDevices?$top=1`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(always.headers['retry-after']).to.match(/^\d+$/);
+      } finally {
+        await quiet.stop();
+      }
+    });
+
     it('throttleNext forces 429s with or without Retry-After', async () => {
       sim.throttleNext(1, { retryAfter: 7 });
       const r = await get('/v1.0/deviceManagement/managedDevices?$top=1');
@@ -756,7 +812,7 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       const d = tenant.deviceAt(40)!;
       const r = await post('/v1.0/$batch', {
         requests: [
-          { id: 'a', method: 'POST', url: `/deviceManagement/managedDevices/${d.id}/syncDevice` },
+          { id: 'a', method: 'POST', url: `/deviceManagement/managedDevices/${d.id}/syncDevice`, body: {}, headers: JSON_TYPE },
           { id: 'b', method: 'GET', url: `/deviceManagement/managedDevices/${d.id}?$select=id` },
         ],
       });

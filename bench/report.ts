@@ -282,6 +282,10 @@ export function renderReport(r: Results): string {
     );
     out.push('');
     out.push(
+      'Under the strict batch rule: the simulated Graph refuses a whole `$batch` in which a write item lacks its body or its `Content-Type`, as Graph does (docs/graph-facts.md), so every remoteLock here went as `{"body": {}, "headers": {"Content-Type": "application/json"}}`.',
+    );
+    out.push('');
+    out.push(
       `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is a token bucket proven to stay under the limit in *every* 20 s window (nodes/lib/graph-pacer.ts): a burst of a quarter of the limit (50 writes), then an even 7 writes per second — about 70 % of the limit over a long run, the price of never drawing a 429. Floor: ${lock.floor.graph?.how}.`,
     );
     out.push('');

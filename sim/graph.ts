@@ -133,7 +133,7 @@ export const GRAPH_SIM_PERMISSIONS = {
 
 export type RetryAfterMode = 'always' | 'sometimes' | 'never';
 
-/** Intune's managedDevices page size, and the most one page holds (../graph facts: paging). */
+/** Intune's managedDevices page size, and the most one page holds (docs/graph-facts.md: paging). */
 export const MAX_PAGE_SIZE = 1000;
 
 export interface GraphSimOptions {
@@ -810,7 +810,7 @@ export class GraphSim {
     return r;
   }
 
-  /** Graph leaves Retry-After out of some 429s (../graph facts: throttling): every third one here, by default. */
+  /** Graph leaves Retry-After out of some 429s (docs/graph-facts.md: throttling): every third one here, by default. */
   private sendsRetryAfter(): boolean {
     if (this.retryAfterMode === 'always') return true;
     if (this.retryAfterMode === 'never') return false;

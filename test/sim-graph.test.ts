@@ -388,12 +388,11 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       const token = parts.find((p) => p.startsWith('$skiptoken='))!;
       const options = parts.filter((p) => p !== token);
       const base = `${u.origin}${u.pathname}?`;
-      expectGraphError(await get(base + [...options].reverse().concat(token).join('&')), 400, 'BadRequest');
+      const reordered = await get(base + [...options].reverse().concat(token).join('&'));
+      expectGraphError(reordered, 400, 'BadRequest');
+      expect(reordered.data.error.message).to.contain('Follow @odata.nextLink exactly as returned');
       expectGraphError(await get(base + options.map((p) => p.replace('$', '%24').replace(',', '%2C')).concat(token).join('&')), 400, 'BadRequest');
       expectGraphError(await get(base + token), 400, 'BadRequest');
-      const bad = await get(base + [token, ...options].join('&'));
-      expectGraphError(bad, 400, 'BadRequest');
-      expect(bad.data.error.message).to.contain('Follow @odata.nextLink exactly as returned');
     });
 
     it('never pages more than 1,000 devices, whatever page size it is given', async () => {

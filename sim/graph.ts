@@ -1144,9 +1144,12 @@ export class GraphSim {
       .join('&');
   }
 
+  private exactQueryHash(ctx: Ctx): string {
+    return crypto.createHash('sha256').update(this.keptQuery(ctx)).digest('base64url').slice(0, 16);
+  }
+
   private makeToken(ctx: Ctx, route: string, pos: number): string {
-    const exact = crypto.createHash('sha256').update(this.keptQuery(ctx)).digest('base64url').slice(0, 16);
-    const payload = JSON.stringify({ r: route, v: ctx.version, t: this.tenant.tenantId, q: this.queryHash(ctx), k: exact, p: pos });
+    const payload = JSON.stringify({ r: route, v: ctx.version, t: this.tenant.tenantId, q: this.queryHash(ctx), k: this.exactQueryHash(ctx), p: pos });
     const iv = crypto.randomBytes(12);
     const c = crypto.createCipheriv('aes-256-gcm', this.tokenKey, iv);
     const enc = Buffer.concat([c.update(payload, 'utf8'), c.final()]);
@@ -1168,7 +1171,7 @@ export class GraphSim {
       throw bad();
     }
     if (payload.r !== route || payload.v !== ctx.version || payload.t !== this.tenant.tenantId || payload.q !== this.queryHash(ctx)) throw bad();
-    if (payload.k !== crypto.createHash('sha256').update(this.keptQuery(ctx)).digest('base64url').slice(0, 16)) throw bad();
+    if (payload.k !== this.exactQueryHash(ctx)) throw bad();
     if (!Number.isInteger(payload.p) || payload.p < 0) throw bad();
     return payload.p;
   }

@@ -282,6 +282,10 @@ export function renderReport(r: Results): string {
     );
     out.push('');
     out.push(
+      'Under the strict batch rule: the simulated Graph refuses a whole `$batch` in which a write item lacks its body or its `Content-Type`, as Graph does (docs/graph-facts.md), so every remoteLock here went as `{"body": {}, "headers": {"Content-Type": "application/json"}}`.',
+    );
+    out.push('');
+    out.push(
       `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is a token bucket proven to stay under the limit in *every* 20 s window (nodes/lib/graph-pacer.ts): a burst of a quarter of the limit (50 writes), then an even 7 writes per second — about 70 % of the limit over a long run, the price of never drawing a 429. Floor: ${lock.floor.graph?.how}.`,
     );
     out.push('');
@@ -489,7 +493,7 @@ export function renderReport(r: Results): string {
   out.push('## Method');
   out.push('');
   out.push(
-    `- **Command:** \`npm run bench\` (builds, then runs bench/run.ts). Options: \`--sizes=${c.sizes.join(',')}\` (largest = main tenant), \`--latency=${c.latencyMs}\`, \`--scale=${c.scale}\`, \`--compliance-scale=${c.complianceScale}\`, \`--lock=${c.lockDevices}\`, \`--naive=${c.naiveDevices}\`, \`--no-compliance\`, \`--no-deleted-users\`, \`--store=${c.store}\`, \`--capped="${c.cappedNodeOptions ?? ''}"\` (V8 options of the heap-capped rerun of item 1; empty = skip), \`--report=bench/REPORT.md\`; the same as BENCH_* environment variables (bench/run.ts).`,
+    `- **Command:** \`npm run bench\` (builds, then runs bench/run.ts). Options: \`--sizes=${c.sizes.join(',')}\` (largest = main tenant), \`--latency=${c.latencyMs}\`, \`--scale=${c.scale}\`, \`--compliance-scale=${c.complianceScale}\`, \`--lock=${c.lockDevices}\`, \`--naive=${c.naiveDevices}\`, \`--no-compliance\`, \`--no-deleted-users\`, \`--store=${c.store}\`, \`--capped="${c.cappedNodeOptions ?? ''}"\` (V8 options of the heap-capped rerun of item 1; empty = skip), \`--report=bench/REPORT.md\`, \`--only=lock\` (item 5 alone: prints its figures, leaves the report alone); the same as BENCH_* environment variables (bench/run.ts).`,
   );
   out.push(
     `- **Services:** the project's simulators (sim/) on 127.0.0.1 in the bench process: identity platform, Microsoft Graph over a seeded tenant (seed ${c.seed}), 4me (one account, its people in a directory account: one person per tenant user but every tenth), a SICS bus with one ACMP server. Each enforces the real limits: Graph's Intune buckets (2,000 requests and 200 writes per 20 s per app; device configuration and reports 1,000 / 100), 4me's 20 per 2 s, 3,600 per hour and 5,000 cost points per hour.`,

@@ -19,6 +19,8 @@
  *   --report=bench/REPORT.md    BENCH_REPORT       where the report goes ('-' = none)
  *   --echo                                         Node-RED's output on the console
  *   --render=bench/out/bench-….json               only rewrite the report from earlier raw results
+ *   --only=lock                 BENCH_ONLY         only the bulk action (item 5) on the main tenant; prints its
+ *                                                  figures and writes the raw results, leaves the report alone
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -66,6 +68,9 @@ async function main(): Promise<void> {
     cappedNodeOptions: option('capped', 'BENCH_CAPPED') ?? DEFAULT_CONFIG.cappedNodeOptions,
     echo: process.argv.includes('--echo'),
   };
+  const only = option('only', 'BENCH_ONLY');
+  if (only !== undefined && only !== 'lock') throw new Error(`--only: only "lock" is supported (got ${only})`);
+  if (only) c.only = only;
   c.naive = c.naiveDevices > 0;
   if (c.sizes.some((n) => !Number.isInteger(n) || n < 10 || n > 200_000)) throw new Error('--sizes: whole numbers from 10 to 200000');
   const reportPath = option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md');
@@ -79,7 +84,7 @@ async function main(): Promise<void> {
   const jsonFile = path.join(out, `bench-${stamp}.json`);
   fs.writeFileSync(jsonFile, JSON.stringify({ machine: m, ...results }, null, 2));
   console.log(`raw results: ${path.relative(process.cwd(), jsonFile)}`);
-  if (reportPath !== '-') {
+  if (reportPath !== '-' && !c.only) {
     const file = path.resolve(repoRoot, reportPath);
     fs.writeFileSync(file, renderReport({ machine: m, ...results }));
     console.log(`report: ${path.relative(process.cwd(), file)}`);

@@ -12,10 +12,10 @@
  *                                                  names refused on v1.0), $filter (the managedDevice
  *                                                  subset: per-property operators from the CSDL; `or`
  *                                                  only within one property; properties the CSDL
- *                                                  does not mark filterable are silently IGNORED like
- *                                                  the live service does), $top, $count=true,
- *                                                  server paging (pageSize, default 1000) with an
- *                                                  opaque, encrypted $skiptoken bound to the query.
+ *                                                  does not mark filterable are refused), $top,
+ *                                                  $count=true, server paging (pageSize, default and
+ *                                                  most 1000) with an opaque, encrypted $skiptoken bound
+ *                                                  to the query exactly as sent (a rebuilt nextLink fails).
  *                                                  GET-by-id-only properties come back as placeholders.
  *  GET  /deviceManagement/managedDevices/{id}     real values of GET-by-id-only properties only when
  *                                                  they are named in $select.
@@ -31,11 +31,14 @@
  *                                                  as application/octet-stream (an Edm.Stream)
  *  GET  /users/{id}
  *  POST /$batch                                    ≤ 20 items, per-item status, shuffled, dependsOn/424,
- *                                                  items with a body need Content-Type, items throttled
- *                                                  one by one (429 + their own Retry-After)
+ *                                                  items throttled one by one (429 + their own Retry-After);
+ *                                                  a write item (POST/PUT/PATCH) without body or without
+ *                                                  Content-Type fails the WHOLE batch (outer 400, no item
+ *                                                  runs), as Graph does (see checkWriteItem)
  *
  * Errors use Graph's body {error:{code,message,innerError:{date,request-id,client-request-id}}};
  * Intune routes put Intune's JSON-in-a-string into `message` for 403 and 404, as the live service does.
+ * Throttling 429s leave Retry-After out every third time by default (retryAfter: 'sometimes').
  * Controls: failNext, dropNext, delayNext, throttleNext, clearFaults, setLimits, resetThrottling,
  * setRetryAfter, setPageSize, setLatency (also the `latencyMs` option: every request), resetStats.
  * Stats: see GraphSimStats.
@@ -128,12 +131,17 @@ export const GRAPH_SIM_PERMISSIONS = {
   readUsers: ['User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
 } as const;
 
+export type RetryAfterMode = 'always' | 'sometimes' | 'never';
+
+/** Intune's managedDevices page size, and the most one page holds (docs/graph-facts.md: paging). */
+export const MAX_PAGE_SIZE = 1000;
+
 export interface GraphSimOptions {
   tls: { certPem: string; keyPem: string };
   tenant: SimTenant;
   /** Validates a bearer token for `audience` (= graph.url); throws an Error whose .code becomes error.code. */
   verifyToken: (token: string, audience: string) => TokenClaims;
-  /** Server page size of managedDevices and deviceStatuses (default 1000). */
+  /** Server page size of managedDevices and deviceStatuses (default and most: 1000, Intune's page size). */
   pageSize?: number;
   limits?: ThrottleLimitsInput;
   /**
@@ -141,8 +149,17 @@ export interface GraphSimOptions {
    * 'lenient': DeviceManagementManagedDevices.ReadWrite.All is accepted too.
    */
   actionPermissions?: 'documented' | 'lenient';
-  /** Ignore $filter clauses on properties the CSDL does not mark filterable, like the live service (default true). */
+  /**
+   * Ignore $filter clauses on properties the CSDL does not mark filterable instead of refusing them
+   * (default false: the entity's description says only the listed properties may be used; that the
+   * live service ignores the others is hearsay, no public source shows it).
+   */
   ignoreUnsupportedFilter?: boolean;
+  /**
+   * Retry-After on throttling 429s: 'sometimes' (default: every third one goes without it, as Graph
+   * does at times, so a client must back off on its own), 'always' or 'never'.
+   */
+  retryAfter?: RetryAfterMode;
   /** Rows of the report when `top` is absent (default 50); `top` is capped at 1000. */
   reportDefaultTop?: number;
   /**
@@ -529,7 +546,9 @@ export class GraphSim {
   private faults: Fault[] = [];
   private limits: ThrottleLimits;
   private pageSize: number;
-  private sendRetryAfter = true;
+  private retryAfterMode: RetryAfterMode;
+  /** Throttling 429s answered so far (for 'sometimes'). */
+  private throttledAnswers = 0;
   private lenientActions: boolean;
   private ignoreUnsupportedFilter: boolean;
   private reportDefaultTop: number;
@@ -546,10 +565,11 @@ export class GraphSim {
     this.tenant = opts.tenant;
     this.verifyToken = opts.verifyToken;
     this.tls = opts.tls;
-    this.pageSize = opts.pageSize ?? 1000;
+    this.pageSize = clampPage(opts.pageSize ?? MAX_PAGE_SIZE);
+    this.retryAfterMode = opts.retryAfter ?? 'sometimes';
     this.limits = mergeLimits(opts.limits);
     this.lenientActions = opts.actionPermissions === 'lenient';
-    this.ignoreUnsupportedFilter = opts.ignoreUnsupportedFilter ?? true;
+    this.ignoreUnsupportedFilter = opts.ignoreUnsupportedFilter ?? false;
     this.reportDefaultTop = opts.reportDefaultTop ?? 50;
     this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
     this.server = https.createServer({ cert: this.tls.certPem, key: this.tls.keyPem }, (req, res) => {
@@ -620,9 +640,9 @@ export class GraphSim {
     this.faults = [];
   }
 
-  /** Whether 429 answers carry Retry-After (default true). */
-  setRetryAfter(send: boolean): void {
-    this.sendRetryAfter = send;
+  /** Whether throttling 429s carry Retry-After: true = always, false = never, or 'sometimes' (the default). */
+  setRetryAfter(send: boolean | 'sometimes'): void {
+    this.retryAfterMode = send === 'sometimes' ? 'sometimes' : send ? 'always' : 'never';
   }
 
   setLimits(input: ThrottleLimitsInput): void {
@@ -644,8 +664,9 @@ export class GraphSim {
     this.latencyMs = Math.max(0, ms);
   }
 
+  /** Server page size, at most 1000 (Intune never pages more). */
   setPageSize(n: number): void {
-    this.pageSize = Math.max(1, Math.floor(n));
+    this.pageSize = clampPage(n);
   }
 
   get stats(): GraphSimStats {
@@ -765,7 +786,7 @@ export class GraphSim {
     if (f.kind === 'throttle') {
       this._stats.faults.throttled++;
       this._stats.throttled++;
-      return this.tooMany(f.retryAfter ?? null, requestId, clientRequestId);
+      return this.tooMany(f.retryAfter ?? null, requestId, clientRequestId, true);
     }
     this._stats.faults.status++;
     const status = f.status ?? 503;
@@ -781,10 +802,19 @@ export class GraphSim {
     return r;
   }
 
-  private tooMany(retryAfter: number | null, requestId: string, clientRequestId: string): SimResponse {
-    const r = this.error(429, 'TooManyRequests', `Too many requests. ${retryAfter !== null ? `Retry after ${retryAfter} seconds.` : 'Retry later.'}`, requestId, clientRequestId);
-    if (retryAfter !== null && this.sendRetryAfter) r.headers['Retry-After'] = String(retryAfter);
+  /** A throttling 429; `forced` (throttleNext) sends exactly the Retry-After it was given. */
+  private tooMany(retryAfter: number | null, requestId: string, clientRequestId: string, forced = false): SimResponse {
+    const send = retryAfter !== null && (forced || this.sendsRetryAfter());
+    const r = this.error(429, 'TooManyRequests', `Too many requests. ${send ? `Retry after ${retryAfter} seconds.` : 'Retry later.'}`, requestId, clientRequestId);
+    if (send) r.headers['Retry-After'] = String(retryAfter);
     return r;
+  }
+
+  /** Graph leaves Retry-After out of some 429s (docs/graph-facts.md: throttling): every third one here, by default. */
+  private sendsRetryAfter(): boolean {
+    if (this.retryAfterMode === 'always') return true;
+    if (this.retryAfterMode === 'never') return false;
+    return ++this.throttledAnswers % 3 !== 0;
   }
 
   private error(status: number, code: string, message: string, requestId: string, clientRequestId: string, headers: Record<string, string> = {}): SimResponse {
@@ -811,7 +841,7 @@ export class GraphSim {
     }
     if (e instanceof SimTenantError) {
       const r = this.error(e.status, e.code, e.message, requestId, clientRequestId);
-      if (e.retryAfterSeconds !== undefined && this.sendRetryAfter) r.headers['Retry-After'] = String(e.retryAfterSeconds);
+      if (e.retryAfterSeconds !== undefined && this.retryAfterMode !== 'never') r.headers['Retry-After'] = String(e.retryAfterSeconds);
       return r;
     }
     if (e instanceof GraphSchemaError) return this.error(400, 'BadRequest', e.message, requestId, clientRequestId);
@@ -1102,8 +1132,24 @@ export class GraphSim {
     return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);
   }
 
+  /**
+   * The query options of a request except $skiptoken, byte for byte as received. A $skiptoken is
+   * bound to them: Graph's nextLink must be followed exactly as returned (concepts/paging.md), so a
+   * link rebuilt by the client (options re-ordered, re-encoded or dropped) is refused.
+   */
+  private keptQuery(ctx: Ctx): string {
+    return ctx.rawQuery
+      .split('&')
+      .filter((p) => p && !/^(%24|\$)skiptoken=/i.test(p))
+      .join('&');
+  }
+
+  private exactQueryHash(ctx: Ctx): string {
+    return crypto.createHash('sha256').update(this.keptQuery(ctx)).digest('base64url').slice(0, 16);
+  }
+
   private makeToken(ctx: Ctx, route: string, pos: number): string {
-    const payload = JSON.stringify({ r: route, v: ctx.version, t: this.tenant.tenantId, q: this.queryHash(ctx), p: pos });
+    const payload = JSON.stringify({ r: route, v: ctx.version, t: this.tenant.tenantId, q: this.queryHash(ctx), k: this.exactQueryHash(ctx), p: pos });
     const iv = crypto.randomBytes(12);
     const c = crypto.createCipheriv('aes-256-gcm', this.tokenKey, iv);
     const enc = Buffer.concat([c.update(payload, 'utf8'), c.final()]);
@@ -1114,7 +1160,7 @@ export class GraphSim {
     const raw = ctx.query.get('$skiptoken');
     if (raw === undefined) return 0;
     const bad = () => new HttpError(400, 'BadRequest', 'The $skiptoken is invalid or expired. Follow @odata.nextLink exactly as returned.');
-    let payload: { r: string; v: string; t: string; q: string; p: number };
+    let payload: { r: string; v: string; t: string; q: string; k: string; p: number };
     try {
       const buf = Buffer.from(raw, 'base64url');
       if (buf.length < 29) throw bad();
@@ -1125,15 +1171,13 @@ export class GraphSim {
       throw bad();
     }
     if (payload.r !== route || payload.v !== ctx.version || payload.t !== this.tenant.tenantId || payload.q !== this.queryHash(ctx)) throw bad();
+    if (payload.k !== this.exactQueryHash(ctx)) throw bad();
     if (!Number.isInteger(payload.p) || payload.p < 0) throw bad();
     return payload.p;
   }
 
   private nextLink(ctx: Ctx, route: string, pos: number): string {
-    const kept = ctx.rawQuery
-      .split('&')
-      .filter((p) => p && !/^(%24|\$)skiptoken=/i.test(p))
-      .join('&');
+    const kept = this.keptQuery(ctx);
     const path = '/' + ctx.segments.map((s) => encodeURIComponent(s)).join('/');
     return `${this.url}/${ctx.version}${path}?${kept ? kept + '&' : ''}$skiptoken=${this.makeToken(ctx, route, pos)}`;
   }
@@ -1570,6 +1614,7 @@ export class GraphSim {
       const key = it.id.toLowerCase();
       if (ids.has(key)) throw new HttpError(400, 'BadRequest', `Invalid batch payload format: duplicate request id '${it.id}'.`);
       ids.set(key, it);
+      checkWriteItem(it.id, it.method, it.headers, it.body);
     }
     for (const it of items) {
       if (it.dependsOn === undefined) continue;
@@ -1686,6 +1731,29 @@ export class GraphSim {
     if (out.every((x, k) => x === arr[k])) out.reverse();
     return out;
   }
+}
+
+/**
+ * Graph checks every write item (POST, PUT, PATCH) of a $batch before it runs any of them, and one
+ * bad item fails the WHOLE batch with an outer 400 (docs/graph-facts.md):
+ * - neither body nor Content-Type: "Write request id : <id> does not contain Content-Type header or body."
+ *   (msgraph-sdk-dotnet #2628, Softeria/ms-365-mcp-server #677/#683; bites parameterless actions);
+ * - a body without Content-Type: "Write request with id '<id>' does not contain a Content-Type header."
+ *   (Softeria/ms-365-mcp-server #677: a batch-level failure, none of the items runs);
+ * - a Content-Type without a body: no public report; the first message names both, so the sim
+ *   refuses it with that one (our reading, the strict one).
+ */
+function checkWriteItem(id: string, method: string, headers: unknown, body: unknown): void {
+  if (!['POST', 'PUT', 'PATCH'].includes(method.toUpperCase())) return;
+  const hasType =
+    !!headers && typeof headers === 'object' && Object.entries(headers as Record<string, unknown>).some(([k, v]) => k.toLowerCase() === 'content-type' && typeof v === 'string' && v.trim() !== '');
+  const hasBody = body !== undefined && body !== null;
+  if (hasBody && !hasType) throw new HttpError(400, 'BadRequest', `Write request with id '${id}' does not contain a Content-Type header.`);
+  if (!hasBody || !hasType) throw new HttpError(400, 'BadRequest', `Write request id : ${id} does not contain Content-Type header or body.`);
+}
+
+function clampPage(n: number): number {
+  return Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(n)));
 }
 
 function parseQuery(raw: string): Map<string, string> {

@@ -478,6 +478,30 @@ describe('graph client against a scripted server', function () {
     expect(stats.requests, 'a $batch counts its inner requests').to.equal(45);
   });
 
+  it('$batch: a POST/PATCH item without a body is refused before anything is sent; `{}` goes out as a JSON body with Content-Type', async () => {
+    srv.handler = (r, res) => {
+      const { requests } = JSON.parse(r.body) as { requests: Array<{ id: string }> };
+      json(res, 200, { responses: requests.map((q) => ({ id: q.id, status: 204 })) });
+    };
+    const c = make();
+    for (const method of ['POST', 'PATCH'] as const) {
+      const err = await rejection(
+        c.batch([
+          { id: 'ok', method: 'POST', url: '/deviceManagement/managedDevices/d1/syncDevice', body: {} },
+          { id: 'bare', method, url: '/deviceManagement/managedDevices/d2/remoteLock' },
+        ]),
+      );
+      expect(err).to.be.instanceOf(TypeError);
+      expect(err.message).to.match(/\$batch (POST|PATCH) request "bare" needs a body \(use \{\} for an action without parameters\)/);
+    }
+    expect(srv.seen, 'nothing was sent').to.have.length(0);
+    const out = await c.batch([{ id: 'lock', method: 'POST', url: '/deviceManagement/managedDevices/d2/remoteLock', body: {} }]);
+    expect(out.get('lock')).to.include({ status: 204 });
+    const [item] = (JSON.parse(srv.seen[0].body) as { requests: Array<{ body?: unknown; headers?: Record<string, string> }> }).requests;
+    expect(item.body).to.deep.equal({});
+    expect(Object.entries(item.headers ?? {}).find(([k]) => k.toLowerCase() === 'content-type')?.[1]).to.equal('application/json');
+  });
+
   it('$batch: an outer 503 retries the whole chunk; an outer failure that lasts gives every item that status', async () => {
     srv.handler = (r, res, n) => {
       if (n === 1) return json(res, 503, { error: { code: 'ServiceUnavailable', message: 'down' } });
@@ -492,7 +516,7 @@ describe('graph client against a scripted server', function () {
     srv.seen = [];
     srv.handler = (_r, res) => json(res, 503, { error: { code: 'ServiceUnavailable', message: 'down' } });
     const c2 = make({ retry: { baseDelayMs: 10, maxDelayMs: 20, maxRetries: 2, maxTotalWaitMs: 1000 } });
-    const out2 = await c2.batch([{ id: '1', method: 'POST', url: '/a/retire' }]);
+    const out2 = await c2.batch([{ id: '1', method: 'POST', url: '/a/retire', body: {} }]);
     expect(srv.seen).to.have.length(3);
     expect(out2.get('1')?.status).to.equal(503);
     expect(out2.get('1')?.body.error.message).to.match(/unavailable/);
@@ -655,7 +679,7 @@ describe('graph client against the simulated Graph', function () {
     const ids = deviceIds(20, 100);
     const t0 = Date.now();
     const out = await c.batch(
-      ids.map((id) => ({ id, method: 'POST' as const, url: `/deviceManagement/managedDevices/${id}/syncDevice` })),
+      ids.map((id) => ({ id, method: 'POST' as const, url: `/deviceManagement/managedDevices/${id}/syncDevice`, body: {} })),
       { stats },
     );
     expect([...out.values()].map((r) => r.status)).to.deep.equal(Array(20).fill(204));
@@ -709,7 +733,7 @@ describe('graph client against the simulated Graph', function () {
     sim.throttleNext(1, { scope: 'batchItem', retryAfter: 3600 });
     const c = make({ retry: { maxTotalWaitMs: 5000, baseDelayMs: 20, maxDelayMs: 200 } });
     const t0 = Date.now();
-    const out = await c.batch([{ id: 'slow', method: 'POST', url: `/deviceManagement/managedDevices/${tenant.deviceIdAt(2)}/syncDevice` }]);
+    const out = await c.batch([{ id: 'slow', method: 'POST', url: `/deviceManagement/managedDevices/${tenant.deviceIdAt(2)}/syncDevice`, body: {} }]);
     expect(out.get('slow')?.status).to.equal(429);
     const single = await c.get<{ id: string }>(`/deviceManagement/managedDevices/${tenant.deviceIdAt(3)}`, { select: ['id'] });
     expect(single.id).to.equal(tenant.deviceIdAt(3));

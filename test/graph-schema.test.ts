@@ -1,6 +1,7 @@
 /**
  * Proves that nodes/lib/graph-schema.ts equals Microsoft's metadata as
- * extracted into ../shared/reference/graph/ (v1.0 CSDL extract + beta notes).
+ * extracted into test/fixtures/graph/ (v1.0 CSDL extract + beta notes; the
+ * README there names the public source).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,12 +21,13 @@ function repoRoot(): string {
   return process.cwd();
 }
 
-const refDir = process.env.INTUNE_GRAPH_REFERENCE_DIR ?? path.resolve(repoRoot(), '..', 'shared', 'reference', 'graph');
+/** The fixtures live in the repository (test/fixtures/graph/README.md names their public source). */
+const refDir = process.env.INTUNE_GRAPH_REFERENCE_DIR ?? path.join(repoRoot(), 'test', 'fixtures', 'graph');
 
 function load(name: string): any {
   const file = path.join(refDir, name);
   if (!fs.existsSync(file)) {
-    throw new Error(`Graph reference file missing: ${file}. The schema test needs ../shared/reference/graph/ next to the repository (or INTUNE_GRAPH_REFERENCE_DIR).`);
+    throw new Error(`Graph reference file missing: ${file} (see test/fixtures/graph/README.md, or set INTUNE_GRAPH_REFERENCE_DIR).`);
   }
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }

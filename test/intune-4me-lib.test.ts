@@ -28,10 +28,9 @@ import { interpretPayload } from '../nodes/lib/fourme-ci-sync';
 import { incidentNote, incidentSubject } from '../nodes/lib/fourme-incidents';
 import { makeDevice, makeViolation } from './support/device-fixtures';
 
-/** The reference schema: the copy in ../shared when present, else the sim's verbatim copy. */
+/** The reference schema: the sim's verbatim copy in the repository (a plain clone has nothing beside it). */
 function schemaText(): string {
   const candidates = [
-    '/work/shared/reference/4me/schema.graphql',
     path.join(__dirname, '..', 'sim', 'fourme-schema.graphql'),
     path.join(__dirname, '..', '..', 'sim', 'fourme-schema.graphql'),
   ];

@@ -20,6 +20,7 @@ const ALL = [
   'User.Read.All',
 ];
 const READ = ['DeviceManagementManagedDevices.Read.All'];
+const JSON_TYPE = { 'Content-Type': 'application/json' };
 
 /** Stub verifier: tokens look like test:<tid>:<appid>:<role,role>; "expired:…" fails like Entra. */
 function stubVerifier(expectedAudience: () => string): GraphSimOptions['verifyToken'] {
@@ -377,6 +378,38 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expectGraphError(await get(b.data['@odata.nextLink'].replace('/beta/', '/v1.0/')), 400);
     });
 
+    it('refuses a nextLink the client rebuilt: options re-ordered, re-encoded or dropped', async () => {
+      const r = await get('/v1.0/deviceManagement/managedDevices?$select=id,deviceName&$top=100&$count=true');
+      const next: string = r.data['@odata.nextLink'];
+      expect((await get(next)).status, 'the link as returned').to.equal(200);
+      expect((await get(next)).status, 'the same link again (a retry)').to.equal(200);
+      const u = new URL(next);
+      const parts = u.search.slice(1).split('&');
+      const token = parts.find((p) => p.startsWith('$skiptoken='))!;
+      const options = parts.filter((p) => p !== token);
+      const base = `${u.origin}${u.pathname}?`;
+      const reordered = await get(base + [...options].reverse().concat(token).join('&'));
+      expectGraphError(reordered, 400, 'BadRequest');
+      expect(reordered.data.error.message).to.contain('Follow @odata.nextLink exactly as returned');
+      expectGraphError(await get(base + options.map((p) => p.replace('$', '%24').replace(',', '%2C')).concat(token).join('&')), 400, 'BadRequest');
+      expectGraphError(await get(base + token), 400, 'BadRequest');
+    });
+
+    it('never pages more than 1,000 devices, whatever page size it is given', async () => {
+      const big: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => big.url), pageSize: 5000 });
+      await big.start();
+      try {
+        const r = await http.get(`${big.url}/v1.0/deviceManagement/managedDevices?$select=id&$top=3000`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(r.data.value).to.have.length(1000);
+        big.setPageSize(2500);
+        const r2 = await http.get(`${big.url}/v1.0/deviceManagement/managedDevices?$select=id`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(r2.data.value).to.have.length(1000);
+        expect(r2.data['@odata.nextLink']).to.be.a('string');
+      } finally {
+        await big.stop();
+      }
+    });
+
     it('validates $select against the schema (beta-only names only on /beta)', async () => {
       const bad = await get('/v1.0/deviceManagement/managedDevices?$select=id,fooBar');
       expectGraphError(bad, 400, 'BadRequest');
@@ -472,20 +505,21 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expectGraphError(await get(`/v1.0/deviceManagement/managedDevices?$filter=${encodeURIComponent("deviceName eq 'unterminated")}`), 400);
     });
 
-    it('silently ignores clauses on properties the CSDL does not mark filterable (live-service quirk)', async () => {
+    it('refuses clauses on properties the CSDL does not mark filterable (only listed ones may be used); ignoring them is an opt-in', async () => {
       const d = [...tenant.iterate()].find((x) => x.userId)!;
       const r = await get(`/v1.0/deviceManagement/managedDevices?$select=id&$count=true&$filter=${encodeURIComponent(`userId eq '${d.userId}'`)}`);
-      expect(r.status).to.equal(200);
-      expect(r.data['@odata.count']).to.equal(5000);
-      const strict: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => strict.url), ignoreUnsupportedFilter: false });
-      await strict.start();
+      expectGraphError(r, 400, 'BadRequest');
+      expect(r.data.error.message).to.contain("'userId' does not support $filter");
+      const lax: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => lax.url), ignoreUnsupportedFilter: true });
+      await lax.start();
       try {
-        const s = await http.get(`${strict.url}/v1.0/deviceManagement/managedDevices?$filter=${encodeURIComponent(`userId eq '${d.userId}'`)}`, {
+        const s = await http.get(`${lax.url}/v1.0/deviceManagement/managedDevices?$select=id&$count=true&$filter=${encodeURIComponent(`userId eq '${d.userId}'`)}`, {
           headers: { Authorization: `Bearer ${token()}` },
         });
-        expectGraphError(s, 400);
+        expect(s.status).to.equal(200);
+        expect(s.data['@odata.count']).to.equal(5000);
       } finally {
-        await strict.stop();
+        await lax.stop();
       }
     });
   });
@@ -583,9 +617,9 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       const [a, b] = [tenant.deviceAt(20)!, tenant.deviceAt(21)!];
       const requests = [
         { id: '1', method: 'GET', url: `/deviceManagement/managedDevices/${a.id}?$select=id,deviceName` },
-        { id: '2', method: 'POST', url: `/deviceManagement/managedDevices/${b.id}/syncDevice` },
+        { id: '2', method: 'POST', url: `/deviceManagement/managedDevices/${b.id}/syncDevice`, body: {}, headers: JSON_TYPE },
         { id: '3', method: 'GET', url: '/deviceManagement/managedDevices/11111111-2222-4333-8444-555555555555' },
-        { id: '4', method: 'POST', url: `/deviceManagement/managedDevices/${a.id}/wipe`, body: { keepUserData: true } },
+        { id: '4', method: 'POST', url: `/deviceManagement/managedDevices/${a.id}/wipe`, body: { keepUserData: 'yes' }, headers: JSON_TYPE },
         { id: '5', method: 'GET', url: `deviceManagement/managedDevices/${b.id}?$select=id`, dependsOn: ['3'] },
         { id: '6', method: 'GET', url: '/deviceManagement/managedDevices?$select=id,bogus' },
         { id: '7', method: 'GET', url: `/deviceManagement/managedDevices/${b.id}?$select=managementState`, dependsOn: ['2'] },
@@ -599,7 +633,7 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expect(byId.get('2')!.body).to.equal(undefined);
       expect(byId.get('3')!.status).to.equal(404);
       expect(byId.get('3')!.body.error.code).to.equal('ResourceNotFound');
-      expect(byId.get('4')!.status).to.equal(400, 'body without Content-Type');
+      expect(byId.get('4')!.status).to.equal(400, 'a parameter of the wrong type');
       expect(byId.get('5')!.status).to.equal(424);
       expect(byId.get('6')!.status).to.equal(400);
       expect(byId.get('7')!.status).to.equal(200);
@@ -608,6 +642,34 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expect(sim.stats.batchInner).to.equal(7);
       expect(sim.stats.actions.syncDevice).to.equal(1);
       expect(tenant.getDevice(a.id)!.managementState).to.not.equal('wipePending');
+    });
+
+    it('refuses the WHOLE batch (outer 400, no item runs) when a write item lacks its body or its Content-Type, as Graph does', async () => {
+      sim.resetStats();
+      const [a, b] = [tenant.deviceAt(30)!, tenant.deviceAt(31)!];
+      const before = [a, b].map((d) => tenant.getDevice(d.id)!.deviceActionResults.length);
+      const sync = { id: '1', method: 'POST', url: `/deviceManagement/managedDevices/${b.id}/syncDevice`, body: {}, headers: JSON_TYPE };
+      const read = { id: '2', method: 'GET', url: `/deviceManagement/managedDevices/${a.id}?$select=id` };
+      const lock = { id: '7', method: 'POST', url: `/deviceManagement/managedDevices/${a.id}/remoteLock` };
+      const bare = await post('/v1.0/$batch', { requests: [sync, read, lock] });
+      expectGraphError(bare, 400, 'BadRequest');
+      expect(bare.data.error.message).to.equal('Write request id : 7 does not contain Content-Type header or body.');
+      expect(bare.data).to.not.have.property('responses');
+      const noType = await post('/v1.0/$batch', { requests: [sync, { ...lock, body: {} }] });
+      expectGraphError(noType, 400, 'BadRequest');
+      expect(noType.data.error.message).to.equal("Write request with id '7' does not contain a Content-Type header.");
+      const noBody = await post('/beta/$batch', { requests: [sync, { ...lock, headers: JSON_TYPE }] });
+      expectGraphError(noBody, 400, 'BadRequest');
+      expect(noBody.data.error.message).to.equal('Write request id : 7 does not contain Content-Type header or body.');
+      // nothing ran: not the good items before the bad one either
+      expect(sim.stats.batchInner).to.equal(0);
+      expect(sim.stats.actions).to.deep.equal({});
+      expect([a, b].map((d) => tenant.getDevice(d.id)!.deviceActionResults.length)).to.deep.equal(before);
+      // the same requests with `{}` and Content-Type run
+      const fixed = await post('/v1.0/$batch', { requests: [sync, read, { ...lock, body: {}, headers: { 'content-type': 'application/json' } }] });
+      expect(fixed.status).to.equal(200);
+      expect(Object.fromEntries(fixed.data.responses.map((x: any) => [x.id, x.status]))).to.deep.equal({ 1: 204, 2: 200, 7: 204 });
+      expect(sim.stats.actions).to.deep.equal({ syncDevice: 1, remoteLock: 1 });
     });
 
     it('rejects more than 20 items, duplicate ids and unknown dependsOn with an outer 400', async () => {
@@ -676,6 +738,28 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       }
     });
 
+    it('by default leaves Retry-After out of every third throttling 429, as Graph does at times', async () => {
+      const quiet: GraphSim = new GraphSim({ tls: pki.server, tenant, verifyToken: stubVerifier(() => quiet.url), limits: { devices: { appRequests: 1 } } });
+      await quiet.start();
+      try {
+        const headers: Array<string | undefined> = [];
+        const first = await http.get(`${quiet.url}/v1.0/deviceManagement/managedDevices?$top=1`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(first.status).to.equal(200);
+        for (let k = 0; k < 6; k++) {
+          const r = await http.get(`${quiet.url}/v1.0/deviceManagement/managedDevices?$top=1`, { headers: { Authorization: `Bearer ${token()}` } });
+          expectGraphError(r, 429, 'TooManyRequests');
+          headers.push(r.headers['retry-after']);
+        }
+        expect(headers.filter((h) => h === undefined)).to.have.length(2);
+        for (const h of headers.filter((x) => x !== undefined)) expect(Number(h)).to.be.within(1, 20);
+        quiet.setRetryAfter(true);
+        const always = await http.get(`${quiet.url}/v1.0/deviceManagement/managedDevices?$top=1`, { headers: { Authorization: `Bearer ${token()}` } });
+        expect(always.headers['retry-after']).to.match(/^\d+$/);
+      } finally {
+        await quiet.stop();
+      }
+    });
+
     it('throttleNext forces 429s with or without Retry-After', async () => {
       sim.throttleNext(1, { retryAfter: 7 });
       const r = await get('/v1.0/deviceManagement/managedDevices?$top=1');
@@ -727,7 +811,7 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       const d = tenant.deviceAt(40)!;
       const r = await post('/v1.0/$batch', {
         requests: [
-          { id: 'a', method: 'POST', url: `/deviceManagement/managedDevices/${d.id}/syncDevice` },
+          { id: 'a', method: 'POST', url: `/deviceManagement/managedDevices/${d.id}/syncDevice`, body: {}, headers: JSON_TYPE },
           { id: 'b', method: 'GET', url: `/deviceManagement/managedDevices/${d.id}?$select=id` },
         ],
       });

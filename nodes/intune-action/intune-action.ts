@@ -5,11 +5,13 @@
  * client of its `intune-config`, and answers with one result message
  * (output 1) and, when enabled, one message per device (output 2).
  *
- * Errors: a refused request (guards, malformed payload, replayed job id)
- * and a request that could not run or in which a device failed are ALSO
- * reported with done(err), so Catch nodes see them, after the result
- * message went out: a flow that reports back to ACMP always gets its
- * result, whatever happened.
+ * Errors: a refused request (guards, malformed payload, replayed job id),
+ * a request that could not run, and a request in which any device did not
+ * get the action (failed, notFound, unsupported, rejected) are ALSO reported
+ * with done(err), so Catch nodes see them, after the result message went
+ * out: a flow that reports back to ACMP always gets its result, whatever
+ * happened, and the devices that did get the action stay in it (a partial
+ * result is a result message plus an error, not an error instead of it).
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { ActionName } from '../lib/contracts';
@@ -196,6 +198,31 @@ export = function register(RED: NodeAPI): void {
       send(settings?.perDevice ? [msg, null] : msg);
     }
 
+    /**
+     * The error for Catch nodes when any device did not get the action (failed, notFound,
+     * unsupported, or rejected by the notification limit), also when others did: the result
+     * message has already gone out with every device's outcome (so a flow reporting back to ACMP
+     * gets it), and the error tells whoever watches with a Catch node that the request was not
+     * carried out in full. undefined when every device accepted it.
+     */
+    function shortfallError(report: ActionReport): (Error & { code?: string }) | undefined {
+      const missed = report.results.filter((r) => r.outcome !== 'accepted');
+      if (!missed.length) return undefined;
+      const c = report.counts;
+      const parts = [
+        c.failed ? `${c.failed} failed` : '',
+        c.notFound ? `${c.notFound} not found` : '',
+        c.unsupported ? `${c.unsupported} unsupported` : '',
+        c.rejected ? `${c.rejected} rejected` : '',
+      ].filter(Boolean);
+      const first = missed[0];
+      const e = new Error(
+        `${report.action}: ${missed.length} of ${report.results.length} device(s) not carried out (job ${report.jobId}; ${parts.join(', ')}; ${c.accepted} accepted): ${first.deviceId}: ${first.error ?? first.outcome}`,
+      ) as Error & { code?: string };
+      e.code = report.status;
+      return e;
+    }
+
     function audit(report: ActionReport, extra: AuditContext) {
       for (const line of auditLines(report, extra)) node.log(line);
     }
@@ -361,12 +388,9 @@ export = function register(RED: NodeAPI): void {
         emit(send, msg, report, true);
         jobs.delete(job);
         showResult(report);
-        const failed = report.results.filter((r) => r.outcome === 'failed');
-        if (failed.length) {
-          done(new Error(`${req.action}: ${failed.length} of ${report.results.length} device(s) failed (job ${report.jobId}): ${failed[0].error ?? 'see the result'}`));
-        } else {
-          done();
-        }
+        const err = shortfallError(report);
+        if (err) done(err);
+        else done();
       } catch (err) {
         // Not a per-device failure (those are in the report): the journal or the ledger failed, or a bug.
         const report = failedReport(

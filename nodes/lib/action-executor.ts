@@ -4,12 +4,13 @@
  *
  *   notify → POST /beta/deviceManagement/managedDevices/{id}/sendCustomNotificationToCompanyPortal
  *            {notificationTitle, notificationBody}   (beta only)
- *   retire → POST /v1.0/…/managedDevices/{id}/retire
- *   wipe   → POST /v1.0/…/managedDevices/{id}/wipe   {keepEnrollmentData?, keepUserData?,
- *                                                     macOsUnlockCode?, persistEsimDataPlan?}
- *   lock   → POST /v1.0/…/managedDevices/{id}/remoteLock
- *   sync   → POST /v1.0/…/managedDevices/{id}/syncDevice
- * Each answers 204 without a body.
+ *   retire → POST /v1.0/…/managedDevices/{id}/retire       {}
+ *   wipe   → POST /v1.0/…/managedDevices/{id}/wipe         {keepEnrollmentData?, keepUserData?,
+ *                                                           macOsUnlockCode?, persistEsimDataPlan?}
+ *   lock   → POST /v1.0/…/managedDevices/{id}/remoteLock   {}
+ *   sync   → POST /v1.0/…/managedDevices/{id}/syncDevice   {}
+ * Each answers 204 without a body. The `{}` is not optional: in a $batch, Graph
+ * refuses the whole batch when a POST item has no body.
  *
  * Steps:
  * 1. notify: devices that had 10 notifications in the last hour are refused
@@ -122,7 +123,12 @@ function devicePath(id: string): string {
   return `/deviceManagement/managedDevices/${encodeURIComponent(id)}`;
 }
 
-function actionBody(req: CheckedRequest): Record<string, unknown> | undefined {
+/**
+ * The JSON body of the action. Never absent: inside a $batch, Graph refuses the whole batch when a POST
+ * item has no body, so an action without parameters (retire, remoteLock, syncDevice, a wipe without
+ * options) sends `{}` (docs/graph-facts.md).
+ */
+function actionBody(req: CheckedRequest): Record<string, unknown> {
   if (req.action === 'notify' && req.notification) {
     return { notificationTitle: req.notification.title, notificationBody: req.notification.body };
   }
@@ -132,16 +138,16 @@ function actionBody(req: CheckedRequest): Record<string, unknown> | undefined {
     for (const k of ['keepEnrollmentData', 'keepUserData', 'macOsUnlockCode', 'persistEsimDataPlan'] as const) {
       if (w[k] !== undefined) body[k] = w[k];
     }
-    return Object.keys(body).length ? body : undefined;
+    return body;
   }
-  return undefined;
+  return {};
 }
 
 /** What would be sent for one device, with the macOS unlock code masked (for dry runs and logs). */
 export function plannedRequest(req: CheckedRequest, deviceId: string): PlannedRequest {
   const body = actionBody(req);
   const out: PlannedRequest = { method: 'POST', url: `/${versionOf(req.action)}${devicePath(deviceId)}/${GRAPH_ACTION[req.action]}` };
-  if (body) out.body = body.macOsUnlockCode !== undefined ? { ...body, macOsUnlockCode: '******' } : body;
+  out.body = body.macOsUnlockCode !== undefined ? { ...body, macOsUnlockCode: '******' } : body;
   return out;
 }
 
@@ -379,7 +385,7 @@ export async function executeAction(req: CheckedRequest, o: ExecuteOptions): Pro
         let answers: Map<string, BatchResult>;
         try {
           answers = await o.graph.batch(
-            part.map((id, k) => ({ id: String(k), method: 'POST', url: `${devicePath(id)}/${graphAction}`, ...(body ? { body } : {}) })),
+            part.map((id, k) => ({ id: String(k), method: 'POST', url: `${devicePath(id)}/${graphAction}`, body })),
             callOpts(version),
           );
         } catch (e) {

@@ -211,6 +211,8 @@ class TransportFailure extends Error {
 const BATCH_ORIGIN = 'https://batch.invalid';
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** $batch items Graph accepts only with a body and its Content-Type. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const SELECT_NAME = /^[A-Za-z_][A-Za-z0-9_.]*(\/[A-Za-z_][A-Za-z0-9_.]*)*$/;
 
 function stateOf(ctx: Context): CallState {
@@ -645,6 +647,15 @@ export class GraphClient {
       if (!['GET', 'POST', 'PATCH', 'DELETE'].includes(r.method)) throw new TypeError(`Unsupported $batch method "${r.method}"`);
       if (/^[a-z][a-z0-9+.-]*:/i.test(r.url)) throw new TypeError(`$batch request urls must be relative to the version root (got "${r.url}")`);
       if (r.method === 'GET' && r.body !== undefined) throw new TypeError(`$batch GET request "${r.id}" cannot have a body`);
+      // Graph refuses the WHOLE $batch (outer 400 "Write request id : <id> does not contain Content-Type
+      // header or body.", no item runs) when one POST/PATCH item comes without a body, even for actions
+      // that take no parameters (syncDevice, remoteLock, retire …); there the body must be `{}`. The
+      // client refuses such an item itself instead of filling in `{}`: only the caller knows that the
+      // action takes no parameters, and a body made up here could turn a request Graph would refuse into
+      // one that runs with defaults nobody chose. A body is always sent with Content-Type (toBatchStep).
+      if (BODY_METHODS.has(r.method) && r.body === undefined) {
+        throw new TypeError(`$batch ${r.method} request "${r.id}" needs a body (use {} for an action without parameters): Graph refuses the whole batch otherwise`);
+      }
     }
     const bucket = o.bucket ?? 'devices';
     const max = this.pacer.maxBatch(bucket);

@@ -2,7 +2,7 @@
  * The part of the Microsoft Graph contract (Intune) that the connector and the
  * simulated Graph both rely on, as plain data plus a few lookups.
  *
- * Every table below was derived from `../shared/reference/graph/` (the v1.0
+ * Every table below was derived from `test/fixtures/graph/` (the v1.0
  * CSDL extract and the beta notes); `test/graph-schema.test.ts` re-reads those
  * files and fails if any table drifts from them. Nothing here is guessed:
  * where Microsoft documents nothing (e.g. report columns) the source is named.

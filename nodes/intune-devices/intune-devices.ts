@@ -21,7 +21,7 @@ import { deviceSelect, FILTER_SELECT } from '../lib/device-normaliser';
 import { filterFingerprint } from '../lib/device-filters';
 import { emptyTally, scanDevices } from '../lib/device-scan';
 import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
-import { DeviceSettingsError, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
+import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
 import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
 import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
@@ -349,7 +349,10 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-devices', IntuneDevices as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  // The editor reads the filter defaults from RED.settings.intuneDevicesFilterDefaults: no copy in the HTML.
+  RED.nodes.registerType('intune-devices', IntuneDevices as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    settings: filterNodeSetting('intuneDevicesFilterDefaults'),
+  } as Parameters<NodeAPI['nodes']['registerType']>[2]);
 
   // ------------------------------------------------------------- preview
   /**

@@ -14,6 +14,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ActionName } from '../nodes/lib/contracts';
+import { notificationSupported } from '../nodes/lib/action-executor';
 import type { FourMeSim } from './fourme';
 import type { GraphSim } from './graph';
 import type { AcmpServerSim } from './sics';
@@ -25,6 +26,8 @@ export interface DemoServices {
   acmpServers: AcmpServerSim[];
   fourme: FourMeSim;
   fourmeAccount: string;
+  /** The 4me instance's cap on new incidents per run and its compliance interval, to explain the incident count. */
+  incidents?: { maxNewPerRun: number; everyMinutes: number };
 }
 
 interface JobRecord {
@@ -107,13 +110,30 @@ export class DemoConsole {
     return this.s.acmpServers.find((x) => x.serverId === id);
   }
 
-  /** Publishes a query-action job for the first devices an ACMP server holds, as an ACMP admin would. */
+  /**
+   * The devices of an ACMP server that can receive the action, as Intune
+   * decides it: a Company Portal notification reaches only iOS/iPadOS and
+   * Android Enterprise personally-owned work profile devices (the product's
+   * own rule, `notificationSupported`, applied to the tenant's record); lock
+   * and sync go to any device.
+   */
+  devicesFor(srv: AcmpServerSim, action: ActionName) {
+    const all = srv.storedDevices();
+    if (action !== 'notify') return all;
+    return all.filter((d) => {
+      const rec = this.s.tenant.getDevice(d.id);
+      return !!rec && notificationSupported(rec as unknown as Record<string, unknown>);
+    });
+  }
+
+  /** Publishes a query-action job for the first devices of an ACMP server that can receive it, as an ACMP admin would. */
   sendJob(serverId: string, action: ActionName, count: number): JobRecord {
     const srv = this.acmpServer(serverId);
     if (!srv) throw new Error(`no ACMP server ${serverId}`);
     if (!JOB_ACTIONS.includes(action)) throw new Error(`the demo sends ${JOB_ACTIONS.join(', ')} only`);
-    const devices = srv.storedDevices().slice(0, Math.max(1, Math.min(20, count)));
-    if (!devices.length) throw new Error(`ACMP server ${serverId} holds no devices yet: wait for the first sync`);
+    if (!srv.storedDevices().length) throw new Error(`ACMP server ${serverId} holds no devices yet: wait for the first sync`);
+    const devices = this.devicesFor(srv, action).slice(0, Math.max(1, Math.min(20, count)));
+    if (!devices.length) throw new Error(`ACMP server ${serverId} holds no device that can receive "${action}"`);
     const jobId = srv.emitJob({
       action,
       requestedBy: 'DEMO\\acmp.admin',
@@ -176,7 +196,9 @@ export class DemoConsole {
         return `<h3>ACMP server ${esc(srv.serverId)}: ${devs.length} mobile devices</h3>
 <form method="post" action="/api/acmp/${esc(srv.serverId)}/jobs">Send a query action as an ACMP admin:
 <select name="action">${JOB_ACTIONS.map((a) => `<option>${a}</option>`).join('')}</select> for the first
-<input name="devices" value="3" size="2"> devices <button>send</button></form>
+<input name="devices" value="3" size="2"> devices that can receive it <button>send</button>
+<br><small>A notification (Company Portal) reaches only iOS/iPadOS and Android Enterprise personally-owned work profile devices:
+${this.devicesFor(srv, 'notify').length} of the ${devs.length} here; the console picks those.</small></form>
 <table><tr><th>Intune id</th><th>name</th><th>serial</th><th>OS</th><th>user</th></tr>${rows(
           devs.slice(0, 25).map((d) => [d.id, d.name, d.serialNumber, `${d.os.name} ${d.os.version ?? ''}`, d.user?.upn ?? '']),
         )}</table>`;
@@ -195,6 +217,7 @@ export class DemoConsole {
     )}</table>
 <h2>4me account ${esc(this.s.fourmeAccount)}</h2>
 <p>${sum.fourme.configurationItems} configuration items (${sum.fourme.inProduction} in production) · ${sum.fourme.incidents} incidents (${sum.fourme.openIncidents} open)</p>
+${this.s.incidents ? `<p><small>One incident per compliance violation, but at most ${this.s.incidents.maxNewPerRun} new ones per compliance run (the 4me node's "New per run at most"): the rest are raised by the next runs, every ${this.s.incidents.everyMinutes} minutes.</small></p>` : ''}
 <table><tr><th>CI</th><th>serial</th><th>status</th><th>source id</th></tr>${rows(account.configurationItems.slice(0, 25).map((c) => [c.name, c.serialNr, c.status, c.sourceID]))}</table>
 <table><tr><th>incident</th><th>subject</th><th>status</th></tr>${rows(incidents.slice(0, 25).map((r) => [r.requestId, r.subject, r.status]))}</table>
 <p>JSON: <a href="/api/summary">summary</a> · <a href="/api/4me/cis">4me CIs</a> · <a href="/api/4me/incidents">4me incidents</a>${this.s.acmpServers.map((x) => ` · <a href="/api/acmp/${esc(x.serverId)}/devices">${esc(x.serverId)} devices</a>`).join('')}</p>

@@ -16,6 +16,13 @@
  * demo sets. The simulated services start empty each time, so the demo
  * also clears what the connector remembers having written (its context),
  * and the first sync writes everything again. Ctrl-C stops everything.
+ *
+ * Stopping from a script: `npm run demo` runs this file under `sh -c`, and
+ * npm passes SIGINT/SIGTERM to that shell only. The shell dies of SIGTERM
+ * (this process then notices that its parent is gone and stops), but it
+ * holds SIGINT back until its child exits, so SIGINT sent to npm's pid stops
+ * nothing. The demo's own pid is therefore written to `<DEMO_DIR>/demo.pid`:
+ * SIGINT or SIGTERM sent to it stops the demo, Node-RED included.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -103,11 +110,16 @@ async function main(): Promise<void> {
   const stoppers: Array<() => Promise<unknown>> = [];
   let red: NodeRedProcess | undefined;
   let stopping = false;
+  const pidFile = path.join(dir, 'demo.pid');
+  let orphanWatch: NodeJS.Timeout | undefined;
   const stop = async (code = 0) => {
     if (stopping) return;
     stopping = true;
+    clearInterval(orphanWatch);
     await red?.stop().catch(() => undefined);
     for (const s of stoppers.reverse()) await s().catch(() => undefined);
+    // Only our own pid file: a second demo on the same directory may have written its own since.
+    if (fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() === String(process.pid)) fs.rmSync(pidFile, { force: true });
     process.exit(code);
   };
   const onSignal = () => {
@@ -116,6 +128,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  fs.writeFileSync(pidFile, `${process.pid}\n`);
+  // The shell npm runs us in dies of a SIGTERM sent to npm without passing it on: we are then
+  // re-parented. Checked once a second (unref'd: it keeps nothing alive).
+  const parent = process.ppid;
+  orphanWatch = setInterval(() => {
+    if (process.ppid !== parent) {
+      console.log('\nThe process that started the demo has gone: stopping the demo…');
+      void stop(0);
+    }
+  }, 1000);
+  orphanWatch.unref();
 
   try {
     const identity = new IdentitySim({
@@ -151,7 +174,7 @@ async function main(): Promise<void> {
     for (const u of tenant.users.iterate()) people.push({ name: u.displayName, primaryEmail: u.userPrincipalName });
     fourme.seedPeople(people, ids.fourmeAccount);
 
-    const demoConsole = new DemoConsole({ tenant, graph, acmpServers, fourme, fourmeAccount: ids.fourmeAccount });
+    const demoConsole = new DemoConsole({ tenant, graph, acmpServers, fourme, fourmeAccount: ids.fourmeAccount, incidents: incidentPace() });
     await demoConsole.start(port('DEMO_CONSOLE_PORT', 18440));
     stoppers.push(() => demoConsole.stop());
 
@@ -188,7 +211,7 @@ async function main(): Promise<void> {
         '                          Intune4me_1 (4me, certificate)',
         '  The first sync starts about 10 seconds after the flows.',
         `  State and flows:        ${path.relative(process.cwd(), dir) || '.'}/ (delete it to start over)`,
-        '  Ctrl-C stops everything.',
+        `  Ctrl-C stops everything; from a script: kill -INT $(cat ${path.relative(process.cwd(), pidFile)}).`,
         '',
       ].join('\n'),
     );
@@ -196,6 +219,15 @@ async function main(): Promise<void> {
     console.error(`demo failed: ${(err as Error).message}`);
     await stop(1);
   }
+}
+
+/** The compliance interval the demo gives the 4me instance (minutes). */
+const COMPLIANCE_EVERY_MINUTES = 60;
+
+/** The 4me instance's cap on new incidents per run (from the shipped template) and how often it runs. */
+export function incidentPace(): { maxNewPerRun: number; everyMinutes: number } {
+  const sink = loadTemplate('4me').find((n) => n.type === 'intune-4me');
+  return { maxNewPerRun: Number(sink?.maxNewPerRun ?? 0), everyMinutes: COMPLIANCE_EVERY_MINUTES };
 }
 
 /** The demo's two instances, made from the shipped templates as `node-red-intune-instance` makes them. */
@@ -225,7 +257,7 @@ export function demoInstances(ids: DemoIdentity, pfxBase64: string): Array<Retur
   const fourme = makeInstance(loadTemplate('4me'), {
     instance: 1,
     caFile: '${INTUNE_DEMO_CA}',
-    env: { COMPLIANCE_EVERY_MINUTES: '60' },
+    env: { COMPLIANCE_EVERY_MINUTES: String(COMPLIANCE_EVERY_MINUTES) },
     nodeProps: {
       'intune-config': { ...intune, name: 'Intune demo tenant (Intune4me_1)', clientId: ids.certClientId, authType: 'certificate' },
       'intune-4me-config': { name: 'Simulated 4me (Intune4me_1)', accountId: ids.fourmeAccount, environment: 'custom', graphqlUrl: '${INTUNE_DEMO_4ME}' },

@@ -13,7 +13,8 @@
  */
 import path from 'node:path';
 import { expect } from 'chai';
-import { checkExamples, loadContext, parseExample, readExamples, labelOf, boxOf, type CheckContext, type ExampleFile, type FlowNode } from './support/example-checks';
+import { filterPropertyDefaults, parseDeviceSourceSettings } from '../nodes/lib/device-source-settings';
+import { checkExamples, editorDefs, loadContext, parseExample, readExamples, labelOf, boxOf, type CheckContext, type ExampleFile, type FlowNode } from './support/example-checks';
 
 const root = path.resolve(__dirname, '..', '..');
 const flowsDir = path.join(root, 'flows');
@@ -57,6 +58,23 @@ describe('examples in flows/ (Import > Examples)', function () {
     expect(Object.keys(ctx.defs.get('intune-acmp-config')!.credentials).sort()).to.deep.equal(['password', 'user']);
     for (const t of ['inject', 'debug', 'comment', 'function', 'tls-config', 'tab', 'group']) expect(ctx.core.has(t), t).to.equal(true);
     expect(ctx.core.has('intune-config')).to.equal(false);
+  });
+
+  it('the device-filter defaults of both editors come from the runtime, and the HTML holds no copy of them', () => {
+    const want = filterPropertyDefaults();
+    for (const type of ['intune-devices', 'intune-compliance']) {
+      const given = ctx.defs.get(type)!.defaults;
+      for (const [prop, value] of Object.entries(want)) expect(given[prop]?.value, `${type}.${prop}`).to.deep.equal(value);
+      // Without what the runtime hands over, the editor has no value of its own for any of them.
+      const bare = editorDefs(root, [type], () => [], {}).get(type)!.defaults;
+      for (const prop of Object.keys(want)) expect(bare[prop], `${type}.${prop} is a property of the editor`).to.not.equal(undefined);
+      expect(Object.keys(want).filter((prop) => bare[prop].value !== undefined), `${type}: filter defaults written into the HTML`).to.deep.equal([]);
+    }
+    // A node without any filter property runs with exactly these values.
+    const lacking = parseDeviceSourceSettings({});
+    const given = parseDeviceSourceSettings({ ...want });
+    expect(given.filters).to.deep.equal(lacking.filters);
+    expect([given.placeholderSerials, given.collapseDuplicates, given.checkDeletedUsers]).to.deep.equal([lacking.placeholderSerials, lacking.collapseDuplicates, lacking.checkDeletedUsers]);
   });
 
   it('there are examples, and each file passes every check', () => {

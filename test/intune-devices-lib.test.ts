@@ -357,16 +357,24 @@ describe('intune-devices services', () => {
   describe('deleted-users', () => {
     const USER = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
     const GONE = 'bbbbbbbb-bbbb-4ccc-8ddd-eeeeeeeeeeee';
-    function fakeGraph(status: (id: string) => number) {
+    /** Graph's error codes of the answers used here (docs/graph-users.md). */
+    const CODES: Record<number, string> = { 404: 'Request_ResourceNotFound', 403: 'Authorization_RequestDenied', 400: 'Request_BadRequest', 503: 'ServiceUnavailable' };
+    function fakeGraph(status: (id: string) => number, code: (status: number) => string | undefined = (st) => CODES[st]) {
       const calls: string[][] = [];
       return {
         calls,
         batch: async (reqs: Array<{ id: string; url: string }>) => {
           calls.push(reqs.map((r) => r.url));
-          return new Map(reqs.map((r) => [r.id, { status: status(r.url.split('/')[2].split('?')[0]) }]));
+          return new Map(
+            reqs.map((r) => {
+              const st = status(r.url.split('/')[2].split('?')[0]);
+              return [r.id, st < 300 ? { status: st, body: { id: 'x' } } : { status: st, body: { error: { code: code(st), message: `answer ${st}` } } }];
+            }),
+          );
         },
       };
     }
+    const OTHER = 'cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee';
 
     it('asks the directory once per unknown user and caches the answer', async () => {
       const g = fakeGraph((id) => (id === GONE ? 404 : 200));
@@ -392,6 +400,48 @@ describe('intune-devices services', () => {
       expect(warnings[0]).to.match(/User\.Read\.All/);
       expect(check.isDeleted({ userId: GONE, userPrincipalName: '' })).to.equal(true);
       expect(check.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' })).to.equal(false);
+    });
+
+    it('a refusal (403) is kept for the hour like an answer: the next check asks nobody and still counts the users, with the cause', async () => {
+      const g = fakeGraph(() => 403);
+      const cache = new UserExistenceCache();
+      const first = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
+      await first.prepare([{ userId: USER }, { userId: GONE }]);
+      await first.prepare([{ userId: OTHER }]);
+      expect(first.failures().map((f) => [f.status, f.code, f.users, f.cached])).to.deep.equal([[403, 'Authorization_RequestDenied', 3, 0]]);
+      expect(first.warnings()).to.have.length(1);
+      expect(first.warnings()[0]).to.match(/^3 primary users could not be looked up .*403 Authorization_RequestDenied.*User\.Read\.All.*kept for 60 minutes$/);
+      const second = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
+      await second.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      expect(g.calls.length, 'batches').to.equal(1);
+      expect(second.failures().map((f) => [f.status, f.users, f.cached])).to.deep.equal([[403, 3, 3]]);
+      expect(second.isDeleted({ userId: GONE, userPrincipalName: '' }), 'blank-UPN rule').to.equal(true);
+      expect(second.isDeleted({ userId: GONE, userPrincipalName: 'old@contoso.com' })).to.equal(false);
+    });
+
+    it('404 Request_ResourceNotFound is the answer "deleted"; a 404 with another code and a 400 are failures, kept; 503 to the end is counted but asked again', async () => {
+      const byId: Record<string, number> = { [USER]: 404, [GONE]: 400, [OTHER]: 503 };
+      const cache = new UserExistenceCache();
+      const g = fakeGraph((id) => byId[id]);
+      const check = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
+      await check.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      expect(check.isDeleted({ userId: USER, userPrincipalName: 'stale@contoso.com' })).to.equal(true);
+      expect(check.failures().map((f) => [f.status, f.code, f.users])).to.deep.equal([
+        [400, 'Request_BadRequest', 1],
+        [503, 'ServiceUnavailable', 1],
+      ]);
+      const w = check.warnings();
+      expect(w[0]).to.match(/^1 primary user could not be looked up .*Graph answered 400 Request_BadRequest \("answer 400"\).*kept for 60 minutes$/);
+      expect(w[1]).to.match(/503 ServiceUnavailable to the end .*asked again in the next run$/);
+      const next = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
+      await next.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      expect(g.calls[1], 'only the 503 is asked again').to.deep.equal([`/users/${OTHER}?$select=id`]);
+
+      // A 404 that is not the directory's "no such object" (a route Graph does not know) says nothing about the user.
+      const odd = new DeletedUserCheck({ graph: fakeGraph(() => 404, () => 'UnknownError') as never, cache: new UserExistenceCache(), useDirectory: true });
+      await odd.prepare([{ userId: USER }]);
+      expect(odd.failures().map((f) => [f.status, f.code])).to.deep.equal([[404, 'UnknownError']]);
+      expect(odd.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' })).to.equal(false);
     });
 
     it('bounds the cache and lets answers expire', () => {

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { expect } from 'chai';
 import helper from 'node-red-node-test-helper';
-import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
+import { startSimEnv, configFlow, ALL_ROLES, type SimEnv } from './support/sim-env';
 import type { Device, SyncEnvelope } from '../nodes/lib/contracts';
 import type { RunSummary } from '../nodes/lib/sync-run';
 import { runProgress } from '../nodes/lib/run-progress';
@@ -430,6 +430,87 @@ describe('intune-devices', function () {
       expect(t.errors[0].error!.message).to.match(/^Error: Device run devices-\S+ failed: .*HTTP 500/);
       expect((t.summaries[0].payload as RunSummary).result).to.equal('failed');
       expect(t.dev.context().get(STATE_KEY)).to.equal(undefined);
+    });
+  });
+
+  describe('directory look-ups that fail (GET /users/{id})', () => {
+    const USERS_ROUTE = 'GET /users/{id}';
+    const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    let refused: SimEnv;
+    let plain: SimEnv;
+
+    before(async () => {
+      [refused, plain] = await Promise.all([
+        startSimEnv({ devices: 300, seed: 3, roles: ALL_ROLES.filter((r) => r !== 'User.Read.All') }),
+        startSimEnv({ devices: 300, seed: 5 }),
+      ]);
+      for (const e of [refused, plain]) e.graph.setLimits({ directory: { appRequests: 1_000_000, tenantRequests: 1_000_000 } });
+    });
+    after(async () => {
+      await Promise.all([refused?.stop(), plain?.stop()]);
+    });
+
+    /** Distinct primary users (user ids) of the tenant's devices: what a run asks the directory about. */
+    function primaryUsers(e: SimEnv): number {
+      const ids = new Set<string>();
+      for (let i = 0; i < e.tenant.positions; i++) {
+        const id = e.tenant.deviceAt(i)?.userId;
+        if (id && GUID.test(id)) ids.add(id);
+      }
+      return ids.size;
+    }
+    const usersAsked = (e: SimEnv) => e.graph.stats.byRoute[USERS_ROUTE] ?? 0;
+    type Failure = { status: number; code: string; users: number; cached: number };
+
+    it('403 (no User.Read.All): every unchecked user is counted with its cause in the warnings and the status, and neither the next run nor the Preview asks again', async () => {
+      const users = primaryUsers(refused);
+      expect(users, 'primary users in the tenant').to.be.greaterThan(40);
+      const t = await deploy(refused);
+      const { summary } = await t.run();
+      expect(summary.result).to.equal('completed');
+      const failures = summary.details!.userLookupFailures as Failure[];
+      expect(failures.map((f) => [f.status, f.users, f.cached])).to.deep.equal([[403, users, 0]]);
+      // Each user at most once (the pages after a refusal are not asked at all).
+      expect(usersAsked(refused), 'users asked in the first run').to.be.within(1, users);
+      const warnings = summary.details!.warnings as string[];
+      expect(warnings).to.have.length(1);
+      expect(warnings[0]).to.match(new RegExp(`^${users} primary users could not be looked up .*403.*User\\.Read\\.All`));
+      expect(t.dev.warn.args.map((a) => String(a[0]))).to.include(warnings[0]);
+      const last = t.dev.status.args[t.dev.status.args.length - 1][0];
+      expect(`${last.fill}/${last.shape}: ${last.runtimeText}`).to.match(
+        new RegExp(`^yellow/dot: full: ${summary.stats.emitted} devices, \\d+ skipped · \\d\\d:\\d\\d UTC · ${users} user look-ups failed · state in memory only$`),
+      );
+
+      // The refusal is kept like an answer: the next run and a Preview say the same without asking again.
+      const asked = usersAsked(refused);
+      const again = (await t.run()).summary;
+      expect(usersAsked(refused), 'users asked by the second run').to.equal(asked);
+      expect((again.details!.userLookupFailures as Failure[]).map((f) => [f.status, f.users, f.cached])).to.deep.equal([[403, users, users]]);
+      expect(again.stats.emitted).to.equal(summary.stats.emitted);
+      const res = await helper.request().post('/intune-devices/preview').send({ ...DEFAULT_PROPS, intune: 'cfg1' }).expect(200);
+      expect(usersAsked(refused), 'users asked by the Preview').to.equal(asked);
+      expect(res.body.imported).to.equal(summary.stats.emitted);
+      expect(res.body.warnings.some((w: string) => /403.*User\.Read\.All/.test(w))).to.equal(true);
+    });
+
+    it('400 inside the batch: counted with the answer, kept for the hour like a good answer; a deleted user (404 Request_ResourceNotFound) is no failure', async () => {
+      const users = primaryUsers(plain);
+      plain.graph.failNext(3, { status: 400, scope: 'batchItem', path: '/users/' });
+      const t = await deploy(plain);
+      const { summary } = await t.run();
+      const failures = summary.details!.userLookupFailures as Failure[];
+      expect(failures.map((f) => [f.status, f.users, f.cached])).to.deep.equal([[400, 3, 0]]);
+      expect(summary.details!.userLookups, 'every user asked once').to.equal(users);
+      expect(summary.stats.skipped.userDeleted, 'deleted users are still recognised (404 is their answer)').to.be.greaterThan(0);
+      expect((summary.details!.warnings as string[])[0]).to.match(/^3 primary users could not be looked up .*Graph answered 400.*kept for 60 minutes/);
+      const last = t.dev.status.args[t.dev.status.args.length - 1][0];
+      expect(last.fill).to.equal('yellow');
+      expect(last.runtimeText).to.match(/ · 3 user look-ups failed/);
+
+      const asked = usersAsked(plain);
+      const again = (await t.run()).summary;
+      expect(usersAsked(plain), 'the next run asks nobody again, the failed three included').to.equal(asked);
+      expect((again.details!.userLookupFailures as Failure[]).map((f) => [f.status, f.users, f.cached])).to.deep.equal([[400, 3, 3]]);
     });
   });
 

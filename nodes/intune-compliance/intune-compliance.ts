@@ -26,6 +26,7 @@ import { SyncRunner, type ActiveRun, type RunSummary, type PageMessage, type Sum
 import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { isAbortError } from '../lib/graph-errors';
+import { filterNodeSetting } from '../lib/device-source-settings';
 import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance-settings';
 import { emptyComplianceTally, scanCompliance, type ScanPhase } from '../lib/compliance-scan';
 import { familyOf, listCompliancePolicies } from '../lib/compliance-policies';
@@ -346,7 +347,10 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-compliance', IntuneCompliance as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  // The editor reads the device-filter defaults from RED.settings.intuneComplianceFilterDefaults (the same values intune-devices gets).
+  RED.nodes.registerType('intune-compliance', IntuneCompliance as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    settings: filterNodeSetting('intuneComplianceFilterDefaults'),
+  } as Parameters<NodeAPI['nodes']['registerType']>[2]);
 
   // ------------------------------------------------------------- policies
   /** The tenant's compliance policies, for the editor's policy picker (through a deployed connection). */

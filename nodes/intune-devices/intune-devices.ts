@@ -21,7 +21,7 @@ import { deviceSelect, FILTER_SELECT } from '../lib/device-normaliser';
 import { filterFingerprint } from '../lib/device-filters';
 import { emptyTally, scanDevices } from '../lib/device-scan';
 import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
-import { DeviceSettingsError, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
+import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
 import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
 import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
@@ -57,6 +57,12 @@ const SINK_WAIT_MS = 5 * 60_000;
 
 function settingsFingerprint(s: DeviceSourceSettings, tenantId: string): string {
   return JSON.stringify([tenantId, filterFingerprint(s.filters), s.collapseDuplicates, s.checkDeletedUsers, s.placeholderSerials]);
+}
+
+/** Primary users whose directory look-up failed in this run (summary details). */
+function failedLookups(sum: RunSummary): number {
+  const f = (sum.details as { userLookupFailures?: Array<{ users: number }> } | undefined)?.userLookupFailures;
+  return Array.isArray(f) ? f.reduce((a, x) => a + x.users, 0) : 0;
 }
 
 /** A Graph failure in words an admin can act on. */
@@ -153,7 +159,6 @@ export = function register(RED: NodeAPI): void {
         useDirectory: s.checkDeletedUsers,
         signal: run.signal,
         stats: run.requestStats,
-        warn: (m) => node.warn(m),
       });
       run.counts.skipped = tally.skipped;
       run.counts.details = { platforms: tally.platforms, since: since ?? null, graphVersion: s.graphVersion };
@@ -212,8 +217,17 @@ export = function register(RED: NodeAPI): void {
         }
       } finally {
         runProgress.end(run.runId);
+        // Failed directory look-ups: counted in the summary and the status, and said once per run in words.
+        const warnings = users.warnings();
+        for (const w of warnings) node.warn(w);
+        run.counts.details = {
+          ...run.counts.details,
+          userLookups: users.lookups,
+          userLookupFailures: users.failures(),
+          warnings,
+          duplicatePages: tally.duplicatePages,
+        };
       }
-      run.counts.details = { ...run.counts.details, userLookups: users.lookups, duplicatePages: tally.duplicatePages };
       if (run.aborted) return;
       const newest = tally.newestSyncMs ? Math.min(tally.newestSyncMs, run.startedMs) : run.mode === 'full' ? run.startedMs : 0;
       const prev = valid && saved!.watermark ? Date.parse(saved!.watermark) : 0;
@@ -233,6 +247,11 @@ export = function register(RED: NodeAPI): void {
       const skipped = Object.values(sum.stats.skipped).reduce((a, b) => a + b, 0);
       if (sum.result === 'completed') {
         const done = texts.msg('status.done', '__mode__: __emitted__ devices, __skipped__ skipped · __time__ UTC', { mode: modeWord(sum.mode), emitted: sum.stats.emitted, skipped, time });
+        const failed = failedLookups(sum);
+        if (failed) {
+          // Done, but some primary users went unchecked: yellow, so it is seen (the warnings say why).
+          return texts.status('yellow', 'dot', done, texts.msg('status.lookupsFailed', ' · __count__ user look-ups failed', { count: failed }), ...status.memoryNote);
+        }
         return texts.status('green', 'dot', done, ...status.memoryNote);
       }
       if (sum.result === 'aborted') return texts.status('yellow', 'ring', texts.msg('status.cancelled', 'cancelled · __time__ UTC', { time }), ...status.memoryNote);
@@ -349,7 +368,10 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-devices', IntuneDevices as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  // The editor reads the filter defaults from RED.settings.intuneDevicesFilterDefaults: no copy in the HTML.
+  RED.nodes.registerType('intune-devices', IntuneDevices as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    settings: filterNodeSetting('intuneDevicesFilterDefaults'),
+  } as Parameters<NodeAPI['nodes']['registerType']>[2]);
 
   // ------------------------------------------------------------- preview
   /**
@@ -397,7 +419,6 @@ export = function register(RED: NodeAPI): void {
       useDirectory: s.checkDeletedUsers,
       signal: abort.signal,
       stats,
-      warn: (m) => warnings.push(m),
     });
     try {
       for await (const page of scanDevices({
@@ -415,6 +436,7 @@ export = function register(RED: NodeAPI): void {
       })) {
         void page;
       }
+      warnings.push(...users.warnings());
       res.json({
         ok: true,
         total: tally.read,
@@ -425,6 +447,7 @@ export = function register(RED: NodeAPI): void {
         requests: stats.requests,
         throttled: stats.throttled,
         durationMs: Date.now() - started,
+        userLookupFailures: users.failures(),
         warnings,
       });
     } catch (err) {

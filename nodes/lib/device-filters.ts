@@ -92,7 +92,7 @@ export function parseFilterSettings(raw: Record<string, unknown>): DeviceFilterS
   if (!PLATFORMS.some((p) => platforms[p])) {
     throw new FilterSettingsError('No platform is selected: switch on at least one of Windows, macOS, iOS/iPadOS, Android, Linux', 'platforms');
   }
-  let staleDays = 0;
+  let staleDays = DEFAULT_FILTERS.staleDays;
   const sd = raw.staleDays;
   if (sd !== undefined && sd !== null && sd !== '') {
     const n = Number(sd);

@@ -7,7 +7,8 @@
 import type { SyncMode } from './contracts';
 import type { GraphVersion } from './graph-schema';
 import { PlaceholderSerials, DEFAULT_PLACEHOLDER_SERIALS } from './device-normaliser';
-import { FilterSettingsError, parseFilterSettings, type DeviceFilterSettings } from './device-filters';
+import { DEFAULT_FILTERS, FilterSettingsError, PLATFORM_PROPERTIES, PLATFORMS, parseFilterSettings, type DeviceFilterSettings } from './device-filters';
+import { enumMembers } from './graph-schema';
 import { intervalMs } from './run-schedule';
 
 export interface DeviceSourceSettings {
@@ -48,6 +49,78 @@ function bool(v: unknown, fallback: boolean): boolean {
 }
 
 export const DEFAULT_OVERLAP_MINUTES = 30;
+
+/** Duplicates are collapsed and the directory is asked about deleted users unless a node says otherwise. */
+const DEFAULT_COLLAPSE_DUPLICATES = true;
+const DEFAULT_CHECK_DELETED_USERS = true;
+
+/**
+ * The device-filter properties of a node (intune-devices, intune-compliance)
+ * with the value a node that lacks one runs with. The single source of these
+ * defaults: `parseDeviceSourceSettings` fills them in for a missing property,
+ * and the editor gets them from here (a node setting, see
+ * `editorFilterSettings`), both for a node dragged from the palette and for
+ * an imported node that lacks a property, so the dialog, its Preview and a
+ * run all use the same values.
+ */
+export interface FilterPropertyDefaults {
+  platformWindows: boolean;
+  platformMacos: boolean;
+  platformIos: boolean;
+  platformAndroid: boolean;
+  platformLinux: boolean;
+  platformOther: boolean;
+  includePersonal: boolean;
+  onlyWithPrimaryUser: boolean;
+  includeDeletedUser: boolean;
+  staleDays: number;
+  skipStates: string[];
+  /** One entry per line, as the dialog's text box holds it. */
+  placeholderSerials: string;
+  collapseDuplicates: boolean;
+  checkDeletedUsers: boolean;
+}
+
+export function filterPropertyDefaults(): FilterPropertyDefaults {
+  const platforms = Object.fromEntries(PLATFORMS.map((p) => [PLATFORM_PROPERTIES[p], DEFAULT_FILTERS.platforms[p]])) as Pick<
+    FilterPropertyDefaults,
+    'platformWindows' | 'platformMacos' | 'platformIos' | 'platformAndroid' | 'platformLinux' | 'platformOther'
+  >;
+  return {
+    ...platforms,
+    includePersonal: DEFAULT_FILTERS.includePersonal,
+    onlyWithPrimaryUser: DEFAULT_FILTERS.onlyWithPrimaryUser,
+    includeDeletedUser: DEFAULT_FILTERS.includeDeletedUser,
+    staleDays: DEFAULT_FILTERS.staleDays,
+    skipStates: [...DEFAULT_FILTERS.skipManagementStates],
+    placeholderSerials: DEFAULT_PLACEHOLDER_SERIALS.join('\n'),
+    collapseDuplicates: DEFAULT_COLLAPSE_DUPLICATES,
+    checkDeletedUsers: DEFAULT_CHECK_DELETED_USERS,
+  };
+}
+
+/** What the editor of a node with device filters is given by the runtime (RED.settings.<setting>). */
+export interface EditorFilterSettings {
+  /** Property → default value (filterPropertyDefaults). */
+  defaults: FilterPropertyDefaults;
+  /** The management states the dialog offers as checkboxes (Graph v1.0, in Graph's order). */
+  managementStates: readonly string[];
+}
+
+export function editorFilterSettings(): EditorFilterSettings {
+  // unknownFutureValue is Graph's marker of an evolvable enum, never a device's state.
+  return { defaults: filterPropertyDefaults(), managementStates: enumMembers('v1.0', 'managementState').filter((m) => m !== 'unknownFutureValue') };
+}
+
+/**
+ * The `settings` option of `RED.nodes.registerType` that hands the filter
+ * defaults to the editor: Node-RED exports an `exportable` node setting to
+ * the editor as `RED.settings.<name>` before any node's HTML runs. The name
+ * must start with the node type in camel case (intuneDevices…).
+ */
+export function filterNodeSetting(name: string): Record<string, { value: EditorFilterSettings; exportable: true }> {
+  return { [name]: { value: editorFilterSettings(), exportable: true } };
+}
 
 /** Throws DeviceSettingsError (field + plain message). */
 export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceSourceSettings {
@@ -94,8 +167,8 @@ export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceS
     filters,
     placeholderSerials,
     placeholders,
-    collapseDuplicates: bool(raw.collapseDuplicates, true),
-    checkDeletedUsers: bool(raw.checkDeletedUsers, true),
+    collapseDuplicates: bool(raw.collapseDuplicates, DEFAULT_COLLAPSE_DUPLICATES),
+    checkDeletedUsers: bool(raw.checkDeletedUsers, DEFAULT_CHECK_DELETED_USERS),
     graphVersion: version,
     overlapMs,
     fullEveryMs: num('fullEveryHours', 'hours', '"Full run every (hours)"', 0),

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
 import { parseSettings as parseIntuneSettings } from '../../nodes/lib/intune-connection';
-import { parseDeviceSourceSettings } from '../../nodes/lib/device-source-settings';
+import { editorFilterSettings, parseDeviceSourceSettings } from '../../nodes/lib/device-source-settings';
 import { parseComplianceSettings } from '../../nodes/lib/compliance-settings';
 import { parseActionSettings } from '../../nodes/lib/action-settings';
 import { parseFourMeSettings } from '../../nodes/lib/fourme-connection';
@@ -109,7 +109,13 @@ function inertStub(): unknown {
   return proxy;
 }
 
-function editorDefs(root: string, types: string[], current: () => FlowNode[]): Map<string, EditorDef> {
+/** The node settings the runtime exports to the editor (registerType's `settings` option). */
+export function runtimeNodeSettings(): Record<string, unknown> {
+  return { intuneDevicesFilterDefaults: editorFilterSettings(), intuneComplianceFilterDefaults: editorFilterSettings() };
+}
+
+/** What each node's HTML registers, run with the given `RED.settings` (default: what the runtime exports). */
+export function editorDefs(root: string, types: string[], current: () => FlowNode[] = () => [], settings: Record<string, unknown> = runtimeNodeSettings()): Map<string, EditorDef> {
   const defs = new Map<string, EditorDef>();
   const t = catalog(root);
   const RED = {
@@ -119,7 +125,7 @@ function editorDefs(root: string, types: string[], current: () => FlowNode[]): M
       getType: () => undefined,
       node: (id: string) => current().find((n) => n.id === id) ?? null,
     },
-    settings: {},
+    settings,
     i18n: { lang: () => 'en-US' },
   };
   const $ = inertStub();

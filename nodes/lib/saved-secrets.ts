@@ -164,7 +164,8 @@ export function readForm<K extends string>(
   }
   const needed = rules.needed ? rules.needed(raw) : rules.keys;
   const missing = withheld.filter((k) => needed.includes(k));
-  if (missing.length) {
+  // An invalid form contacts nobody: the caller reports its problem rather than asking for secrets.
+  if (missing.length && formEndpoint !== undefined) {
     return {
       ok: false,
       code: 'savedSecretOtherEndpoint',

@@ -169,7 +169,7 @@ export function readForm<K extends string>(
     return {
       ok: false,
       code: 'savedSecretOtherEndpoint',
-      message: `The saved ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} used only with ${savedEndpoint ? `the endpoint it was saved for (${savedEndpoint})` : 'the file it was saved for'}: type ${missing.length > 1 ? 'them' : 'it'} again to check this form`,
+      message: `The saved ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} used only with the endpoint ${missing.length > 1 ? 'they were' : 'it was'} saved for${savedEndpoint ? ` (${savedEndpoint})` : ''}: type ${missing.length > 1 ? 'them' : 'it'} again to check this form`,
       params: { field: missing[0], fields: missing, endpoint: savedEndpoint ?? '' },
     };
   }

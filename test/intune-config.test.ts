@@ -84,6 +84,33 @@ describe('intune-config', function () {
       expect(readTokenClaims(token).appid).to.equal(clientId);
     });
 
+    it('gets a token with a PEM certificate and an encrypted PEM key (signed assertion)', async () => {
+      const c = env.certApp.cert;
+      const keyPem = crypto.createPrivateKey(c.keyPem).export({ type: 'pkcs1', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'key-pass-1' }).toString();
+      const cfg = await deploy({
+        auth: 'certificate',
+        id: 'cfgPem',
+        overrides: { authType: 'certificatePem' },
+        credentials: { pfx: '', passphrase: '', certificatePem: c.certPem, privateKeyPem: keyPem, keyPassphrase: 'key-pass-1' },
+      });
+      const before = env.identity.tokenRequests.length;
+      const token = await cfg.connection().tokens.getToken();
+      expect(readTokenClaims(token).appid).to.equal(env.certApp.clientId);
+      expect(env.identity.tokenRequests.slice(before).map((r) => [r.method, r.outcome])).to.deep.equal([['certificate', 'success']]);
+      expect(cfg.connection().certificate!.thumbprintSha256).to.equal(c.thumbprintSha256Hex);
+      // The same pair through "Verify connection" and the editor's certificate check; a wrong passphrase is named.
+      const { nodes } = configFlow(env, { id: 'cfgPem', auth: 'certificate', overrides: { authType: 'certificatePem' } });
+      const form = { ...(nodes[1] as Record<string, unknown>), id: 'cfgPem' };
+      const ok = await helper.request().post('/intune-config/verify').send({ ...form, credentials: { certificatePem: c.certPem, privateKeyPem: '__PWRD__', keyPassphrase: '__PWRD__' } });
+      expect(ok.body.code, ok.body.message).to.equal('ok');
+      const wrong = await helper.request().post('/intune-config/verify').send({ ...form, credentials: { certificatePem: c.certPem, privateKeyPem: keyPem, keyPassphrase: 'nope' } });
+      expect([wrong.body.code, wrong.body.params.reason]).to.deep.equal(['badCertificate', 'wrongPassphrase']);
+      const info = await helper.request().post('/intune-config/certificate').send({ id: 'cfgPem', format: 'pem', certificatePem: c.certPem, keyPassphrase: '__PWRD__' });
+      expect([info.body.ok, info.body.params.thumbprintSha256]).to.deep.equal([true, c.thumbprintSha256Hex]);
+      expectNoSecret(JSON.stringify([ok.body, wrong.body, info.body]) + loggedText());
+      expect(JSON.stringify([ok.body, wrong.body, info.body])).to.not.include('key-pass-1');
+    });
+
     it('addresses the tenant by its verified domain too', async () => {
       const cfg = await deploy({ overrides: { tenantId: env.domain } });
       const token = await cfg.connection().tokens.getToken();
@@ -219,16 +246,41 @@ describe('intune-config', function () {
       expect([b.code, b.params.field]).to.deep.equal(['invalidConfig', 'clientSecret']);
     });
 
-    it('expands ${ENV} references in the form as the runtime does at deploy', async () => {
+    it('resolves ${ENV} references only as the deployed node resolved them, in the same field', async () => {
       process.env.INTUNE_TEST_GRAPH_URL = env.graph.url;
       try {
-        const a = await verify(form({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } }));
+        await helper.unload();
+        await deploy({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } });
+        // The deployed node has this reference in this field: the form gets the deployed value and the saved secret.
+        const a = await verify({ ...form({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } }), id: 'cfg1', credentials: { clientSecret: '__PWRD__' } });
         expect(a.code, a.message).to.equal('ok');
+        // The same reference in another field is not the deployed node's: nothing is read from the environment.
+        const b = await verify({ ...form(), id: 'cfg1', portalUrl: '${INTUNE_TEST_GRAPH_URL}', credentials: { clientSecret: '__PWRD__' } });
+        expect([b.code, b.params.field]).to.deep.equal(['envNotDeployed', 'portalUrl']);
       } finally {
         delete process.env.INTUNE_TEST_GRAPH_URL;
       }
-      const b = await verify(form({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } }));
-      expect([b.code, b.params.field]).to.deep.equal(['invalidConfig', 'cloud']);
+      // A form of a node that is not deployed resolves nothing.
+      process.env.INTUNE_TEST_GRAPH_URL = env.graph.url;
+      try {
+        const c = await verify(form({ overrides: { graphBaseUrl: '${INTUNE_TEST_GRAPH_URL}' } }));
+        expect([c.code, c.params.field]).to.deep.equal(['envNotDeployed', 'graphBaseUrl']);
+      } finally {
+        delete process.env.INTUNE_TEST_GRAPH_URL;
+      }
+    });
+
+    it('asks for the secret again when the form names another endpoint than the saved one', async () => {
+      const other = `https://127.0.0.1:${await freePort()}`;
+      const a = await verify({ ...form({ overrides: { graphBaseUrl: other } }), id: 'cfg1', credentials: { clientSecret: '__PWRD__' } });
+      expect([a.ok, a.code, a.params.field]).to.deep.equal([false, 'savedSecretOtherEndpoint', 'clientSecret']);
+      expect(a.params.endpoint).to.equal(`${env.identity.url}/${env.tenantId.toLowerCase()} + ${env.graph.url}`);
+      // Another tenant is another endpoint too.
+      const b = await verify({ ...form({ overrides: { tenantId: env.domain } }), id: 'cfg1', credentials: { clientSecret: '__PWRD__' } });
+      expect(b.code).to.equal('savedSecretOtherEndpoint');
+      // Typed again, the secret goes where the form says.
+      const c = await verify({ ...form({ overrides: { tenantId: env.domain } }), id: 'cfg1', credentials: { clientSecret: env.secretApp.secret } });
+      expect(c.code, c.message).to.equal('ok');
     });
 
     it('wrong tenant', async () => {

@@ -5,7 +5,8 @@
  * intune-4me node using it goes through, and serves "Verify connection" to
  * the editor.
  */
-import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
+import { caFromTlsConfig } from '../lib/editor-form';
+import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/config-health';
@@ -13,6 +14,7 @@ import {
   FourMeConnection,
   FourMeConfigError,
   parseFourMeSettings,
+  secretEndpoint,
   verifyFourMe,
   type FourMeConfigNode,
   type FourMeSecrets,
@@ -37,6 +39,8 @@ export = function register(RED: NodeAPI): void {
   function FourMeConfig(this: FourMeConfigNode, def: FourMeConfigDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    // "Verify connection" compares forms with what this node was deployed with (saved-secrets.ts).
+    rememberDeployed(node, def);
     node.board = new HealthBoard();
     let conn: FourMeConnection | undefined;
     let problem: Error | undefined;
@@ -73,18 +77,28 @@ export = function register(RED: NodeAPI): void {
     },
   });
 
-  const formSecrets = (body: { id?: string; credentials?: FourMeSecrets }): FourMeSecrets =>
-    formCredentials(RED, body, ['token', 'clientSecret'] as const);
+  // ---------------------------------------------------------------- verify (saved secrets: saved-secrets.ts)
+  const verifyRules: SecretRules<keyof FourMeSecrets> = {
+    type: 'intune-4me-config',
+    keys: ['token', 'clientSecret'],
+    endpointOf: secretEndpoint,
+    needed: (raw) => (raw.authType === 'oauth' ? ['clientSecret'] : ['token']),
+  };
 
   RED.httpAdmin.post('/intune-4me-config/verify', RED.auth.needsPermission('intune-4me-config.write'), async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: FourMeSecrets; tls?: string };
+    const body = (req.body ?? {}) as Record<string, unknown>;
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableEnded) abort.abort();
     });
     try {
-      const tls = typeof body.tls === 'string' && body.tls && body.environment === 'custom' ? body.tls : undefined;
-      const answer = await verifyFourMe(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsConfig(RED, tls), signal: abort.signal });
+      const form = readForm(RED, body, verifyRules);
+      if (isRefusal(form)) {
+        res.json(form);
+        return;
+      }
+      const tls = typeof form.raw.tls === 'string' && form.raw.tls && form.raw.environment === 'custom' ? form.raw.tls : undefined;
+      const answer = await verifyFourMe(form.raw, form.secrets, { ca: caFromTlsConfig(RED, tls), signal: abort.signal });
       if (!abort.signal.aborted) res.json(answer);
     } catch (err) {
       // verifyFourMe answers every expected failure itself; this is a bug path. No details leak.

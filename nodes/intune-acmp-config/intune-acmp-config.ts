@@ -3,12 +3,13 @@
  * reachable through it. Owns the SicsClient (session, TLS, reply target)
  * that the ACMP nodes share, and serves "Verify connection" to the editor.
  */
-import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
+import { caFromTlsConfig } from '../lib/editor-form';
+import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/config-health';
-import { translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp-config-api';
-import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute, type SicsSecrets } from '../lib/sics-client';
+import { secretEndpoint, translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp-config-api';
+import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute } from '../lib/sics-client';
 
 interface AcmpConfigDef extends NodeDef {
   host: string;
@@ -30,6 +31,8 @@ export = function register(RED: NodeAPI): void {
   function AcmpConfig(this: AcmpConfigNode, def: AcmpConfigDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    // "Verify connection" compares forms with what this node was deployed with (saved-secrets.ts).
+    rememberDeployed(node, def);
     node.board = new HealthBoard();
     let client: SicsClient | undefined;
     let servers: AcmpServerRoute[] = [];
@@ -81,18 +84,27 @@ export = function register(RED: NodeAPI): void {
     },
   });
 
-  const formSecrets = (body: { id?: string; credentials?: AcmpConfigCredentials }): SicsSecrets =>
-    formCredentials(RED, body, ['user', 'password'] as const);
+  // ---------------------------------------------------------------- verify (saved secrets: saved-secrets.ts)
+  const verifyRules: SecretRules<keyof AcmpConfigCredentials> = {
+    type: 'intune-acmp-config',
+    keys: ['user', 'password'],
+    endpointOf: secretEndpoint,
+  };
 
 
 
   const guard = RED.auth.needsPermission('intune-acmp-config.write');
 
   RED.httpAdmin.post('/intune-acmp-config/verify', guard, async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: AcmpConfigCredentials; tls?: string };
+    const body = (req.body ?? {}) as Record<string, unknown>;
     try {
-      const answer = await verifySicsConnection(expandEnvReferences(body), formSecrets(body), {
-        ca: caFromTlsConfig(RED, typeof body.tls === 'string' ? body.tls : undefined),
+      const form = readForm(RED, body, verifyRules);
+      if (isRefusal(form)) {
+        res.json({ ...form, servers: [], warnings: [] });
+        return;
+      }
+      const answer = await verifySicsConnection(form.raw, form.secrets, {
+        ca: caFromTlsConfig(RED, typeof form.raw.tls === 'string' ? form.raw.tls : undefined),
         log: { warn: (m) => RED.log.warn(`intune-acmp-config verify: ${m}`) },
       });
       res.json(answer);

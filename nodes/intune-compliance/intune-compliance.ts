@@ -30,6 +30,7 @@ import { filterNodeSetting } from '../lib/device-source-settings';
 import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance-settings';
 import { emptyComplianceTally, scanCompliance, type ScanPhase } from '../lib/compliance-scan';
 import { familyOf, listCompliancePolicies } from '../lib/compliance-policies';
+import { echo } from '../lib/echo';
 
 interface IntuneComplianceDef extends NodeDef {
   intune: string;
@@ -298,7 +299,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       if (!(raw === undefined || raw === null || raw === '' || raw === 'full')) {
-        done(new Error(`Unknown msg.mode ${JSON.stringify(raw)}: use "full" or "cancel", or leave msg.mode out for a full run`));
+        done(new Error(`Unknown msg.mode ${echo(raw)}: use "full" or "cancel", or leave msg.mode out for a full run`));
         return;
       }
       const started = startRun('message');

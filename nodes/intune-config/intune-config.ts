@@ -7,20 +7,22 @@ import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { ConnectionError } from '../lib/connection-errors';
 import { HealthBoard } from '../lib/config-health';
-import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
+import { caFromTlsConfig } from '../lib/editor-form';
+import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
 import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune-config-api';
-import { EXPIRY_WARNING_DAYS, daysLeft, loadPfx, CertificateError } from '../lib/certificate';
+import { EXPIRY_WARNING_DAYS, daysLeft, loadPem, loadPfx, CertificateError } from '../lib/certificate';
 import {
   IntuneConnection,
   parseSettings,
+  secretEndpoint,
   verifyConnection,
-  type ConnectionSecrets,
+  type IntuneAuthType,
 } from '../lib/intune-connection';
 
 interface IntuneConfigDef extends NodeDef {
   tenantId: string;
   clientId: string;
-  authType: 'secret' | 'certificate';
+  authType: IntuneAuthType;
   cloud: string;
   authorityHost?: string;
   graphBaseUrl?: string;
@@ -40,6 +42,8 @@ export = function register(RED: NodeAPI): void {
   function IntuneConfig(this: IntuneConfigNode, def: IntuneConfigDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    // "Verify connection" compares forms with what this node was deployed with (saved-secrets.ts).
+    rememberDeployed(node, def);
     node.board = new HealthBoard();
     let conn: IntuneConnection | undefined;
     let problem: Error | undefined;
@@ -94,18 +98,47 @@ export = function register(RED: NodeAPI): void {
       pfx: { type: 'password' },
       pfxName: { type: 'text' },
       passphrase: { type: 'password' },
+      // authType certificatePem: the certificate is public; the key and its passphrase are not.
+      certificatePem: { type: 'text' },
+      certificateName: { type: 'text' },
+      privateKeyPem: { type: 'password' },
+      privateKeyName: { type: 'text' },
+      keyPassphrase: { type: 'password' },
     },
   });
 
-  const SECRET_KEYS = ['clientSecret', 'pfx', 'passphrase'] as const;
-  const formSecrets = (body: { id?: string; credentials?: Credentials }): ConnectionSecrets => formCredentials(RED, body, SECRET_KEYS);
+  // ---------------------------------------------------------------- admin endpoints (saved secrets: saved-secrets.ts)
+  const SECRET_KEYS = ['clientSecret', 'pfx', 'passphrase', 'certificatePem', 'privateKeyPem', 'keyPassphrase'] as const;
+  type SecretKey = (typeof SECRET_KEYS)[number];
+  const NEEDED: Record<IntuneAuthType, readonly SecretKey[]> = {
+    secret: ['clientSecret'],
+    certificate: ['pfx', 'passphrase'],
+    certificatePem: ['certificatePem', 'privateKeyPem', 'keyPassphrase'],
+  };
+  const verifyRules: SecretRules<SecretKey> = {
+    type: 'intune-config',
+    keys: SECRET_KEYS,
+    endpointOf: secretEndpoint,
+    needed: (raw) => NEEDED[raw.authType as IntuneAuthType] ?? SECRET_KEYS,
+    pairs: [
+      ['pfx', 'passphrase'],
+      ['privateKeyPem', 'keyPassphrase'],
+    ],
+  };
+  // The certificate check contacts nobody: only the file/password pairing applies.
+  const certificateRules: SecretRules<SecretKey> = { type: 'intune-config', keys: SECRET_KEYS, needed: () => [], pairs: verifyRules.pairs };
 
   const guard = RED.auth.needsPermission('intune-config.write');
 
   RED.httpAdmin.post('/intune-config/verify', guard, async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: Credentials; tls?: string };
+    const body = (req.body ?? {}) as Record<string, unknown> & { tls?: string };
     try {
-      const answer = await verifyConnection(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsConfig(RED, body.tls) });
+      const form = readForm(RED, body, verifyRules);
+      if (isRefusal(form)) {
+        res.json({ ...form, warnings: [] });
+        return;
+      }
+      const answer = await verifyConnection(form.raw, form.secrets, { ca: caFromTlsConfig(RED, typeof form.raw.tls === 'string' ? form.raw.tls : undefined) });
       res.json(answer);
     } catch (err) {
       // verifyConnection answers every expected failure itself; this is a bug path. No details leak.
@@ -114,15 +147,32 @@ export = function register(RED: NodeAPI): void {
     }
   });
 
+  /** Certificate details for the editor: a .pfx with its password, or (`format: 'pem'`) a PEM certificate and key. */
   RED.httpAdmin.post('/intune-config/certificate', guard, (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as { id?: string; pfx?: string; passphrase?: string };
-    const secrets = formSecrets({ id: body.id, credentials: { pfx: body.pfx, passphrase: body.passphrase } });
-    if (!secrets.pfx) {
-      res.json({ ok: false, code: 'invalidConfig', message: 'No certificate (.pfx) has been uploaded', params: { field: 'pfx', reason: 'required' } });
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const pem = body.format === 'pem';
+    const form = readForm(
+      RED,
+      {
+        id: body.id,
+        credentials: pem
+          ? { certificatePem: body.certificatePem, privateKeyPem: body.privateKeyPem, keyPassphrase: body.keyPassphrase }
+          : { pfx: body.pfx, passphrase: body.passphrase },
+      },
+      certificateRules,
+    );
+    if (isRefusal(form)) {
+      res.json(form);
+      return;
+    }
+    const secrets = form.secrets;
+    if (pem ? !secrets.certificatePem : !secrets.pfx) {
+      const field = pem ? 'certificatePem' : 'pfx';
+      res.json({ ok: false, code: 'invalidConfig', message: pem ? 'No certificate (PEM) has been given' : 'No certificate (.pfx) has been uploaded', params: { field, reason: 'required' } });
       return;
     }
     try {
-      const c = loadPfx(secrets.pfx, secrets.passphrase ?? '');
+      const c = pem ? loadPem(secrets.certificatePem!, secrets.privateKeyPem ?? '', secrets.keyPassphrase ?? '') : loadPfx(secrets.pfx!, secrets.passphrase ?? '');
       const left = daysLeft(c);
       res.json({
         ok: left >= 0,

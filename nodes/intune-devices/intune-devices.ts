@@ -27,6 +27,7 @@ import { RunSchedule, firstDueAt } from '../lib/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { isAbortError } from '../lib/graph-errors';
 import { runProgress } from '../lib/run-progress';
+import { echo } from '../lib/echo';
 
 interface IntuneDevicesDef extends NodeDef {
   intune: string;
@@ -311,7 +312,7 @@ export = function register(RED: NodeAPI): void {
       else {
         done(
           new Error(
-            `Unknown msg.mode ${JSON.stringify(raw)}: use "full", "incremental" or "cancel", or leave msg.mode out for a ${settings!.triggerMode} run`,
+            `Unknown msg.mode ${echo(raw)}: use "full", "incremental" or "cancel", or leave msg.mode out for a ${settings!.triggerMode} run`,
           ),
         );
         return;

@@ -1,7 +1,7 @@
 /** What nodes that use an `intune-acmp-config` may rely on (imported by node folders, never the other way). */
 import type { Node } from 'node-red';
 import type { HealthBoard } from './config-health';
-import type { AcmpServerRoute, SicsClient } from './sics-client';
+import { parseSicsSettings, type AcmpServerRoute, type SicsClient } from './sics-client';
 
 export interface AcmpConfigCredentials {
   user?: string;
@@ -15,6 +15,16 @@ export interface AcmpConfigNode extends Node<AcmpConfigCredentials> {
   client(): SicsClient;
   /** The ACMP servers reachable through this connection; throws the configuration problem when there is one. */
   servers(): AcmpServerRoute[];
+}
+
+/**
+ * Where the user name and password go: scheme, host and port, and whether
+ * they may fall back to plain HTTP. A saved password is used by "Verify
+ * connection" only when the form names the same.
+ */
+export function secretEndpoint(raw: Record<string, unknown>): string {
+  const s = parseSicsSettings(raw);
+  return `${s.tls ? 'https' : 'http'}://${s.host.toLowerCase()}:${s.port}${s.allowUnencrypted ? ' (falls back to http)' : ''}`;
 }
 
 /** The servers a node addresses: every configured one for '*', else the one with the id (case-insensitive). */

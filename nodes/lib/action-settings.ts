@@ -6,6 +6,7 @@
  */
 import type { ActionName } from './contracts';
 import type { ActionPolicy } from './action-request';
+import { echo } from './echo';
 
 /** The node's properties as the editor saves them (flags may arrive as strings from hand-written flows). */
 export interface ActionNodeProperties {
@@ -45,7 +46,7 @@ function num(v: unknown, fallback: number, what: string, min: number, max: numbe
   if (v === undefined || v === null || v === '') return fallback;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-    throw new Error(`${what} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} (got ${JSON.stringify(v)})`);
+    throw new Error(`${what} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} (got ${echo(v)})`);
   }
   return n;
 }

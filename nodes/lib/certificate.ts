@@ -1,8 +1,11 @@
 /**
  * Client certificates for app-only Graph access. msal-node signs its client
  * assertion with a PEM private key and names the certificate by its SHA-256
- * thumbprint; Windows hands admins a .pfx. node-forge reads both modern
- * (AES) and legacy (3DES/RC2) PKCS#12 files, which Node's crypto cannot.
+ * thumbprint; Windows hands admins a .pfx, enterprise PKIs often a PEM
+ * certificate and key. node-forge reads both modern (AES) and legacy
+ * (3DES/RC2) PKCS#12 files, which Node's crypto cannot; PEM keys (PKCS#8 or
+ * traditional, encrypted or not) are read by Node's crypto, as msal-node
+ * signs with it.
  */
 import crypto from 'node:crypto';
 import forge from 'node-forge';
@@ -96,12 +99,14 @@ export function loadPfx(pfxBase64: string, password: string): LoadedCertificate 
     });
   }
 
+  return describe(cert, forge.pki.privateKeyToPem(key));
+}
+
+/** What msal-node and the editor need of a certificate and its (unencrypted) key. */
+function describe(cert: forge.pki.Certificate, keyPem: string | crypto.KeyObject): LoadedCertificate {
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
   // Re-encode the key through Node so msal gets a standard PKCS#8 PEM.
-  const privateKeyPem = crypto
-    .createPrivateKey(forge.pki.privateKeyToPem(key))
-    .export({ type: 'pkcs8', format: 'pem' })
-    .toString();
+  const privateKeyPem = (typeof keyPem === 'string' ? crypto.createPrivateKey(keyPem) : keyPem).export({ type: 'pkcs8', format: 'pem' }).toString();
   return {
     privateKeyPem,
     certificatePem: forge.pki.certificateToPem(cert),
@@ -112,6 +117,86 @@ export function loadPfx(pfxBase64: string, password: string): LoadedCertificate 
     notBefore: cert.validity.notBefore,
     notAfter: cert.validity.notAfter,
   };
+}
+
+// ------------------------------------------------------------------ PEM
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+const KEY_LABELS = /^(PRIVATE KEY|ENCRYPTED PRIVATE KEY|RSA PRIVATE KEY)$/;
+
+/**
+ * The text of an uploaded or pasted file. The editor sends files as base64
+ * (or data: URLs, as FileReader makes them); pasted PEM arrives as it is.
+ * A binary (DER) file comes back as bytes.
+ */
+function fileContent(input: string): { text?: string; der?: Buffer } {
+  if (input.includes('-----BEGIN')) return { text: input };
+  const b64 = input.replace(/^data:[^,]*,/, '').replace(/\s+/g, '');
+  if (!b64 || !/^[A-Za-z0-9+/]+=*$/.test(b64)) return {};
+  const bytes = Buffer.from(b64, 'base64');
+  const text = bytes.toString('latin1');
+  return text.includes('-----BEGIN') ? { text } : { der: bytes };
+}
+
+function pemBlocks(text: string): Array<{ label: string; pem: string }> {
+  return [...text.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1], pem: m[0] }));
+}
+
+function readCertificates(input: string): forge.pki.Certificate[] {
+  const unreadable = (detail: string) =>
+    new CertificateError('badCertificate', `The certificate cannot be read: ${detail}`, { reason: 'certificateUnreadable' });
+  const c = fileContent(input);
+  try {
+    if (c.der) return [forge.pki.certificateFromAsn1(forge.asn1.fromDer(c.der.toString('binary')))];
+    const blocks = pemBlocks(c.text ?? '').filter((b) => b.label === 'CERTIFICATE');
+    if (!blocks.length) throw unreadable('no "BEGIN CERTIFICATE" block (PEM) or DER certificate found');
+    return blocks.map((b) => forge.pki.certificateFromPem(b.pem));
+  } catch (err) {
+    if (err instanceof CertificateError) throw err;
+    // forge reads RSA certificates only, which is also all that Entra ID signs assertions with.
+    const msg = /not RSA/i.test(String((err as Error)?.message)) ? 'only RSA certificates can be used' : 'it is not an X.509 certificate in PEM or DER form';
+    throw unreadable(msg);
+  }
+}
+
+function readKey(keyInput: string, certInput: string, passphrase: string): crypto.KeyObject {
+  const unreadable = (detail: string) =>
+    new CertificateError('badCertificate', `The private key cannot be read: ${detail}`, { reason: 'keyUnreadable' });
+  // A key may also come in the certificate's file (one PEM with both).
+  const fromKey = pemBlocks(fileContent(keyInput).text ?? '').find((b) => KEY_LABELS.test(b.label));
+  const block = fromKey ?? (keyInput.trim() ? undefined : pemBlocks(fileContent(certInput).text ?? '').find((b) => KEY_LABELS.test(b.label)));
+  if (!block) throw unreadable(keyInput.trim() ? 'no "BEGIN PRIVATE KEY" block found (PEM, PKCS#8 or traditional RSA)' : 'no private key was given');
+  // PKCS#8 "ENCRYPTED PRIVATE KEY", or a traditional key with "Proc-Type: 4,ENCRYPTED".
+  const encrypted = block.label === 'ENCRYPTED PRIVATE KEY' || /Proc-Type:\s*4,ENCRYPTED/i.test(block.pem);
+  if (encrypted && !passphrase) {
+    throw new CertificateError('badCertificate', 'The private key is encrypted: enter its passphrase', { reason: 'passphraseRequired' });
+  }
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey({ key: block.pem, format: 'pem', passphrase: encrypted ? passphrase : undefined });
+  } catch {
+    // Node reports a wrong passphrase as a decryption or, by chance, an ASN.1 error.
+    if (encrypted) throw new CertificateError('badCertificate', 'Wrong passphrase for the private key', { reason: 'wrongPassphrase' });
+    throw unreadable('the PEM block is damaged');
+  }
+  if (key.asymmetricKeyType !== 'rsa') throw unreadable(`it is a ${key.asymmetricKeyType} key; Entra ID client certificates need RSA`);
+  return key;
+}
+
+/**
+ * A certificate and its private key as PEM, the way enterprise PKIs hand
+ * them out (the key optionally encrypted: PKCS#8 or traditional OpenSSL).
+ * Same checks as a .pfx; each error names the part that is wrong.
+ */
+export function loadPem(certificate: string, privateKey: string, passphrase = ''): LoadedCertificate {
+  const certs = readCertificates(certificate ?? '');
+  const key = readKey(privateKey ?? '', certificate ?? '', passphrase ?? '');
+  // A PEM file may carry its chain too: take the certificate that belongs to the key.
+  const cert = certs.find((c) => new crypto.X509Certificate(forge.pki.certificateToPem(c)).checkPrivateKey(key));
+  if (!cert) {
+    throw new CertificateError('badCertificate', 'The private key does not belong to the certificate', { reason: 'keyMismatch' });
+  }
+  return describe(cert, key);
 }
 
 export function daysLeft(cert: Pick<LoadedCertificate, 'notAfter'>, now = new Date()): number {

@@ -3,6 +3,7 @@
  * Intune admin center is (for deep links). `custom` takes both URLs from the
  * config node, for proxies and for the simulated tenant.
  */
+import { echo } from './echo';
 export type CloudName = 'global' | 'usgov' | 'usgovdod' | 'china' | 'custom';
 
 export interface CloudEndpoints {
@@ -46,7 +47,7 @@ function normaliseHttpsUrl(raw: string, what: string): string {
   try {
     u = new URL(raw.trim());
   } catch {
-    throw new Error(`${what} is not a valid URL: "${raw}"`);
+    throw new Error(`${what} is not a valid URL: ${echo(raw)}`);
   }
   if (u.protocol !== 'https:') throw new Error(`${what} must use https:// (got ${u.protocol})`);
   if (u.search || u.hash) throw new Error(`${what} must not contain a query or fragment`);

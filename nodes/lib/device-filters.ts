@@ -20,6 +20,7 @@
 import type { Device } from './contracts';
 import { PLATFORMS, isComputerPlatform, platformOf, type Platform } from './device-normaliser';
 import { enumMembers } from './graph-schema';
+import { echo } from './echo';
 
 export type { Platform } from './device-normaliser';
 export { PLATFORMS, platformOf } from './device-normaliser';
@@ -97,7 +98,7 @@ export function parseFilterSettings(raw: Record<string, unknown>): DeviceFilterS
   if (sd !== undefined && sd !== null && sd !== '') {
     const n = Number(sd);
     if (!Number.isInteger(n) || n < 0) {
-      throw new FilterSettingsError(`"Skip devices not seen for more than N days" must be a whole number of days, 0 or more (0 = keep all), not ${JSON.stringify(sd)}`, 'staleDays');
+      throw new FilterSettingsError(`"Skip devices not seen for more than N days" must be a whole number of days, 0 or more (0 = keep all), not ${echo(sd)}`, 'staleDays');
     }
     if (n > 36500) throw new FilterSettingsError('"Skip devices not seen for more than N days" must be at most 36500', 'staleDays');
     staleDays = n;

@@ -10,6 +10,7 @@ import { PlaceholderSerials, DEFAULT_PLACEHOLDER_SERIALS } from './device-normal
 import { DEFAULT_FILTERS, FilterSettingsError, PLATFORM_PROPERTIES, PLATFORMS, parseFilterSettings, type DeviceFilterSettings } from './device-filters';
 import { enumMembers } from './graph-schema';
 import { intervalMs } from './run-schedule';
+import { echo } from './echo';
 
 export interface DeviceSourceSettings {
   filters: DeviceFilterSettings;
@@ -140,7 +141,7 @@ export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceS
     throw new DeviceSettingsError((e as Error).message, 'placeholderSerials');
   }
   const version = raw.graphVersion ?? 'v1.0';
-  if (version !== 'v1.0' && version !== 'beta') throw new DeviceSettingsError(`Graph version must be "v1.0" or "beta", not ${JSON.stringify(version)}`, 'graphVersion');
+  if (version !== 'v1.0' && version !== 'beta') throw new DeviceSettingsError(`Graph version must be "v1.0" or "beta", not ${echo(version)}`, 'graphVersion');
   const num = (field: string, unit: 'minutes' | 'hours', label: string, fallback: number) => {
     try {
       const v = raw[field];
@@ -153,13 +154,13 @@ export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceS
   if (raw.overlapMinutes !== undefined && raw.overlapMinutes !== null && raw.overlapMinutes !== '') {
     const n = Number(raw.overlapMinutes);
     if (!Number.isFinite(n) || n < 0 || n > 7 * 24 * 60) {
-      throw new DeviceSettingsError(`The incremental overlap must be 0 to 10080 minutes, not ${JSON.stringify(raw.overlapMinutes)}`, 'overlapMinutes');
+      throw new DeviceSettingsError(`The incremental overlap must be 0 to 10080 minutes, not ${echo(raw.overlapMinutes)}`, 'overlapMinutes');
     }
     overlapMs = Math.round(n * 60_000);
   }
   const triggerMode = raw.triggerMode ?? 'full';
   if (triggerMode !== 'full' && triggerMode !== 'incremental') {
-    throw new DeviceSettingsError(`The mode of a triggered run must be "full" or "incremental", not ${JSON.stringify(triggerMode)}`, 'triggerMode');
+    throw new DeviceSettingsError(`The mode of a triggered run must be "full" or "incremental", not ${echo(triggerMode)}`, 'triggerMode');
   }
   const instance = typeof raw.instance === 'string' ? raw.instance.trim() : '';
   if (instance.length > 200) throw new DeviceSettingsError('The instance name must be at most 200 characters', 'instance');

@@ -90,6 +90,16 @@ export function parseFourMeSettings(raw: Record<string, unknown>, ca?: string | 
   };
 }
 
+/**
+ * Where the connection's secrets go: the GraphQL endpoint (token) and the
+ * OAuth token endpoint (client secret). A saved secret is used by "Verify
+ * connection" only when the form names these.
+ */
+export function secretEndpoint(raw: Record<string, unknown>): string {
+  const e = parseFourMeSettings(raw).endpoints;
+  return e.tokenUrl ? `${e.graphqlUrl} + ${e.tokenUrl}` : e.graphqlUrl;
+}
+
 export function authOf(s: FourMeSettings, secrets: FourMeSecrets): FourMeAuth {
   if (s.authType === 'oauth') {
     if (!secrets.clientSecret) throw new FourMeConfigError('clientSecret', 'is required for OAuth client credentials');

@@ -33,6 +33,7 @@ import {
 } from './fourme-incidents';
 import type { PeopleDirectory } from './fourme-people';
 import type { SinkState, SinkStateStore } from './sink-fingerprints';
+import { echo } from './echo';
 
 export const TOPIC_DEVICES = 'intune/devices';
 export const TOPIC_COMPLIANCE = 'intune/compliance';
@@ -123,7 +124,7 @@ export function topicOf(msg: SinkMessage): SinkTopic {
     if ('policy' in o && 'key' in o) return TOPIC_COMPLIANCE;
     if ('deepLinks' in o && 'id' in o) return TOPIC_DEVICES;
   }
-  const shown = t === undefined ? 'no msg.topic' : `msg.topic ${JSON.stringify(t).slice(0, 60)}`;
+  const shown = t === undefined ? 'no msg.topic' : `msg.topic ${echo(t, 60)}`;
   throw new SinkInputError(
     `Cannot tell what this message carries (${shown}): send the page messages of an Intune source, with msg.topic "${TOPIC_DEVICES}" or "${TOPIC_COMPLIANCE}"`,
   );
@@ -140,8 +141,8 @@ export function envelopeOf(msg: SinkMessage, fallbackId: string): SyncEnvelope {
   const bad = (what: string) => new SinkInputError(`msg.sync.${what}`);
   if (typeof e.runId !== 'string' || !e.runId) throw bad('runId is missing');
   if (e.instance !== undefined && typeof e.instance !== 'string') throw bad('instance must be a string');
-  if (e.mode !== 'full' && e.mode !== 'incremental') throw bad(`mode must be "full" or "incremental" (got ${JSON.stringify(e.mode)})`);
-  if (!Number.isInteger(e.page) || (e.page as number) < 1) throw bad(`page must be a whole number from 1 (got ${JSON.stringify(e.page)})`);
+  if (e.mode !== 'full' && e.mode !== 'incremental') throw bad(`mode must be "full" or "incremental" (got ${echo(e.mode)})`);
+  if (!Number.isInteger(e.page) || (e.page as number) < 1) throw bad(`page must be a whole number from 1 (got ${echo(e.page)})`);
   if (typeof e.last !== 'boolean') throw bad('last must be true or false');
   return {
     runId: e.runId,

@@ -5,6 +5,9 @@ import type { ConnectionSecrets, IntuneConnection } from './intune-connection';
 
 export interface IntuneConfigCredentials extends ConnectionSecrets {
   pfxName?: string;
+  /** File names of an uploaded PEM certificate and key, shown in the editor. */
+  certificateName?: string;
+  privateKeyName?: string;
 }
 
 export interface IntuneConfigNode extends Node<IntuneConfigCredentials> {

@@ -5,7 +5,7 @@
  */
 import type https from 'node:https';
 import { resolveCloud, isCloudName, type CloudEndpoints, type CloudName } from './clouds';
-import { CertificateError, EXPIRY_WARNING_DAYS, assertUsable, loadPfx, type LoadedCertificate } from './certificate';
+import { CertificateError, EXPIRY_WARNING_DAYS, assertUsable, loadPem, loadPfx, type LoadedCertificate } from './certificate';
 import { ConnectionError, classifyTransportError } from './connection-errors';
 import { createHttpsAgent } from './http-transport';
 import { GraphClient } from './graph-client';
@@ -14,10 +14,14 @@ import { TokenProvider, type AuthType } from './token-provider';
 import { clientIdProblem, positiveInt, tenantProblem } from './validation';
 import { timeScale, timeScaleWarning } from './time-scale';
 
+/** How the app proves itself: a client secret, a .pfx, or a PEM certificate and key. */
+export type IntuneAuthType = AuthType | 'certificatePem';
+const AUTH_TYPES: readonly IntuneAuthType[] = ['secret', 'certificate', 'certificatePem'];
+
 export interface ConnectionSettings {
   tenantId: string;
   clientId: string;
-  authType: AuthType;
+  authType: IntuneAuthType;
   cloud: CloudName;
   endpoints: CloudEndpoints;
   timeoutMs: number;
@@ -31,6 +35,10 @@ export interface ConnectionSecrets {
   clientSecret?: string;
   pfx?: string;
   passphrase?: string;
+  /** authType certificatePem: the certificate (PEM or DER, base64 when uploaded), its PEM key and the key's passphrase. */
+  certificatePem?: string;
+  privateKeyPem?: string;
+  keyPassphrase?: string;
 }
 
 export interface Warning {
@@ -50,8 +58,8 @@ export function parseSettings(raw: Record<string, unknown>, ca?: string | string
   if (tp) throw invalid('tenantId', tp);
   const cp = clientIdProblem(clientId);
   if (cp) throw invalid('clientId', cp);
-  const authType = raw.authType ?? 'secret';
-  if (authType !== 'secret' && authType !== 'certificate') throw invalid('authType', 'must be "secret" or "certificate"');
+  const authType = (raw.authType ?? 'secret') as IntuneAuthType;
+  if (!AUTH_TYPES.includes(authType)) throw invalid('authType', 'must be "secret", "certificate" or "certificatePem"');
   const cloud = raw.cloud ?? 'global';
   if (!isCloudName(cloud)) throw invalid('cloud', 'must be one of global, usgov, usgovdod, china, custom');
   let endpoints: CloudEndpoints;
@@ -84,11 +92,24 @@ export function parseSettings(raw: Record<string, unknown>, ca?: string | string
   };
 }
 
+/**
+ * Where the connection's secrets go: the authority with the tenant (client
+ * secret, signed assertion) and the Graph root (bearer tokens). A saved
+ * secret is used by "Verify connection" only when the form names these.
+ */
+export function secretEndpoint(raw: Record<string, unknown>): string {
+  const s = parseSettings(raw);
+  return `${s.endpoints.authorityHost}/${s.tenantId.toLowerCase()} + ${s.endpoints.graphBaseUrl}`;
+}
+
 /** Loads and checks the certificate; the second value carries an expiry warning when due. */
-export function loadCertificate(secrets: ConnectionSecrets, now = new Date()): { certificate: LoadedCertificate; warning?: Warning } {
-  if (!secrets.pfx) throw new ConnectionError('invalidConfig', 'No certificate (.pfx) has been uploaded', { field: 'pfx', reason: 'required' });
+export function loadCertificate(secrets: ConnectionSecrets, now = new Date(), authType: IntuneAuthType = 'certificate'): { certificate: LoadedCertificate; warning?: Warning } {
+  const pem = authType === 'certificatePem';
+  if (pem && !secrets.certificatePem) throw new ConnectionError('invalidConfig', 'No certificate (PEM) has been given', { field: 'certificatePem', reason: 'required' });
+  if (pem && !secrets.privateKeyPem) throw new ConnectionError('invalidConfig', 'No private key (PEM) has been given', { field: 'privateKeyPem', reason: 'required' });
+  if (!pem && !secrets.pfx) throw new ConnectionError('invalidConfig', 'No certificate (.pfx) has been uploaded', { field: 'pfx', reason: 'required' });
   try {
-    const certificate = loadPfx(secrets.pfx, secrets.passphrase ?? '');
+    const certificate = pem ? loadPem(secrets.certificatePem!, secrets.privateKeyPem!, secrets.keyPassphrase ?? '') : loadPfx(secrets.pfx!, secrets.passphrase ?? '');
     const days = assertUsable(certificate, now);
     if (days < EXPIRY_WARNING_DAYS) {
       const notAfter = certificate.notAfter.toISOString();
@@ -127,8 +148,8 @@ export class IntuneConnection {
     log?: ConnectionLog,
     now = new Date(),
   ) {
-    if (settings.authType === 'certificate') {
-      const { certificate, warning } = loadCertificate(secrets, now);
+    if (settings.authType !== 'secret') {
+      const { certificate, warning } = loadCertificate(secrets, now, settings.authType);
       this.certificate = certificate;
       if (warning) this.warnings.push(warning);
     } else if (!secrets.clientSecret) {
@@ -139,7 +160,8 @@ export class IntuneConnection {
       identity: {
         tenantId: settings.tenantId,
         clientId: settings.clientId,
-        authType: settings.authType,
+        // msal-node knows secrets and certificates; a PEM pair is a certificate like a .pfx.
+        authType: settings.authType === 'secret' ? 'secret' : 'certificate',
         clientSecret: secrets.clientSecret,
         certificate: this.certificate,
       },

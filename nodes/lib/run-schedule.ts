@@ -13,6 +13,8 @@
  * - Node's timers cannot wait more than 2^31-1 ms; longer waits re-arm.
  * - `stop()` clears the timer; a node calls it in its close handler.
  */
+import { echo } from './echo';
+
 export interface ScheduleEntry<M extends string> {
   mode: M;
   /** Interval in ms; 0 = this kind is not scheduled. */
@@ -134,7 +136,7 @@ export class RunSchedule<M extends string> {
 export function intervalMs(v: unknown, unit: 'minutes' | 'hours', label: string): number {
   if (v === undefined || v === null || v === '') return 0;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${label} must be 0 (off) or a positive number of ${unit}, not ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${label} must be 0 (off) or a positive number of ${unit}, not ${echo(v)}`);
   const ms = n * (unit === 'hours' ? 3_600_000 : 60_000);
   if (n > 0 && ms < 60_000) throw new Error(`${label} must be at least 1 minute`);
   if (ms > 366 * 86_400_000) throw new Error(`${label} must be at most a year`);

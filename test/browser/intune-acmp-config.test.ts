@@ -179,6 +179,19 @@ describe('browser: intune-acmp-config Verify against the simulated SICS, and the
     await ed!.closeAllDialogs();
   });
 
+  it('the deployed password is not sent over plain HTTP: Verify asks for it again, in the dialog language', async () => {
+    await ed!.openNode(sinkId);
+    await ed!.editConfigFrom('acmp');
+    await field('useTls').uncheck();
+    const r = await verify(); // the placeholder is sent for the password
+    expect(r.kind, r.text).to.equal('error');
+    const said = en('verify.savedSecretOtherEndpoint', { field: en('label.password'), endpoint: '@' });
+    expect(r.lines[0]).to.include(said.slice(0, said.indexOf('@')));
+    expect(r.lines[0]).to.include(`https://127.0.0.1:${env.sics.port}`);
+    expect(leaked(verifyBodies.join('\n'), SECRETS), 'secrets in verify answers').to.deep.equal([]);
+    await ed!.closeAllDialogs();
+  });
+
   it('in German: the dialog answers Verify in German (screenshot)', async () => {
     await ed!.chooseLanguage('de');
     await ed!.openNode(sinkId);

@@ -2,9 +2,11 @@
  * The intune-config dialog in a real browser, against the simulated identity
  * platform and Graph: wizard order, fields that hide when they do not apply,
  * validation while typing, "Verify connection" answers in plain words, the
- * .pfx upload with its certificate details, and secrets that never come back
- * to the browser.
+ * .pfx upload with its certificate details, a PEM certificate and key,
+ * secrets that never come back to the browser, and saved secrets that go only
+ * to the endpoint they were saved for.
  */
+import crypto from 'node:crypto';
 import { expect } from 'chai';
 import type { Locator, Response } from 'playwright-core';
 import { browserStack, onFailure, TENANT_DEVICES, TLS_ID, type Stack } from './support/stack';
@@ -215,6 +217,43 @@ describe('browser: intune-config dialog', function () {
     expect(credentialResponses.length, 'the editor fetched the credentials').to.be.greaterThan(0);
     expect(sent, 'pfx sent to the browser').to.not.include(stack.env.certApp.cert.pfxBase64.slice(0, 64));
     expect(sent, 'pfx password sent to the browser').to.not.include(stack.env.certApp.cert.password);
+    await ed!.closeAllDialogs();
+  });
+
+  it('a saved certificate goes only to its saved endpoint: another Graph URL asks for it again, next to Verify', async () => {
+    await ed!.openNode(hostId);
+    await ed!.editConfigFrom('intune');
+    await field('graphBaseUrl').fill('https://127.0.0.1:9');
+    const r = await verify();
+    expect(r.cls).to.include('is-error');
+    expect(r.text).to.include(
+      en('verify.savedSecretOtherEndpoint', { field: en('label.pfx'), endpoint: `${stack.env.identity.url}/${stack.env.tenantId.toLowerCase()} + ${stack.env.graph.url}` }),
+    );
+    await ed!.screenshotTray('dialog-intune-config-saved-secret-other-endpoint');
+    await ed!.closeAllDialogs();
+  });
+
+  it('PEM: certificate and encrypted key upload, each part checked, and the pair verifies', async () => {
+    const cert = stack.env.certApp.cert;
+    const keyPem = crypto.createPrivateKey(cert.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pem-pass-7' }).toString();
+    await ed!.openNode(hostId);
+    await ed!.editConfigFrom('intune');
+    await field('authType').selectOption('certificatePem');
+    expect(await visibleFieldOrder()).to.include.members(['keyPassphrase']);
+    await ed!.page.locator('#node-config-input-certificatefile').setInputFiles({ name: 'connector.crt', mimeType: 'application/x-pem-file', buffer: Buffer.from(cert.certPem) });
+    await ed!.page.locator('#node-config-input-keyfile').setInputFiles({ name: 'connector.key', mimeType: 'application/x-pem-file', buffer: Buffer.from(keyPem) });
+    await ed!.page.waitForFunction(() => document.getElementById('intune-config-cert-info')!.className.includes('is-error'), undefined, { timeout: 10_000 });
+    expect(squash(await certBox().innerText())).to.include(en('reason.passphraseRequired'));
+    await field('keyPassphrase').fill('wrong');
+    await ed!.page.waitForFunction(() => /wrong passphrase/i.test(document.getElementById('intune-config-cert-info')!.innerText), undefined, { timeout: 10_000 });
+    await field('keyPassphrase').fill('pem-pass-7');
+    await ed!.page.waitForFunction(() => document.getElementById('intune-config-cert-info')!.className.includes('is-ok'), undefined, { timeout: 10_000 });
+    expect(squash(await ed!.page.locator('#intune-config-certificate-filename').innerText())).to.equal('connector.crt');
+    expect(squash(await certBox().innerText())).to.include(cert.subject);
+    const r = await verify();
+    expect(r.cls).to.include('is-ok');
+    expect(r.text).to.include(en('verify.ok', { tenantId: stack.env.tenantId, deviceCount: number(TENANT_DEVICES, 'en-US') }));
+    await ed!.screenshotTray('dialog-intune-config-pem');
     await ed!.closeAllDialogs();
   });
 });

@@ -8,6 +8,7 @@ import type { Request, Response } from 'express';
 import { ConnectionError } from '../lib/connection-errors';
 import { HealthBoard } from '../lib/config-health';
 import { caFromTlsConfig, expandEnvReferences, formCredentials } from '../lib/editor-form';
+import { formProxy, proxySource } from '../lib/proxy-config';
 import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune-config-api';
 import { EXPIRY_WARNING_DAYS, daysLeft, loadPfx, CertificateError } from '../lib/certificate';
 import {
@@ -29,6 +30,8 @@ interface IntuneConfigDef extends NodeDef {
   requestsPer20s?: string | number;
   writesPer20s?: string | number;
   timeoutSec?: string | number;
+  /** Id of a core `http proxy` node; empty: HTTP(S)_PROXY / NO_PROXY of the environment. */
+  proxy?: string;
 }
 
 type Credentials = IntuneConfigCredentials;
@@ -62,6 +65,8 @@ export = function register(RED: NodeAPI): void {
 
     try {
       const settings = parseSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      // proxy: the chosen http proxy node, else the environment
+      settings.proxy = proxySource(RED, def.proxy);
       conn = new IntuneConnection(settings, node.credentials ?? {}, log);
       node.board.set({ level: 'ok', key: 'intune-config.status.ready', text: 'ready' });
       checkCertificateExpiry();
@@ -103,9 +108,14 @@ export = function register(RED: NodeAPI): void {
   const guard = RED.auth.needsPermission('intune-config.write');
 
   RED.httpAdmin.post('/intune-config/verify', guard, async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: Credentials; tls?: string };
+    const body = (req.body ?? {}) as Record<string, unknown> & { id?: string; credentials?: Credentials; tls?: string; proxy?: string };
     try {
-      const answer = await verifyConnection(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsConfig(RED, body.tls) });
+      const { proxy, problem } = formProxy(RED, body);
+      if (problem) {
+        res.json({ ...problem, warnings: [] });
+        return;
+      }
+      const answer = await verifyConnection(expandEnvReferences(body), formSecrets(body), { ca: caFromTlsConfig(RED, body.tls), proxy });
       res.json(answer);
     } catch (err) {
       // verifyConnection answers every expected failure itself; this is a bug path. No details leak.

@@ -63,7 +63,8 @@ export function formProxy(RED: NodeAPI, body: Record<string, unknown>): { proxy?
   try {
     return { proxy: proxySource(RED, body.proxy) };
   } catch (err) {
-    return { problem: { ok: false, code: 'proxyConfig', message: (err as Error).message, params: { field: 'proxy' } } };
+    const message = (err as Error).message;
+    return { problem: { ok: false, code: 'proxyConfig', message, params: { field: 'proxy', message } } };
   }
 }
 
@@ -78,7 +79,7 @@ export async function proxyPrecheck(targets: string[], proxy: ProxySource | unde
     const pe = await checkProxyPath(target, proxy, opts);
     if (pe) {
       const ce = fromProxyError(pe);
-      return { ok: false, code: ce.code, message: ce.message, params: ce.params };
+      return { ok: false, code: ce.code, message: ce.message, params: { ...ce.params, message: ce.message } };
     }
   }
   return null;

@@ -55,8 +55,10 @@ export function toProxyError(err: Error, proxy: URL, target: string): Error {
   const status = /^Bad response: (\d{3})/.exec(err?.message ?? '');
   if (status) {
     const n = Number(status[1]);
-    if (n === 407) {
-      return new ProxyError('ERR_PROXY_AUTH', `The proxy ${label} asks for authentication (HTTP 407): check the user and password of the proxy configuration`, label, target, '407');
+    // The answer to CONNECT is the proxy's own (the server never sees a CONNECT), so a 401 is about the
+    // proxy's credentials too: tinyproxy answers 407 without credentials and 401 for wrong ones.
+    if (n === 407 || n === 401) {
+      return new ProxyError('ERR_PROXY_AUTH', `The proxy ${label} asks for authentication (HTTP ${n}): check the user and password of the proxy configuration`, label, target, String(n));
     }
     return new ProxyError('ERR_PROXY_REFUSED', `The proxy ${label} refused the connection to ${target} (HTTP ${n}): the proxy may block this host or port, or cannot reach it`, label, target, String(n));
   }

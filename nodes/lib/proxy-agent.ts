@@ -47,7 +47,9 @@ export function findProxyError(err: unknown): ProxyError | null {
   return null;
 }
 
-const SOCKET_CODES = /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE|ERR_SSL|CERT|EPROTO/;
+const SOCKET_CODES = /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE/;
+/** TLS to an https:// proxy (before any CONNECT): the proxy's own certificate. */
+const PROXY_TLS_CODES = /ERR_SSL|ERR_TLS|CERT|SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO|EPROTO|HOSTNAME|ALTNAME/;
 
 /** Turns hpagent's failure into a ProxyError; answers the error unchanged when it is not about the proxy. */
 export function toProxyError(err: Error, proxy: URL, target: string): Error {
@@ -66,6 +68,9 @@ export function toProxyError(err: Error, proxy: URL, target: string): Error {
   if (err?.message === 'Proxy timeout' || SOCKET_CODES.test(code)) {
     const why = code || 'no answer';
     return new ProxyError('ERR_PROXY_UNREACHABLE', `The proxy ${label} cannot be reached (${why}): check the proxy URL and that the proxy runs`, label, target, why);
+  }
+  if (proxy.protocol === 'https:' && PROXY_TLS_CODES.test(code)) {
+    return new ProxyError('ERR_PROXY_UNREACHABLE', `The proxy ${label} cannot be reached (${code}): its TLS certificate is not trusted; add its CA in the TLS configuration`, label, target, code);
   }
   return err;
 }

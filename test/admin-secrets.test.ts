@@ -272,3 +272,21 @@ describe('admin endpoints keep saved secrets (capturing endpoint)', function () 
     });
   });
 });
+
+describe('admin endpoints: the proxy is part of a plain-HTTP SICS endpoint', () => {
+  // Over plain HTTP the proxy reads the password, so another proxy is another endpoint.
+  const { secretEndpoint } = require('../nodes/lib/acmp-config-api') as typeof import('../nodes/lib/acmp-config-api');
+  const base = { host: 'aesb.contoso.local', port: 3900 };
+
+  it('plain HTTP (or a fallback to it): another proxy node asks for the password again', () => {
+    expect(secretEndpoint({ ...base, useTls: false, proxy: 'p1' })).to.not.equal(secretEndpoint({ ...base, useTls: false, proxy: 'p2' }));
+    expect(secretEndpoint({ ...base, useTls: false, proxy: 'p1' })).to.not.equal(secretEndpoint({ ...base, useTls: false, proxy: '' }));
+    expect(secretEndpoint({ ...base, useTls: true, allowUnencrypted: true, proxy: 'p1' })).to.not.equal(
+      secretEndpoint({ ...base, useTls: true, allowUnencrypted: true }),
+    );
+  });
+
+  it('HTTPS only: the proxy sees a tunnel, so the endpoint is the same with or without it', () => {
+    expect(secretEndpoint({ ...base, useTls: true, proxy: 'p1' })).to.equal(secretEndpoint({ ...base, useTls: true }));
+  });
+});

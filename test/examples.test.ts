@@ -54,7 +54,7 @@ describe('examples in flows/ (Import > Examples)', function () {
     expect(refs('intune-devices')).to.deep.equal({ intune: 'intune-config' });
     expect(refs('intune-4me')).to.deep.equal({ fourme: 'intune-4me-config' });
     expect(refs('intune-acmp')).to.deep.equal({ acmp: 'intune-acmp-config' });
-    expect(refs('intune-4me-config')).to.deep.equal({ tls: 'tls-config' });
+    expect(refs('intune-4me-config')).to.deep.equal({ tls: 'tls-config', proxy: 'http proxy' });
     expect(Object.keys(ctx.defs.get('intune-acmp-config')!.credentials).sort()).to.deep.equal(['password', 'user']);
     for (const t of ['inject', 'debug', 'comment', 'function', 'tls-config', 'tab', 'group']) expect(ctx.core.has(t), t).to.equal(true);
     expect(ctx.core.has('intune-config')).to.equal(false);

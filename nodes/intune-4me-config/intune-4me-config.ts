@@ -7,6 +7,7 @@
  */
 import { caFromTlsConfig } from '../lib/editor-form';
 import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
+import { formProxy, proxySource } from '../lib/proxy-config';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/config-health';
@@ -30,6 +31,8 @@ interface FourMeConfigDef extends NodeDef {
   tls?: string;
   authType: string;
   clientId?: string;
+  /** Id of a core `http proxy` node; empty: HTTP(S)_PROXY / NO_PROXY of the environment. */
+  proxy?: string;
   [prop: string]: unknown;
 }
 
@@ -47,6 +50,8 @@ export = function register(RED: NodeAPI): void {
     try {
       if (def.tls && !RED.nodes.getNode(def.tls)) throw new FourMeConfigError('tls', `refers to a TLS configuration (${def.tls}) that is not deployed`);
       const settings = parseFourMeSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      // proxy: the chosen http proxy node, else the environment
+      settings.proxy = proxySource(RED, def.proxy);
       conn = new FourMeConnection(settings, node.credentials ?? {}, { debug: (m) => node.debug(m), warn: (m) => node.warn(m) });
       node.board.set({ level: 'ok', key: 'intune-4me-config.status.ready', text: 'ready' });
     } catch (err) {
@@ -97,8 +102,13 @@ export = function register(RED: NodeAPI): void {
         res.json(form);
         return;
       }
+      const { proxy, problem } = formProxy(RED, form.raw);
+      if (problem) {
+        res.json(problem);
+        return;
+      }
       const tls = typeof form.raw.tls === 'string' && form.raw.tls && form.raw.environment === 'custom' ? form.raw.tls : undefined;
-      const answer = await verifyFourMe(form.raw, form.secrets, { ca: caFromTlsConfig(RED, tls), signal: abort.signal });
+      const answer = await verifyFourMe(form.raw, form.secrets, { ca: caFromTlsConfig(RED, tls), proxy, signal: abort.signal });
       if (!abort.signal.aborted) res.json(answer);
     } catch (err) {
       // verifyFourMe answers every expected failure itself; this is a bug path. No details leak.

@@ -5,6 +5,8 @@
  */
 import { caFromTlsConfig } from '../lib/editor-form';
 import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
+import { formProxy, proxyPrecheck, proxySource } from '../lib/proxy-config';
+import type { ProxySource } from '../lib/proxy-route';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/config-health';
@@ -21,6 +23,8 @@ interface AcmpConfigDef extends NodeDef {
   timeoutSec?: string | number;
   replyVirtualRouter?: string;
   servers?: unknown;
+  /** Id of a core `http proxy` node; empty: HTTP(S)_PROXY / NO_PROXY of the environment. */
+  proxy?: string;
 }
 
 
@@ -40,6 +44,8 @@ export = function register(RED: NodeAPI): void {
 
     try {
       const settings = parseSicsSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      // proxy: the chosen http proxy node, else the environment
+      settings.proxy = proxySource(RED, def.proxy);
       servers = settings.servers;
       const creds = (node.credentials ?? {}) as AcmpConfigCredentials;
       client = new SicsClient(settings, { user: creds.user, password: creds.password }, { warn: (m) => node.warn(m), debug: (m) => node.debug(m) }, { clientKey: node.id });
@@ -103,8 +109,17 @@ export = function register(RED: NodeAPI): void {
         res.json({ ...form, servers: [], warnings: [] });
         return;
       }
+      const ca = caFromTlsConfig(RED, typeof form.raw.tls === 'string' ? form.raw.tls : undefined);
+      // proxy: a SicsError only says "cannot be reached", so the proxy is asked first, to name it
+      const { proxy, problem } = formProxy(RED, form.raw);
+      const viaProxy = problem ?? (await precheckSics(form.raw, proxy, ca));
+      if (viaProxy) {
+        res.json({ ...viaProxy, servers: [], warnings: [] });
+        return;
+      }
       const answer = await verifySicsConnection(form.raw, form.secrets, {
-        ca: caFromTlsConfig(RED, typeof form.raw.tls === 'string' ? form.raw.tls : undefined),
+        ca,
+        proxy,
         log: { warn: (m) => RED.log.warn(`intune-acmp-config verify: ${m}`) },
       });
       res.json(answer);
@@ -114,4 +129,16 @@ export = function register(RED: NodeAPI): void {
       res.status(500).json({ ok: false, code: 'unexpected', message: 'Verification failed unexpectedly', params: {}, servers: [], warnings: [] });
     }
   });
+
+  /** The proxy's answer for the form's SICS address (the scheme it tries first); null when it lets through or the form is invalid. */
+  async function precheckSics(raw: Record<string, unknown>, proxy: ProxySource | undefined, ca: string | undefined) {
+    let settings;
+    try {
+      settings = parseSicsSettings(raw, ca);
+    } catch {
+      return null; // verifySicsConnection names the field
+    }
+    const host = settings.host.includes(':') && !settings.host.startsWith('[') ? `[${settings.host}]` : settings.host;
+    return proxyPrecheck([`${settings.tls ? 'https' : 'http'}://${host}:${settings.port}`], proxy, { ca, timeoutMs: Math.min(settings.timeoutMs, 10_000) });
+  }
 };

@@ -9,6 +9,7 @@ import { ConnectionError } from '../lib/connection-errors';
 import { HealthBoard } from '../lib/config-health';
 import { caFromTlsConfig } from '../lib/editor-form';
 import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
+import { formProxy, proxySource } from '../lib/proxy-config';
 import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune-config-api';
 import { EXPIRY_WARNING_DAYS, daysLeft, loadPem, loadPfx, CertificateError } from '../lib/certificate';
 import {
@@ -31,6 +32,8 @@ interface IntuneConfigDef extends NodeDef {
   requestsPer20s?: string | number;
   writesPer20s?: string | number;
   timeoutSec?: string | number;
+  /** Id of a core `http proxy` node; empty: HTTP(S)_PROXY / NO_PROXY of the environment. */
+  proxy?: string;
 }
 
 type Credentials = IntuneConfigCredentials;
@@ -66,6 +69,8 @@ export = function register(RED: NodeAPI): void {
 
     try {
       const settings = parseSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      // proxy: the chosen http proxy node, else the environment
+      settings.proxy = proxySource(RED, def.proxy);
       conn = new IntuneConnection(settings, node.credentials ?? {}, log);
       node.board.set({ level: 'ok', key: 'intune-config.status.ready', text: 'ready' });
       checkCertificateExpiry();
@@ -138,7 +143,12 @@ export = function register(RED: NodeAPI): void {
         res.json({ ...form, warnings: [] });
         return;
       }
-      const answer = await verifyConnection(form.raw, form.secrets, { ca: caFromTlsConfig(RED, typeof form.raw.tls === 'string' ? form.raw.tls : undefined) });
+      const { proxy, problem } = formProxy(RED, form.raw);
+      if (problem) {
+        res.json({ ...problem, warnings: [] });
+        return;
+      }
+      const answer = await verifyConnection(form.raw, form.secrets, { ca: caFromTlsConfig(RED, typeof form.raw.tls === 'string' ? form.raw.tls : undefined), proxy });
       res.json(answer);
     } catch (err) {
       // verifyConnection answers every expected failure itself; this is a bug path. No details leak.

@@ -24,7 +24,9 @@ export interface AcmpConfigNode extends Node<AcmpConfigCredentials> {
  */
 export function secretEndpoint(raw: Record<string, unknown>): string {
   const s = parseSicsSettings(raw);
-  return `${s.tls ? 'https' : 'http'}://${s.host.toLowerCase()}:${s.port}${s.allowUnencrypted ? ' (falls back to http)' : ''}`;
+  // Over plain HTTP a proxy sees the password in clear, so there the chosen proxy is part of the endpoint.
+  const proxy = (!s.tls || s.allowUnencrypted) && typeof raw.proxy === 'string' && raw.proxy ? ` via proxy node ${raw.proxy}` : '';
+  return `${s.tls ? 'https' : 'http'}://${s.host.toLowerCase()}:${s.port}${s.allowUnencrypted ? ' (falls back to http)' : ''}${proxy}`;
 }
 
 /** The servers a node addresses: every configured one for '*', else the one with the id (case-insensitive). */

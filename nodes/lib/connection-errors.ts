@@ -3,6 +3,8 @@
  * The codes are the ones the editor translates ("Verify connection") and the
  * ones nodes put into errors; messages never contain a secret.
  */
+import { findProxyError, type ProxyError } from './proxy-agent';
+
 export type ConnectionCode =
   | 'invalidConfig'
   | 'wrongTenant'
@@ -15,6 +17,9 @@ export type ConnectionCode =
   | 'missingPermission'
   | 'unreachable'
   | 'tlsError'
+  | 'proxyUnreachable'
+  | 'proxyAuth'
+  | 'proxyRefused'
   | 'unexpected';
 
 export class ConnectionError extends Error {
@@ -63,8 +68,23 @@ export function aadstsNumber(...sources: unknown[]): string | null {
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO|ERR_TLS|EPROTO|HOSTNAME|ALTNAME/i;
 const NET_CODES = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ECONNABORTED|EHOSTUNREACH|ENETUNREACH|ERR_SOCKET|socket hang up|timeout/i;
 
+/** The editor's code for each way a proxy fails (proxy-agent.ts). */
+const PROXY_CODES: Record<ProxyError['kind'], ConnectionCode> = {
+  ERR_PROXY_UNREACHABLE: 'proxyUnreachable',
+  ERR_PROXY_AUTH: 'proxyAuth',
+  ERR_PROXY_REFUSED: 'proxyRefused',
+};
+
+/** A proxy failure in plain words; params name the proxy and the server it was for (never credentials). */
+export function fromProxyError(pe: ProxyError): ConnectionError {
+  return new ConnectionError(PROXY_CODES[pe.kind], pe.message, { proxy: pe.proxy, target: pe.target, reason: pe.reason });
+}
+
 /** Classifies a low-level transport error (axios/Node) for `host`. */
 export function classifyTransportError(err: unknown, host: string): ConnectionError | null {
+  // The proxy first: its failures would otherwise read as the server being unreachable.
+  const pe = findProxyError(err);
+  if (pe) return fromProxyError(pe);
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
   const code = e?.code ?? e?.cause?.code ?? '';
   const text = `${code} ${e?.message ?? ''}`;

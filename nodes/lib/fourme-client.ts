@@ -34,6 +34,7 @@ import type https from 'node:https';
 import { setMaxListeners } from 'node:events';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createAxios, createHttpsAgent } from './http-transport';
+import type { ProxySource } from './proxy-route';
 import type { FourMeEndpoints } from './fourme-endpoints';
 
 export type FourMeAuth =
@@ -159,6 +160,8 @@ export interface FourMeClientOptions {
   auth: FourMeAuth;
   /** Extra trusted CA (PEM), e.g. from a TLS config node. */
   ca?: string | string[];
+  /** Where the HTTP proxy comes from (proxy-config.ts); none: always direct. */
+  proxy?: ProxySource;
   timeoutMs?: number;
   /**
    * Sliding-window bound. 4me allows 20 requests per 2 s, counted on arrival.
@@ -269,7 +272,7 @@ function serverMessage(data: unknown): string {
 export class FourMeClient {
   readonly agent: https.Agent;
   private readonly http: AxiosInstance;
-  private readonly o: Required<Omit<FourMeClientOptions, 'ca' | 'log' | 'now' | 'auth' | 'endpoints' | 'accountId' | 'burst'>> & {
+  private readonly o: Required<Omit<FourMeClientOptions, 'ca' | 'proxy' | 'log' | 'now' | 'auth' | 'endpoints' | 'accountId' | 'burst'>> & {
     burst: { requests: number; windowMs: number };
   };
   private readonly now: () => number;
@@ -315,7 +318,7 @@ export class FourMeClient {
     this.now = opts.now ?? Date.now;
     // Every call in flight listens for close().
     setMaxListeners(0, this.closer.signal);
-    this.agent = createHttpsAgent({ ca: opts.ca });
+    this.agent = createHttpsAgent({ ca: opts.ca, proxy: opts.proxy });
     this.http = createAxios(this.agent, this.o.timeoutMs);
   }
 

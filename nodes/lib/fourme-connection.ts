@@ -10,6 +10,8 @@ import { EndpointError, accountIdProblem, resolveEndpoints, type FourMeEndpoints
 import { OPS } from './fourme-operations';
 import { PeopleDirectory } from './fourme-people';
 import { timeScale, timeScaleWarning } from './time-scale';
+import { proxyPrecheck } from './proxy-config';
+import type { ProxySource } from './proxy-route';
 
 export type FourMeAuthType = 'token' | 'oauth';
 
@@ -27,6 +29,8 @@ export interface FourMeSettings {
   asyncPollMs: number;
   personCacheMs: number;
   ca?: string | string[];
+  /** Where the HTTP proxy comes from (proxy-config.ts); none: always direct. */
+  proxy?: ProxySource;
 }
 
 export interface FourMeSecrets {
@@ -133,6 +137,7 @@ export class FourMeConnection {
       accountId: settings.accountId,
       auth: authOf(settings, secrets),
       ca: settings.ca,
+      proxy: settings.proxy,
       timeoutMs: settings.timeoutMs,
       burst: { requests: settings.requestsPer2s, windowMs: overrides.burstWindowMs ?? 2000 / scale },
       requestReserve: settings.requestReserve,
@@ -199,11 +204,17 @@ export function errorCode(err: unknown): string {
 export async function verifyFourMe(
   raw: Record<string, unknown>,
   secrets: FourMeSecrets,
-  opts: { ca?: string | string[]; signal?: AbortSignal; overrides?: ClientOverrides } = {},
+  opts: { ca?: string | string[]; proxy?: ProxySource; signal?: AbortSignal; overrides?: ClientOverrides } = {},
 ): Promise<VerifyAnswer> {
   let conn: FourMeConnection | undefined;
   try {
-    const settings = parseFourMeSettings(raw, opts.ca);
+    const settings = { ...parseFourMeSettings(raw, opts.ca), proxy: opts.proxy };
+    // The client reports a proxy failure only as "cannot be reached": ask the proxy first, to name it.
+    const viaProxy = await proxyPrecheck([settings.endpoints.graphqlUrl, ...(settings.authType === 'oauth' && settings.endpoints.tokenUrl ? [settings.endpoints.tokenUrl] : [])], settings.proxy, {
+      ca: settings.ca,
+      timeoutMs: Math.min(settings.timeoutMs, 10_000),
+    });
+    if (viaProxy) return viaProxy;
     // One attempt and a short wait: the editor waits for the answer.
     conn = new FourMeConnection({ ...settings, retryAfterFallbackMs: Math.min(settings.retryAfterFallbackMs, 5000) }, secrets, undefined, {
       maxRetries: 1,

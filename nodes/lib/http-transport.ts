@@ -1,11 +1,15 @@
 /**
  * The HTTPS plumbing every outside call goes through: one keep-alive agent
  * per connection (carrying an extra CA for proxies and the simulated
- * services), and the network module msal-node uses, so that token requests
- * travel the same agent as Graph requests.
+ * services, and the connection's HTTP proxy), and the network module
+ * msal-node uses, so that token requests travel the same agent (and proxy)
+ * as Graph requests.
  */
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
 import axios, { AxiosInstance } from 'axios';
+import { proxiedHttpAgent, proxiedHttpsAgent } from './proxy-agent';
+import type { ProxySource } from './proxy-route';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 
 export interface TransportOptions {
@@ -13,18 +17,30 @@ export interface TransportOptions {
   ca?: string | string[];
   /** Per-request timeout in ms. */
   timeoutMs?: number;
+  /** Where the HTTP proxy comes from (proxy-config.ts); none: always direct. */
+  proxy?: ProxySource;
+}
+
+/** Node's trusted roots plus the extra CA; undefined (Node's defaults) without one. */
+function trusted(ca: TransportOptions['ca']): string[] | undefined {
+  const extra = ca ? (Array.isArray(ca) ? ca : [ca]) : [];
+  return extra.length ? [...require('node:tls').rootCertificates, ...extra] : undefined;
 }
 
 export function createHttpsAgent(opts: TransportOptions = {}): https.Agent {
-  const extra = opts.ca ? (Array.isArray(opts.ca) ? opts.ca : [opts.ca]) : [];
-  const ca = extra.length ? [...require('node:tls').rootCertificates, ...extra] : undefined;
-  return new https.Agent({ keepAlive: true, maxSockets: 16, ca });
+  return proxiedHttpsAgent(opts.proxy, { keepAlive: true, maxSockets: 16, ca: trusted(opts.ca) });
+}
+
+/** The plain-HTTP counterpart (SICS without TLS), through the same proxy; the CA then only serves an https:// proxy. */
+export function createHttpAgent(opts: TransportOptions = {}): http.Agent {
+  return proxiedHttpAgent(opts.proxy, { keepAlive: true, maxSockets: 16, ca: trusted(opts.ca) });
 }
 
 export function createAxios(agent: https.Agent, timeoutMs = 30_000): AxiosInstance {
   return axios.create({
     httpsAgent: agent,
     timeout: timeoutMs,
+    // The agent carries the proxy (proxy-agent.ts): axios' own proxy support would not tunnel HTTPS.
     proxy: false,
     maxRedirects: 0,
     // Callers inspect every status themselves (throttling, AADSTS errors).

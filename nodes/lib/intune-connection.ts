@@ -8,6 +8,7 @@ import { resolveCloud, isCloudName, type CloudEndpoints, type CloudName } from '
 import { CertificateError, EXPIRY_WARNING_DAYS, assertUsable, loadPem, loadPfx, type LoadedCertificate } from './certificate';
 import { ConnectionError, classifyTransportError } from './connection-errors';
 import { createHttpsAgent } from './http-transport';
+import type { ProxySource } from './proxy-route';
 import { GraphClient } from './graph-client';
 import { checkPermissions } from './permissions';
 import { TokenProvider, type AuthType } from './token-provider';
@@ -29,6 +30,8 @@ export interface ConnectionSettings {
   writesPer20s: number;
   /** Extra trusted CA (PEM) from a TLS config node. */
   ca?: string | string[];
+  /** Where the HTTP proxy comes from (proxy-config.ts); none: always direct. */
+  proxy?: ProxySource;
 }
 
 export interface ConnectionSecrets {
@@ -155,7 +158,8 @@ export class IntuneConnection {
     } else if (!secrets.clientSecret) {
       throw new ConnectionError('invalidConfig', 'The client secret is missing', { field: 'clientSecret', reason: 'required' });
     }
-    this.agent = createHttpsAgent({ ca: settings.ca });
+    // Tokens and Graph share this agent, and so its proxy.
+    this.agent = createHttpsAgent({ ca: settings.ca, proxy: settings.proxy });
     this.tokens = new TokenProvider({
       identity: {
         tenantId: settings.tenantId,
@@ -211,11 +215,11 @@ export interface VerifyAnswer {
 export async function verifyConnection(
   raw: Record<string, unknown>,
   secrets: ConnectionSecrets,
-  opts: { ca?: string | string[]; log?: ConnectionLog; signal?: AbortSignal } = {},
+  opts: { ca?: string | string[]; proxy?: ProxySource; log?: ConnectionLog; signal?: AbortSignal } = {},
 ): Promise<VerifyAnswer> {
   let conn: IntuneConnection | undefined;
   try {
-    const settings = parseSettings(raw, opts.ca);
+    const settings = { ...parseSettings(raw, opts.ca), proxy: opts.proxy };
     conn = new IntuneConnection(settings, secrets, opts.log);
     const warnings: VerifyAnswer['warnings'] = [...conn.warnings];
     await conn.tokens.getToken(opts.signal);

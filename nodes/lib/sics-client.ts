@@ -45,7 +45,8 @@ import http from 'node:http';
 import type https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import type { AxiosInstance } from 'axios';
-import { createAxios, createHttpsAgent } from './http-transport';
+import { createAxios, createHttpAgent, createHttpsAgent } from './http-transport';
+import type { ProxySource } from './proxy-route';
 import { fromBase64, toBase64 } from './acmp-xml';
 import { decodeMessage, encodeMessage, newMessageId, WireError, type ReplyMessage, type WireMessage } from './acmp-wire';
 
@@ -169,6 +170,8 @@ export interface SicsSettings {
   /** Virtual router of this connection's reply target. */
   replyVirtualRouter: string;
   servers: AcmpServerRoute[];
+  /** Where the HTTP proxy comes from (proxy-config.ts); none: always direct. */
+  proxy?: ProxySource;
 }
 
 export interface SicsSecrets {
@@ -404,8 +407,8 @@ export class SicsClient extends EventEmitter {
     super();
     if (!secrets.user || !String(secrets.user).trim()) throw invalid('user', 'is required');
     if (!secrets.password) throw invalid('password', 'is required');
-    this.httpsAgent = createHttpsAgent({ ca: settings.ca });
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    this.httpsAgent = createHttpsAgent({ ca: settings.ca, proxy: settings.proxy });
+    this.httpAgent = createHttpAgent({ ca: settings.ca, proxy: settings.proxy });
     this.http = createAxios(this.httpsAgent, settings.timeoutMs);
     const key = (opts.clientKey ?? 'connector').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60);
     this.replyTargetName = `intune-replies-${key}-${randomBytes(4).toString('hex')}`;
@@ -838,13 +841,13 @@ export interface SicsVerifyAnswer {
 export async function verifySicsConnection(
   raw: Record<string, unknown>,
   secrets: SicsSecrets,
-  opts: { ca?: string | string[]; signal?: AbortSignal; log?: SicsLog; pingTimeoutMs?: number } = {},
+  opts: { ca?: string | string[]; proxy?: ProxySource; signal?: AbortSignal; log?: SicsLog; pingTimeoutMs?: number } = {},
 ): Promise<SicsVerifyAnswer> {
   let client: SicsClient | undefined;
   const warnings: SicsVerifyAnswer['warnings'] = [];
   try {
     const settings = parseSicsSettings(raw, opts.ca);
-    const quick: SicsSettings = { ...settings, retries: Math.min(settings.retries, 1) };
+    const quick: SicsSettings = { ...settings, retries: Math.min(settings.retries, 1), proxy: opts.proxy };
     client = new SicsClient(quick, secrets, { warn: (m) => opts.log?.warn(m), debug: (m) => opts.log?.debug?.(m) }, { clientKey: 'verify' });
     await client.login(opts.signal);
     const transport = client.transport;

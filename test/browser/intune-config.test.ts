@@ -97,22 +97,22 @@ describe('browser: intune-config dialog', function () {
     // Global cloud + secret: no endpoint fields, no certificate fields.
     expect(await field('cloud').inputValue()).to.equal('global');
     expect(await field('authType').inputValue()).to.equal('secret');
-    expect(await visibleFieldOrder()).to.deep.equal(['name', 'cloud', 'tenantId', 'clientId', 'authType', 'clientSecret']);
+    expect(await visibleFieldOrder()).to.deep.equal(['name', 'cloud', 'tenantId', 'clientId', 'authType', 'clientSecret', 'useProxy']);
     expect(await ed!.page.locator('#intune-config-cloud-hosts').innerText()).to.include('login.microsoftonline.com');
 
     await field('cloud').selectOption('custom');
     expect(await visibleFieldOrder()).to.deep.equal(
-      ['name', 'cloud', 'authorityHost', 'graphBaseUrl', 'portalUrl', 'tls', 'tenantId', 'clientId', 'authType', 'clientSecret'],
+      ['name', 'cloud', 'authorityHost', 'graphBaseUrl', 'portalUrl', 'tls', 'tenantId', 'clientId', 'authType', 'clientSecret', 'useProxy'],
     );
     await field('authType').selectOption('certificate');
     expect(await visibleFieldOrder()).to.deep.equal(
-      ['name', 'cloud', 'authorityHost', 'graphBaseUrl', 'portalUrl', 'tls', 'tenantId', 'clientId', 'authType', 'passphrase'],
+      ['name', 'cloud', 'authorityHost', 'graphBaseUrl', 'portalUrl', 'tls', 'tenantId', 'clientId', 'authType', 'passphrase', 'useProxy'],
     );
     expect(await ed!.page.locator('label[for="node-config-input-pfxfile"]').isVisible(), 'upload button').to.equal(true);
     await certBox().filter({ hasText: en('cert.none') }).waitFor({ state: 'visible', timeout: 5000 });
     await field('authType').selectOption('secret');
     await field('cloud').selectOption('global');
-    expect(await visibleFieldOrder()).to.deep.equal(['name', 'cloud', 'tenantId', 'clientId', 'authType', 'clientSecret']);
+    expect(await visibleFieldOrder()).to.deep.equal(['name', 'cloud', 'tenantId', 'clientId', 'authType', 'clientSecret', 'useProxy']);
     // Secrets are masked.
     expect(await field('clientSecret').getAttribute('type')).to.equal('password');
     await ed!.screenshotTray('dialog-intune-config-secret-global');

@@ -226,7 +226,7 @@ export = function register(RED: NodeAPI): void {
         client = undefined;
       }
       running
-        .then(() => client?.deleteTarget(virtualRouter, targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
+        .then(() => client?.deleteTarget(targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
         .finally(() => {
           node.status({});
           done();

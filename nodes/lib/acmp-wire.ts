@@ -680,10 +680,9 @@ const OUTCOMES = ['accepted', 'failed', 'notFound', 'unsupported', 'rejected'] a
  */
 export function decodeMessage(xml: string): WireMessage {
   const doc = parseDoc(xml);
-  if (doc.name === 'ICQL' && !child(child(doc, 'ACMP') ?? doc, 'IntuneConnector')) {
-    const response = findResponse(doc, 0);
-    if (response) return responseOf(response);
-  }
+  // An answer in form 2 or the generic form (no element of ours is named T…Response_Vn).
+  const response = findResponse(doc, 0);
+  if (response) return responseOf(response);
   const { header: h, body: b } = unwrap(doc);
   const typeCtx = { messageId: h.messageId, serverId: h.serverId, type: b.name };
   try {

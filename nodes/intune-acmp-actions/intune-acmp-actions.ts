@@ -17,7 +17,7 @@
  * routing key when it was published with one, in the job's wire format.
  *
  * No job is lost to a redeploy: every consumed job is written to the node's
- * journal (acmp-job-journal.ts, in the node's default context store) before
+ * journal (acmp-job-journal.ts, in the flow context's default store) before
  * it is handed on; closing lets a consume that is under way finish and only
  * journals what it returns; the next node with this id hands on what the
  * journal holds before it reads new jobs.
@@ -74,7 +74,9 @@ export = function register(RED: NodeAPI): void {
     // Aborts a consume under way only when closing has waited long enough for it (its jobs would be lost).
     const consumeCloser = new AbortController();
     let closing = false;
-    const journal = new JobJournal(new ContextValue<unknown>(node.context() as unknown as ContextLike, 'jobJournal'));
+    // In the flow's (the instance's) context, not the node's: Node-RED drops a node's context whenever
+    // the node closes unless a context store is configured; a flow's context lives until the flow is deleted.
+    const journal = new JobJournal(new ContextValue<unknown>((node.context() as unknown as { flow: ContextLike }).flow, `intuneAcmpJobs_${node.id.replace(/[^A-Za-z0-9_]/g, '_')}`));
     let health: Health | undefined;
     let last: Status | undefined;
     const counts = { received: 0, forwarded: 0, refused: 0 };
@@ -267,6 +269,15 @@ export = function register(RED: NodeAPI): void {
         client = undefined;
       }
       running
+        .then(async () => {
+          if (!removed) return;
+          // The node is gone for good: nobody will hand on what it still holds.
+          const left = await journal.pending().catch(() => []);
+          if (left.length) {
+            node.error(t('errors.journalDropped', '__count__ job(s) taken from SICS were not handed on and are dropped with the node', { count: left.length }));
+            for (const e of left) await journal.remove(e.key).catch(() => undefined);
+          }
+        })
         .then(() => client?.deleteTarget(targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
         .finally(() => {
           clearTimeout(cut);

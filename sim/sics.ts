@@ -11,7 +11,7 @@
  *                                                           bound to the routing key of that name
  *   DELETE /Target/{name}        no body                    (a body, or no name in the path: 400, code 35)
  *   DELETE /VirtualRouter/{name} no body                    (with its targets)
- *   POST   /Publish              {Body (Base64), Routing_Key, VirtualRouter, ExchangeType "ROUTING",
+ *   POST   /Publish              {Body (Base64), Routing_Key, VirtualRouter, ExchangeType "ROUTING" (else 35),
  *                                 Callback_VirtualRouter?, Callback_Routing_Key?}
  * Our assumptions where nothing is public (sics-client.ts says the same):
  *   POST   /Target               {TargetName, VirtualRouter, Routing_Keys[]}  bound elsewhere (the jobs target)
@@ -501,6 +501,8 @@ export class SicsSim {
       const key = this.str(body, 'Routing_Key');
       const b = typeof body.Body === 'string' ? body.Body : '';
       if (!b || !isBase64(b)) throw fail(400, 35, 'Body must be Base64');
+      // The only exchange type public material shows.
+      if (body.ExchangeType !== 'ROUTING') throw fail(400, 35, 'ExchangeType must be "ROUTING"');
       if (!this.routers.has(vrName)) throw fail(404, 30, `virtual router ${vrName} not found`);
       const cbVr = typeof body.Callback_VirtualRouter === 'string' ? body.Callback_VirtualRouter : '';
       const cbKey = typeof body.Callback_Routing_Key === 'string' ? body.Callback_Routing_Key : '';

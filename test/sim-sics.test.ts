@@ -116,12 +116,13 @@ describe('simulated SICS and the SICS client', function () {
       const s = (await raw(env.sics.port, '/Session', { UserName: SICS_USER, Password: SICS_PASSWORD })).body.Session as string;
       await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'VR' }, s);
       await raw(env.sics.port, '/Target', { VirtualRouter: 'VR', TargetName: 'q1', Routing_Keys: ['k1'] }, s);
-      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'nope', Routing_Key: 'k1', Body: 'AA==' }, s)).body.ResultCode).to.equal(30);
-      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', Body: 'not base64!' }, s)).body.ResultCode).to.equal(35);
+      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'nope', Routing_Key: 'k1', ExchangeType: 'ROUTING', Body: 'AA==' }, s)).body.ResultCode).to.equal(30);
+      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', ExchangeType: 'ROUTING', Body: 'not base64!' }, s)).body.ResultCode).to.equal(35);
+      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', Body: 'AA==' }, s)).body.ResultCode, 'no ExchangeType').to.equal(35);
       const waiting = raw(env.sics.port, '/Consume', { VirtualRouter: 'VR', TargetName: 'q1', Wait: true, WaitTimeout: 5000, MaxMessages: 10 }, s);
       await new Promise((r) => setTimeout(r, 50));
-      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'other', Body: Buffer.from('<x/>').toString('base64') }, s);
-      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', Body: Buffer.from('<y/>').toString('base64') }, s);
+      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'other', ExchangeType: 'ROUTING', Body: Buffer.from('<x/>').toString('base64') }, s);
+      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', ExchangeType: 'ROUTING', Body: Buffer.from('<y/>').toString('base64') }, s);
       const got = await waiting;
       expect((got.body.Messages as Array<{ Body: string }>).map((m) => Buffer.from(m.Body, 'base64').toString())).to.deep.equal(['<y/>']);
       const empty = await raw(env.sics.port, '/Consume', { VirtualRouter: 'VR', TargetName: 'q1', Wait: true, WaitTimeout: 100 }, s);

@@ -58,7 +58,7 @@ type AnyNode = {
   warn: { getCalls(): Array<{ thisValue: unknown; args: any[] }> };
 };
 
-const INSTANCE = 'IntuneMobileDevices_1';
+const INSTANCE = 'IntuneConnector_1';
 
 interface Fed {
   outputs: Array<Record<string, any>>;
@@ -193,13 +193,13 @@ describe('intune-acmp nodes', function () {
     it('10,000 devices to one server by id: only that server gets them', async () => {
       await deploySink({ serverId: 'SRV2', batchSize: 1000 });
       const [a, b] = env.servers;
-      const fed = await feed('sink', syncPages(tenantList, { instance: 'IntuneMobileDevices_2', pageSize: 1000 }));
+      const fed = await feed('sink', syncPages(tenantList, { instance: 'IntuneConnector_2', pageSize: 1000 }));
       expect(fed.errors.map(String)).to.deep.equal([]);
       expect(reports(fed).every((r) => r.servers.length === 1 && r.servers[0].serverId === 'SRV2')).to.equal(true);
       expect(a.stats.messages.inventory ?? 0).to.equal(0);
       expect(a.devices.size).to.equal(0);
       expect(b.stats.inventoryBatches).to.equal(10);
-      expect(b.storedDevices('IntuneMobileDevices_2')).to.deep.equal(tenantList);
+      expect(b.storedDevices('IntuneConnector_2')).to.deep.equal(tenantList);
     });
   });
 

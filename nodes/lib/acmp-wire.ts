@@ -76,7 +76,7 @@ export class WireError extends Error {
 export interface WireHeader {
   messageId: string;
   sentAt: string;
-  /** The connector instance (e.g. IntuneMobileDevices_1): ACMP keeps devices per instance. */
+  /** The connector instance (the source's instance name, e.g. IntuneConnector_1): ACMP keeps devices per instance. */
   instance?: string;
   /** Connector → ACMP: the addressed server. ACMP → connector: the sending server. */
   serverId?: string;

@@ -2,31 +2,43 @@
  * A simulated SICS bus (Aagon AESB) with simulated ACMP servers attached,
  * for tests and the demo. Loopback only.
  *
- * SICS side (HTTP API as sics-client.ts assumes it; see that module's
- * header for what is public and what is our assumption):
- *   POST   /Session        {UserName, Password}            → {ResultCode, Session}
- *   DELETE /Session                                         (sign out)
- *   POST   /VirtualRouter  {Name}
- *   POST   /Target         {VirtualRouter, TargetName, Type, Routing_Keys[]}
- *   DELETE /Target         {VirtualRouter, TargetName}
- *   POST   /Publish        {Body (Base64), Routing_Key, VirtualRouter, ExchangeType,
- *                           Callback_VirtualRouter?, Callback_Routing_Key?}
- *   POST   /Consume        {VirtualRouter, TargetName, Wait, WaitTimeout (ms), MaxMessages}
- *                                                           → {ResultCode, Messages:[{Id, Body, Routing_Key}]}
+ * SICS side: the calls public material shows, in their public shape
+ * (sics.md; the public TypeScript client named in docs/acmp-wire-format.md),
+ * and nothing kinder:
+ *   POST   /Session              {UserName, Password}       → {ResultCode, Session}
+ *   POST   /VirtualRouter        {VirtualRouterName}        (`{Name}` is refused: 400, code 35)
+ *   POST   /Target               {TargetName}               target in the virtual router of that name,
+ *                                                           bound to the routing key of that name
+ *   DELETE /Target/{name}        no body                    (a body, or no name in the path: 400, code 35)
+ *   DELETE /VirtualRouter/{name} no body                    (with its targets)
+ *   POST   /Publish              {Body (Base64), Routing_Key, VirtualRouter, ExchangeType "ROUTING" (else 35),
+ *                                 Callback_VirtualRouter?, Callback_Routing_Key?}
+ * Our assumptions where nothing is public (sics-client.ts says the same):
+ *   POST   /Target               {TargetName, VirtualRouter, Routing_Keys[]}  bound elsewhere (the jobs target)
+ *   POST   /Consume              {VirtualRouter, TargetName, Wait, WaitTimeout (ms), MaxMessages}
+ *                                 → {ResultCode, Messages:[{Id, Body, Routing_Key, Callback_VirtualRouter?, Callback_Routing_Key?}]}
+ *   DELETE /Session              (sign out)
  * Every request but the sign-in needs a valid X-SICS-SESSION header
  * (else HTTP 401, ResultCode 7). Wrong user or password: HTTP 401, ResultCode 15.
- * Sessions expire after `sessionTtlMs` without use, or on `expireSessions()`.
+ * A session is valid for `sessionTtlMs` (default 60 s, what the public
+ * client assumes) from its sign-in, used or not; then code 7. A consume
+ * takes its messages off the queue when it answers: a client that stops
+ * reading before the answer arrives has lost them (`holdAnswerMs` shows it).
  *
  * One port speaks HTTPS, plain HTTP or both (the first byte of a connection
  * tells a TLS ClientHello from an HTTP request), so "TLS fails, fall back to
  * unencrypted on the same host and port" can be tested.
  *
  * ACMP side: `addAcmpServer()` attaches a server that consumes what is
- * published to its routing key, applies our wire messages (stores mobile
- * devices per instance, removes them, records job statuses, answers pings)
- * and publishes a `<Reply>` to the message's callback. It can be told to
- * emit query-action jobs, to answer with any result code, to drop replies,
- * and to enforce a licence limit (result code 32 per device).
+ * published to its routing key, applies our wire messages (either format;
+ * `formats` limits which it reads: others get code 35) and answers on the
+ * message's callback, either with our own reply (`answers: 'reply'`, with
+ * per-device failures) or as ACMP answers Public API commands
+ * (`answers: 'generic'`: a `<T…Response_Vn>` holding only `<ResultCode>`,
+ * naming no message). It can be told to emit query-action jobs (with a
+ * callback routing key for their status, or without), to answer with any
+ * result code, to drop replies, and to enforce a licence limit (result code
+ * 32 per device).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -36,10 +48,12 @@ import type { KeyPairPem } from './pki';
 import type { ActionName, Device } from '../nodes/lib/contracts';
 import { fromBase64, isBase64, toBase64 } from '../nodes/lib/acmp-xml';
 import {
+  COMMAND_OF,
   WireError,
   decodeMessage,
   encodeMessage,
   header,
+  type WireFormat,
   type ActionJobMessage,
   type JobClient,
   type JobStatusMessage,
@@ -56,7 +70,7 @@ export interface SicsSimOptions {
   protocols?: SimProtocols;
   /** Accepted users (name → password). Default { intune: 'sics-secret' }. */
   users?: Record<string, string>;
-  /** Idle time after which a session is invalid. Default 30 min. */
+  /** How long a session is valid from its sign-in. Default 60 s. */
   sessionTtlMs?: number;
   /** Longest wait a consume call may ask for. Default 30 s. */
   maxConsumeWaitMs?: number;
@@ -77,6 +91,8 @@ export interface SicsFault {
   delayMs?: number;
   /** How many requests (default 1). */
   count?: number;
+  /** Consume: take the messages off the queue, then wait this long before answering. */
+  holdAnswerMs?: number;
 }
 
 export interface SicsSimStats {
@@ -98,6 +114,8 @@ interface BusMessage {
   Id: string;
   Body: string;
   Routing_Key: string;
+  Callback_VirtualRouter?: string;
+  Callback_Routing_Key?: string;
 }
 
 interface Waiter {
@@ -119,7 +137,8 @@ interface VirtualRouter {
   targets: Map<string, Target>;
 }
 
-type Subscriber = (m: { body: string; routingKey: string; callback?: { virtualRouter: string; routingKey: string } }) => void;
+type Callback = { virtualRouter: string; routingKey: string };
+type Subscriber = (m: { body: string; routingKey: string; callback?: Callback }) => void;
 
 class HttpAnswer extends Error {
   constructor(
@@ -153,7 +172,7 @@ export class SicsSim {
   protocols: SimProtocols;
   /** Latency added to every request (ms, 0 = none); may be changed at any time. */
   latencyMs: number;
-  private readonly sessions = new Map<string, { user: string; lastUse: number }>();
+  private readonly sessions = new Map<string, { user: string; since: number }>();
   private readonly routers = new Map<string, VirtualRouter>();
   private readonly subscribers = new Map<string, Subscriber[]>();
   private faults: SicsFault[] = [];
@@ -166,7 +185,7 @@ export class SicsSim {
 
   constructor(private readonly opts: SicsSimOptions = {}) {
     this.users = { ...(opts.users ?? { intune: 'sics-secret' }) };
-    this.sessionTtlMs = opts.sessionTtlMs ?? 30 * 60_000;
+    this.sessionTtlMs = opts.sessionTtlMs ?? 60_000;
     this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
     this.protocols = opts.protocols ?? (opts.tls ? 'both' : 'http');
     if (this.protocols !== 'http' && !opts.tls) throw new Error('SicsSim: HTTPS needs a server certificate (tls)');
@@ -267,6 +286,10 @@ export class SicsSim {
     return !!this.routers.get(virtualRouter)?.targets.has(targetName);
   }
 
+  routerNames(): string[] {
+    return [...this.routers.keys()];
+  }
+
   targetNames(virtualRouter: string): string[] {
     return [...(this.routers.get(virtualRouter)?.targets.keys() ?? [])];
   }
@@ -297,13 +320,13 @@ export class SicsSim {
   }
 
   /** Routes a message (Base64 body) to the targets bound to the key and to subscribed ACMP servers. */
-  route(virtualRouter: string, routingKey: string, body: string, callback?: { virtualRouter: string; routingKey: string }): number {
+  route(virtualRouter: string, routingKey: string, body: string, callback?: Callback): number {
     let delivered = 0;
     const vr = this.routers.get(virtualRouter);
     if (vr) {
       for (const t of vr.targets.values()) {
         if (!t.routingKeys.has(routingKey) && !t.routingKeys.has('#')) continue;
-        this.enqueue(t, { Id: randomUUID(), Body: body, Routing_Key: routingKey });
+        this.enqueue(t, { Id: randomUUID(), Body: body, Routing_Key: routingKey, ...(callback ? { Callback_VirtualRouter: callback.virtualRouter, Callback_Routing_Key: callback.routingKey } : {}) });
         delivered++;
       }
     }
@@ -332,7 +355,7 @@ export class SicsSim {
 
   // ---------------------------------------------------------------- HTTP
 
-  private async readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  private async readJson(req: http.IncomingMessage): Promise<Record<string, unknown> | undefined> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
@@ -341,7 +364,7 @@ export class SicsSim {
       chunks.push(c as Buffer);
     }
     const text = Buffer.concat(chunks).toString('utf8');
-    if (!text.trim()) return {};
+    if (!text.trim()) return undefined;
     try {
       const v = JSON.parse(text) as unknown;
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
@@ -365,12 +388,11 @@ export class SicsSim {
     const token = String(req.headers['x-sics-session'] ?? '');
     const s = token ? this.sessions.get(token) : undefined;
     const now = Date.now();
-    if (!s || now - s.lastUse > this.sessionTtlMs) {
+    if (!s || now - s.since > this.sessionTtlMs) {
       if (s) this.sessions.delete(token);
       this.stats.invalidSession++;
       throw fail(401, 7, 'Invalid session');
     }
-    s.lastUse = now;
     return token;
   }
 
@@ -394,7 +416,7 @@ export class SicsSim {
         const rc = fault.resultCode;
         throw new HttpAnswer(fault.status ?? (rc === 7 || rc === 15 ? 401 : 500), rc === undefined ? { Message: 'fault' } : { ResultCode: rc, Message: `simulated result code ${rc}` });
       }
-      answer = await this.route2(method, path, body, req, res);
+      answer = await this.route2(method, path, body, req, res, fault);
     } catch (err) {
       if (err instanceof HttpAnswer) {
         status = err.status;
@@ -416,7 +438,8 @@ export class SicsSim {
     return v;
   }
 
-  private async route2(method: string, path: string, body: Record<string, unknown>, req: http.IncomingMessage, res: http.ServerResponse): Promise<Record<string, unknown>> {
+  private async route2(method: string, path: string, raw: Record<string, unknown> | undefined, req: http.IncomingMessage, res: http.ServerResponse, fault?: SicsFault): Promise<Record<string, unknown>> {
+    const body = raw ?? {};
     if (path === '/Session' && method === 'POST') {
       const user = typeof body.UserName === 'string' ? body.UserName : '';
       const pass = typeof body.Password === 'string' ? body.Password : '';
@@ -425,7 +448,7 @@ export class SicsSim {
         throw fail(401, 15, 'Wrong user name or password');
       }
       const token = randomBytes(24).toString('hex');
-      this.sessions.set(token, { user, lastUse: Date.now() });
+      this.sessions.set(token, { user, since: Date.now() });
       this.stats.logins++;
       return { ResultCode: 0, Session: token };
     }
@@ -435,33 +458,51 @@ export class SicsSim {
       return { ResultCode: 0 };
     }
     if (path === '/VirtualRouter' && method === 'POST') {
-      this.ensureRouter(this.str(body, 'Name'));
+      this.ensureRouter(this.str(body, 'VirtualRouterName'));
       return { ResultCode: 0 };
     }
-    if (path === '/Target') {
-      const vr = this.routers.get(this.str(body, 'VirtualRouter'));
-      if (!vr) throw fail(404, 30, `virtual router ${String(body.VirtualRouter)} not found`);
+    if (path === '/Target' && method === 'POST') {
       const name = this.str(body, 'TargetName');
-      if (method === 'POST') {
-        const keys = Array.isArray(body.Routing_Keys) ? body.Routing_Keys.map(String) : [];
-        const t = vr.targets.get(name);
-        if (t) for (const k of keys) t.routingKeys.add(k);
-        else vr.targets.set(name, { name, type: String(body.Type ?? 'Queue'), routingKeys: new Set(keys), queue: [], waiters: [] });
+      // Public shape: the target lives in the virtual router of its name and takes the routing key of its name.
+      const vrName = typeof body.VirtualRouter === 'string' && body.VirtualRouter.trim() ? body.VirtualRouter : name;
+      const vr = this.routers.get(vrName);
+      if (!vr) throw fail(404, 30, `virtual router ${vrName} not found`);
+      const keys = Array.isArray(body.Routing_Keys) && body.Routing_Keys.length ? body.Routing_Keys.map(String) : [name];
+      const t = vr.targets.get(name);
+      if (t) for (const k of keys) t.routingKeys.add(k);
+      else vr.targets.set(name, { name, type: 'Queue', routingKeys: new Set(keys), queue: [], waiters: [] });
+      return { ResultCode: 0 };
+    }
+    const named = /^\/(Target|VirtualRouter)(?:\/(.*))?$/.exec(path);
+    if (named && method === 'DELETE') {
+      const name = named[2] ? decodeURIComponent(named[2]) : '';
+      if (!name) throw fail(400, 35, `DELETE /${named[1]} needs the name in the path (/${named[1]}/{name})`);
+      if (raw !== undefined) throw fail(400, 35, `DELETE /${named[1]}/{name} takes no body`);
+      if (named[1] === 'VirtualRouter') {
+        const vr = this.routers.get(name);
+        if (!vr) throw fail(404, 30, `virtual router ${name} not found`);
+        for (const t of vr.targets.values()) this.flushWaiters(t);
+        this.routers.delete(name);
         return { ResultCode: 0 };
       }
-      if (method === 'DELETE') {
+      let found = false;
+      for (const vr of this.routers.values()) {
         const t = vr.targets.get(name);
-        if (!t) throw fail(404, 30, `target ${name} not found`);
+        if (!t) continue;
+        found = true;
         vr.targets.delete(name);
         this.flushWaiters(t);
-        return { ResultCode: 0 };
       }
+      if (!found) throw fail(404, 30, `target ${name} not found`);
+      return { ResultCode: 0 };
     }
     if (path === '/Publish' && method === 'POST') {
       const vrName = this.str(body, 'VirtualRouter');
       const key = this.str(body, 'Routing_Key');
       const b = typeof body.Body === 'string' ? body.Body : '';
       if (!b || !isBase64(b)) throw fail(400, 35, 'Body must be Base64');
+      // The only exchange type public material shows.
+      if (body.ExchangeType !== 'ROUTING') throw fail(400, 35, 'ExchangeType must be "ROUTING"');
       if (!this.routers.has(vrName)) throw fail(404, 30, `virtual router ${vrName} not found`);
       const cbVr = typeof body.Callback_VirtualRouter === 'string' ? body.Callback_VirtualRouter : '';
       const cbKey = typeof body.Callback_Routing_Key === 'string' ? body.Callback_Routing_Key : '';
@@ -500,6 +541,8 @@ export class SicsSim {
         });
       }
       this.stats.delivered += msgs.length;
+      // Taken off the queue already: a client that gives up now has lost them.
+      if (fault?.holdAnswerMs) await new Promise((r) => setTimeout(r, fault.holdAnswerMs));
       return { ResultCode: 0, Messages: msgs };
     }
     throw fail(404, 35, `unknown request ${method} ${path}`);
@@ -518,6 +561,12 @@ export interface AcmpServerSimOptions {
   /** Most devices the server accepts (result code 32 for each further new device). */
   licenceLimit?: number;
   replyDelayMs?: number;
+  /** How the server answers: our own reply (default) or the generic Public API answer (`<T…Response_Vn><ResultCode>`). */
+  answers?: 'reply' | 'generic';
+  /** The wire formats the server reads (default both); a message in another is answered with code 35. */
+  formats?: WireFormat[];
+  /** The format of the jobs it emits (default 2). */
+  jobFormat?: WireFormat;
 }
 
 export interface StoredDevice {
@@ -546,6 +595,9 @@ export interface EmitJobOptions {
   confirmed?: boolean;
   notification?: { title: string; body: string };
   wipe?: ActionJobMessage['wipe'];
+  /** Publish the job with a callback routing key (`<routingKey>.status`) for its status. */
+  callback?: boolean;
+  format?: WireFormat;
 }
 
 export interface AcmpServerStats {
@@ -566,8 +618,14 @@ export class AcmpServerSim {
   readonly jobsRoutingKey: string;
   licenceLimit?: number;
   replyDelayMs: number;
+  answers: 'reply' | 'generic';
+  formats: WireFormat[];
+  jobFormat: WireFormat;
+  /** Where job statuses are expected when a job names a callback. */
+  readonly statusRoutingKey: string;
   readonly devices = new Map<string, StoredDevice>();
-  readonly jobs = new Map<string, { job: ActionJobMessage; statuses: JobStatusMessage[] }>();
+  /** Jobs emitted, with the statuses received and the routing key each status arrived on. */
+  readonly jobs = new Map<string, { job: ActionJobMessage; statuses: JobStatusMessage[]; statusKeys: string[] }>();
   readonly stats: AcmpServerStats = { messages: {}, inventoryBatches: 0, devicesReceived: 0, removalsReceived: 0, invalid: 0, repliesSent: 0, repliesDropped: 0 };
   /** The last inventory documents as received (XML), newest last; at most 5 kept. */
   readonly lastInventoryXml: string[] = [];
@@ -585,8 +643,13 @@ export class AcmpServerSim {
     this.jobsRoutingKey = o.jobsRoutingKey ?? 'intune.jobs';
     this.licenceLimit = o.licenceLimit;
     this.replyDelayMs = o.replyDelayMs ?? 0;
+    this.answers = o.answers ?? 'reply';
+    this.formats = o.formats ?? [1, 2];
+    this.jobFormat = o.jobFormat ?? 2;
+    this.statusRoutingKey = `${this.routingKey}.status`;
     sics.ensureRouter(this.jobsVirtualRouter);
-    sics.subscribe(this.virtualRouter, this.routingKey, (m) => this.receive(m.body, m.callback));
+    sics.subscribe(this.virtualRouter, this.routingKey, (m) => this.receive(m.body, m.callback, m.routingKey));
+    sics.subscribe(this.virtualRouter, this.statusRoutingKey, (m) => this.receive(m.body, m.callback, m.routingKey));
   }
 
   /** Connection settings for an intune-acmp-config server entry. */
@@ -633,14 +696,15 @@ export class AcmpServerSim {
       ...(o.notification ? { notification: o.notification } : {}),
       ...(o.wipe ? { wipe: o.wipe } : {}),
     };
-    this.jobs.set(jobId, { job, statuses: [] });
-    this.sics.route(this.jobsVirtualRouter, this.jobsRoutingKey, toBase64(encodeMessage(job)));
+    this.jobs.set(jobId, { job, statuses: [], statusKeys: [] });
+    const callback = o.callback ? { virtualRouter: this.virtualRouter, routingKey: this.statusRoutingKey } : undefined;
+    this.sics.route(this.jobsVirtualRouter, this.jobsRoutingKey, toBase64(encodeMessage(job, o.format ?? this.jobFormat)), callback);
     return jobId;
   }
 
   /** Publishes any document on the jobs routing key (for malformed-job tests); `jobId` registers the job as known. */
   emitRaw(xml: string, jobId?: string): void {
-    if (jobId) this.jobs.set(jobId, { job: { kind: 'actionJob', header: header({ serverId: this.serverId }), jobId, action: 'sync', confirmed: false, clients: [] }, statuses: [] });
+    if (jobId) this.jobs.set(jobId, { job: { kind: 'actionJob', header: header({ serverId: this.serverId }), jobId, action: 'sync', confirmed: false, clients: [] }, statuses: [], statusKeys: [] });
     this.sics.route(this.jobsVirtualRouter, this.jobsRoutingKey, toBase64(xml));
   }
 
@@ -668,33 +732,35 @@ export class AcmpServerSim {
     return f;
   }
 
-  private receive(body: string, callback?: { virtualRouter: string; routingKey: string }): void {
+  private receive(body: string, callback: Callback | undefined, routingKey: string): void {
     let xml: string;
     let msg: WireMessage;
     try {
       xml = fromBase64(body);
       msg = decodeMessage(xml);
+      if (!this.formats.includes(msg.header.format ?? 1)) throw new WireError(`this ACMP server reads wire format ${this.formats.join(', ')} only`);
     } catch (err) {
       this.stats.invalid++;
+      // The answer goes back on the callback channel, which correlates it even without a message id.
       const messageId = err instanceof WireError ? err.details.messageId : undefined;
-      if (messageId) this.reply(callback, { inReplyTo: messageId, code: 35, message: (err as Error).message, failed: [] });
+      this.reply(callback, { inReplyTo: messageId ?? '', code: 35, message: (err as Error).message, failed: [] }, undefined);
       return;
     }
     this.stats.messages[msg.kind] = (this.stats.messages[msg.kind] ?? 0) + 1;
     const fault = this.takeFault(msg.kind);
     if (fault?.code !== undefined) {
-      this.reply(callback, { inReplyTo: msg.header.messageId, code: fault.code, message: `simulated result code ${fault.code}`, failed: [] });
+      this.reply(callback, { inReplyTo: msg.header.messageId, code: fault.code, message: `simulated result code ${fault.code}`, failed: [] }, msg);
       return;
     }
-    const result = this.apply(msg, xml);
+    const result = this.apply(msg, xml, routingKey);
     if (fault?.drop) {
       this.stats.repliesDropped++;
       return;
     }
-    this.reply(callback, { inReplyTo: msg.header.messageId, ...result });
+    this.reply(callback, { inReplyTo: msg.header.messageId, ...result }, msg);
   }
 
-  private apply(msg: WireMessage, xml: string): { code: number; message?: string; failed: ReplyItem[] } {
+  private apply(msg: WireMessage, xml: string, routingKey: string): { code: number; message?: string; failed: ReplyItem[] } {
     const failed: ReplyItem[] = [];
     switch (msg.kind) {
       case 'inventory': {
@@ -734,6 +800,7 @@ export class AcmpServerSim {
         const j = this.jobs.get(msg.jobId);
         if (!j) return { code: 30, message: `job ${msg.jobId} not found`, failed };
         j.statuses.push(msg);
+        j.statusKeys.push(routingKey);
         const waiters = this.statusWaiters.get(msg.jobId) ?? [];
         this.statusWaiters.delete(msg.jobId);
         for (const w of waiters) w(msg);
@@ -746,9 +813,26 @@ export class AcmpServerSim {
     }
   }
 
-  private reply(callback: { virtualRouter: string; routingKey: string } | undefined, r: { inReplyTo: string; code: number; message?: string; failed: ReplyItem[] }): void {
+  /**
+   * Answers on the callback: our reply in the message's format, or (answers = 'generic', or a
+   * message it cannot read) the generic Public API answer, which carries only the result code
+   * (a per-device failure becomes the code of the whole message).
+   */
+  private reply(callback: Callback | undefined, r: { inReplyTo: string; code: number; message?: string; failed: ReplyItem[] }, msg: WireMessage | undefined): void {
     if (!callback) return;
-    const doc = encodeMessage({ kind: 'reply', header: header({ serverId: this.serverId }), inReplyTo: r.inReplyTo, code: r.code, ...(r.message !== undefined ? { message: r.message } : {}), failed: r.failed });
+    let doc: string;
+    if (this.answers === 'generic' || !msg) {
+      const code = r.code !== 0 ? r.code : r.failed.length ? r.failed[0].code : 0;
+      const format = msg?.header.format ?? 1;
+      const command = msg && msg.kind !== 'reply' && format === 2 ? COMMAND_OF[msg.kind] : 'IntuneConnector';
+      doc = `<?xml version="1.0" encoding="UTF-8"?><ICQL><ACMP><${command} version="${format}"><T${command}Response_V${format}><ResultCode>${code}</ResultCode></T${command}Response_V${format}></${command}></ACMP></ICQL>`;
+    } else {
+      const command = msg.kind !== 'reply' ? COMMAND_OF[msg.kind] : undefined;
+      doc = encodeMessage(
+        { kind: 'reply', header: header({ serverId: this.serverId }), inReplyTo: r.inReplyTo, ...(command ? { command } : {}), code: r.code, ...(r.message !== undefined ? { message: r.message } : {}), failed: r.failed },
+        msg.header.format ?? 1,
+      );
+    }
     const send = () => {
       this.stats.repliesSent++;
       this.sics.route(callback.virtualRouter, callback.routingKey, toBase64(doc));

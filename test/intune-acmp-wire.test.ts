@@ -16,6 +16,8 @@ import {
   deviceToXml,
   encodeMessage,
   header,
+  readReply,
+  type ReplyMessage,
   type ActionJobMessage,
   type InventoryMessage,
   type WireMessage,
@@ -155,12 +157,67 @@ describe('acmp-wire', () => {
       job,
       { kind: 'reply', header: header({ serverId: 'SRV2' }), inReplyTo: 'm1', code: -1, message: 'oops & <more>', failed: [{ intuneId: 'a', code: 32, message: 'licence' }, { intuneId: 'b', code: 30 }] },
     ];
-    for (const m of msgs) {
-      const back = decodeMessage(encodeMessage(m));
-      const { version, ...h } = back.header;
-      expect(version).to.equal('1.0');
-      expect({ ...back, header: h }, m.kind).to.deep.equal(m);
+    for (const format of [1, 2] as const) {
+      for (const m of msgs) {
+        const back = decodeMessage(encodeMessage(m, format));
+        const { version, format: f, ...h } = back.header;
+        expect(version).to.equal(format === 1 ? '1.0' : '2');
+        expect(f).to.equal(format);
+        const rest = { ...back, header: h } as Record<string, unknown>;
+        if (format === 2 && m.kind === 'reply') {
+          expect(rest.command).to.equal('IntuneConnector');
+          delete rest.command;
+        }
+        expect(rest, `${m.kind} in format ${format}`).to.deep.equal(m);
+      }
     }
+  });
+
+  it('format 2 frames each message as ACMP frames a Public API command: <ICQL><ACMP><Command version="2"><TCommandRequest_V2>', () => {
+    const expected: Record<string, string> = { inventory: 'IntuneDeviceInventory', removal: 'IntuneDeviceRemoval', jobStatus: 'IntuneJobStatus', ping: 'IntunePing', actionJob: 'IntuneActionJob' };
+    const msgs: WireMessage[] = [
+      { kind: 'inventory', header: header({ instance: 'IntuneConnector_1' }), onDemandDefinition: 'IntuneMobileDevices_1', runId: 'r', mode: 'full', page: 1, batch: 1, devices: [makeDevice()] },
+      { kind: 'removal', header: header(), onDemandDefinition: 'D', runId: 'r', deviceIds: ['a'] },
+      { kind: 'jobStatus', header: header(), jobId: 'j', state: 'finished', finishedAt: '2025-01-01T00:00:00.000Z', clients: [] },
+      { kind: 'ping', header: header() },
+      job,
+    ];
+    for (const m of msgs) {
+      const doc = parseXml(encodeMessage(m));
+      const command = doc.children[0].children[0];
+      const cmd = expected[m.kind];
+      expect(command.name, m.kind).to.equal(cmd);
+      expect(command.attrs.version).to.equal('2');
+      const request = command.children[0];
+      expect(request.name).to.equal(`T${cmd}Request_V2`);
+      expect(request.attrs.xmlns).to.equal('urn:x-intune-connector:acmp:v2');
+      expect(request.attrs.messageId).to.equal(m.header.messageId);
+      expect(request.children).to.have.length(1);
+    }
+    // version 1 is still written on request
+    expect(parseXml(encodeMessage(job, 1)).children[0].children[0].name).to.equal('IntuneConnector');
+  });
+
+  it('reads every form of answer: our v1 <Reply>, our v2 <T…Response_V2> with <Failed> items, and the generic Public API answer', () => {
+    const ours: ReplyMessage = { kind: 'reply', header: header({ serverId: 'SRV1' }), inReplyTo: 'm1', command: 'IntuneDeviceInventory', code: 0, failed: [{ intuneId: 'a', code: 32 }] };
+    const v1 = readReply(encodeMessage(ours, 1))!;
+    expect(v1).to.include({ inReplyTo: 'm1', code: 0 });
+    expect(v1.failed).to.deep.equal([{ intuneId: 'a', code: 32 }]);
+    const v2 = readReply(encodeMessage(ours, 2))!;
+    expect(v2).to.include({ inReplyTo: 'm1', code: 0, command: 'IntuneDeviceInventory' });
+    expect(v2.failed).to.deep.equal([{ intuneId: 'a', code: 32 }]);
+    const generic = readReply('<ICQL><ACMP><GetCommandVersions version="1"><TGetCommandVersionsResponse_V1 xmlns="http://acmp.com/GetCommandVersionsResponse_V1"><ResultCode>35</ResultCode></TGetCommandVersionsResponse_V1></GetCommandVersions></ACMP></ICQL>')!;
+    expect(generic).to.include({ kind: 'reply', code: 35, inReplyTo: '', command: 'GetCommandVersions' });
+    expect(generic.failed).to.deep.equal([]);
+    expect(readReply('<TSaveAssetsResponse_V1><ResultCode>0</ResultCode></TSaveAssetsResponse_V1>')).to.include({ code: 0 });
+    // generic answers carry no items, even when an element of that name is in them
+    expect(readReply('<ICQL><ACMP><X><TXResponse_V1><ResultCode>0</ResultCode><Failed intuneId="a" code="1"/></TXResponse_V1></X></ACMP></ICQL>')!.failed).to.deep.equal([]);
+    expect(() => readReply('<ICQL><ACMP><X><TXResponse_V1><ResultCode>zero</ResultCode></TXResponse_V1></X></ACMP></ICQL>')).to.throw(WireError, /not a whole number/);
+    expect(() => readReply('<TXResponse_V1/>')).to.throw(WireError, /no <ResultCode>/);
+    // a job is no answer
+    expect(readReply(encodeMessage(job))).to.equal(undefined);
+    expect(readReply(encodeMessage(job, 1))).to.equal(undefined);
+    expect(readReply('<junk/>')).to.equal(undefined);
   });
 
   it('devices round-trip exactly, nulls and empty strings included', () => {
@@ -182,7 +239,7 @@ describe('acmp-wire', () => {
     const xml = encodeMessage({ kind: 'inventory', header: header({ instance: 'I' }), onDemandDefinition: 'D', runId: 'r', mode: 'full', page: 1, batch: 1, devices: [makeDevice({ name: evil })] });
     expect(xml).to.not.include('<Injected/>');
     const doc = parseXml(xml);
-    const inv = doc.children[0].children[0].children[0];
+    const inv = doc.children[0].children[0].children[0].children[0];
     expect(inv.name).to.equal('DeviceInventory');
     expect(inv.children).to.have.length(1);
     expect(inv.children[0].attrs.intuneId).to.not.equal('evil');
@@ -194,8 +251,17 @@ describe('acmp-wire', () => {
     expect(xml).to.match(/^<Device intuneId="[0-9a-f-]+"><Name>a"b<\/Name>/);
   });
 
+  it('format 2: refuses other command versions, foreign namespaces, unknown commands and a body that is not the command\'s', () => {
+    const xml = encodeMessage(job, 2);
+    expect(decodeMessage(xml).kind).to.equal('actionJob');
+    expect(() => decodeMessage(xml.replace(/_V2/g, '_V3'))).to.throw(WireError, /version 3.*reads version 2/);
+    expect(() => decodeMessage(xml.replace('urn:x-intune-connector:acmp:v2', 'urn:other'))).to.throw(WireError, /namespace/);
+    expect(() => decodeMessage(xml.replace(/IntuneActionJob/g, 'SelfDestruct'))).to.throw(WireError, /Unknown command <SelfDestruct>/);
+    expect(() => decodeMessage(xml.replace(/IntuneActionJob/g, 'IntunePing'))).to.throw(WireError, /carries <ActionJob>, expected <Ping>/);
+  });
+
   it('refuses other major versions, foreign namespaces, non-ICQL documents and unknown types, with the ids it could read', () => {
-    const xml = encodeMessage(job);
+    const xml = encodeMessage(job, 1);
     expect(() => decodeMessage(xml.replace(WIRE_NAMESPACE, 'urn:x-intune-connector:acmp:v2'))).to.throw(WireError, /version 2/);
     expect(() => decodeMessage(xml.replace(WIRE_NAMESPACE, 'urn:other'))).to.throw(WireError, /namespace/);
     const withVersion = (v: string) => xml.replace(/(xmlns="[^"]+") version="1\.0"/, `$1 version="${v}"`);
@@ -218,9 +284,11 @@ describe('acmp-wire', () => {
   });
 
   it('ignores elements and attributes a later 1.x version may add', () => {
-    const xml = encodeMessage(job).replace('<Notification>', '<FutureThing a="1"><X/></FutureThing><Notification extra="y">');
-    const back = decodeMessage(xml) as ActionJobMessage;
-    expect(back.notification).to.deep.equal(job.notification);
+    for (const format of [1, 2] as const) {
+      const xml = encodeMessage(job, format).replace('<Notification>', '<FutureThing a="1"><X/></FutureThing><Notification extra="y">');
+      const back = decodeMessage(xml) as ActionJobMessage;
+      expect(back.notification).to.deep.equal(job.notification);
+    }
   });
 
   it('every XML example in docs/acmp-wire-format.md is a valid message of this version', () => {
@@ -229,8 +297,11 @@ describe('acmp-wire', () => {
     const md = fs.readFileSync(path.join(root!, 'docs', 'acmp-wire-format.md'), 'utf8');
     const blocks = [...md.matchAll(/```xml\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => b.includes('<ICQL>'));
     expect(blocks.length).to.be.greaterThan(5);
-    const kinds = new Set(blocks.map((b) => decodeMessage(b).kind));
-    expect([...kinds].sort()).to.deep.equal(['actionJob', 'inventory', 'jobStatus', 'ping', 'removal', 'reply']);
+    const kinds = new Set(blocks.map((b) => `${decodeMessage(b).kind}@${decodeMessage(b).header.format ?? 'generic'}`));
+    const all = ['actionJob', 'inventory', 'jobStatus', 'ping', 'removal', 'reply'];
+    // both formats are documented with every message type, and the generic answer too
+    expect([...kinds].sort()).to.deep.equal([...all.map((k) => `${k}@1`), ...all.map((k) => `${k}@2`), 'reply@generic'].sort());
+    for (const b of blocks.filter((x) => /instance="/.test(x))) expect(b, 'the instance the product sends').to.match(/instance="IntuneConnector_1"/);
   });
 });
 

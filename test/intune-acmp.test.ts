@@ -13,7 +13,11 @@
  * - result codes at node level (licence amount, invalid request), wrong
  *   password, TLS failure with and without the fallback (status + log),
  *   unreachable host, misconfiguration, "Verify connection" (no secrets),
- *   a device name with XML markup, closing in the middle of a run.
+ *   a device name with XML markup, closing in the middle of a run;
+ * - an ACMP that answers like its Public API (generic <T…Response_V1> with a
+ *   result code), wire formats 1 and 2, job statuses to the job's callback
+ *   routing key, a run whose earlier page failed ending red at a Catch node,
+ *   and a job taken by a consume under way while the jobs node closes.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -54,7 +58,7 @@ type AnyNode = {
   warn: { getCalls(): Array<{ thisValue: unknown; args: any[] }> };
 };
 
-const INSTANCE = 'IntuneMobileDevices_1';
+const INSTANCE = 'IntuneConnector_1';
 
 interface Fed {
   outputs: Array<Record<string, any>>;
@@ -119,6 +123,9 @@ describe('intune-acmp nodes', function () {
       s.clearFaults();
       s.clear();
       s.licenceLimit = undefined;
+      s.answers = 'reply';
+      s.formats = [1, 2];
+      s.jobFormat = 2;
     }
   });
 
@@ -186,13 +193,13 @@ describe('intune-acmp nodes', function () {
     it('10,000 devices to one server by id: only that server gets them', async () => {
       await deploySink({ serverId: 'SRV2', batchSize: 1000 });
       const [a, b] = env.servers;
-      const fed = await feed('sink', syncPages(tenantList, { instance: 'IntuneMobileDevices_2', pageSize: 1000 }));
+      const fed = await feed('sink', syncPages(tenantList, { instance: 'IntuneConnector_2', pageSize: 1000 }));
       expect(fed.errors.map(String)).to.deep.equal([]);
       expect(reports(fed).every((r) => r.servers.length === 1 && r.servers[0].serverId === 'SRV2')).to.equal(true);
       expect(a.stats.messages.inventory ?? 0).to.equal(0);
       expect(a.devices.size).to.equal(0);
       expect(b.stats.inventoryBatches).to.equal(10);
-      expect(b.storedDevices('IntuneMobileDevices_2')).to.deep.equal(tenantList);
+      expect(b.storedDevices('IntuneConnector_2')).to.deep.equal(tenantList);
     });
   });
 
@@ -293,8 +300,78 @@ describe('intune-acmp nodes', function () {
     expect(srv.devices.has('injected')).to.equal(false);
     expect(srv.devices.size).to.equal(2);
     const doc = parseXml(srv.lastInventoryXml[srv.lastInventoryXml.length - 1]);
-    const inv = doc.children[0].children[0].children[0];
+    const inv = doc.children[0].children[0].children[0].children[0];
     expect(inv.children.map((c) => c.name)).to.deep.equal(['Device', 'Device']);
+  });
+
+  describe('what a real ACMP can answer, and the wire formats', () => {
+    it('an ACMP that answers like its Public API (<T…Response_V1> with a result code) confirms every batch: no reply time-outs, no retries', async () => {
+      await deploySink({ serverId: 'SRV1', batchSize: 4, replyTimeoutSec: 5 });
+      const srv = env.servers[0];
+      srv.answers = 'generic';
+      const publishes = env.sics.stats.byPath['POST /Publish'] ?? 0;
+      const list = Array.from({ length: 10 }, () => makeDevice());
+      const fed = await feed('sink', syncPages(list, { instance: INSTANCE }), { timeoutMs: 30_000 });
+      expect(fed.errors.map(String)).to.deep.equal([]);
+      const r = reports(fed)[0].servers[0];
+      expect([r.sent, r.failed]).to.deep.equal([10, 0]);
+      expect(r.batches.map((b) => b.attempts)).to.deep.equal([1, 1, 1]);
+      expect((env.sics.stats.byPath['POST /Publish'] ?? 0) - publishes).to.equal(3);
+      expect(srv.devices.size).to.equal(10);
+      expect(statuses('sink').pop()?.fill).to.equal('green');
+      // a generic answer with code 35 fails the batch with that code's meaning
+      srv.failNext({ kind: 'inventory', code: 35 });
+      const bad = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
+      expect(String(bad.errors[0])).to.match(/refused the request as invalid .*\[result code 35\]/);
+    });
+
+    it('writes wire format 2 (command framing) by default and format 1 when set; an ACMP side that reads only format 1 answers 2 with code 35', async () => {
+      const srv = env.servers[0];
+      await deploySink({ serverId: 'SRV1' });
+      await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
+      expect(parseXml(srv.lastInventoryXml[srv.lastInventoryXml.length - 1]).children[0].children[0].name).to.equal('IntuneDeviceInventory');
+      srv.formats = [1];
+      const refused = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
+      expect(String(refused.errors[0])).to.match(/result code 35/);
+      await helper.unload();
+      await deploySink({ serverId: 'SRV1', wireFormat: '1' });
+      const ok = await feed('sink', syncPages([makeDevice()], { instance: INSTANCE }));
+      expect(ok.errors.map(String)).to.deep.equal([]);
+      expect(parseXml(srv.lastInventoryXml[srv.lastInventoryXml.length - 1]).children[0].children[0].name).to.equal('IntuneConnector');
+    });
+
+    it('a run whose first page failed with code 35 ends red, and its last page reaches a Catch node with the run\'s failure', async () => {
+      const { nodes, credentials } = acmpConfigFlow(env);
+      await loadFlow(
+        [tlsNode, acmpConfigNode, acmpNode],
+        [
+          { id: 'f1', type: 'tab', label: 'acmp' },
+          ...nodes,
+          { id: 'sink', z: 'f1', type: 'intune-acmp', acmp: 'acmpcfg', serverId: 'SRV1', batchSize: 500, wires: [['out']] },
+          { id: 'out', z: 'f1', type: 'helper' },
+          { id: 'c1', z: 'f1', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+          { id: 'caught', z: 'f1', type: 'helper' },
+        ],
+        credentials,
+      );
+      const caught: Array<Record<string, any>> = [];
+      (helper.getNode('caught') as unknown as AnyNode).on('input', (m) => caught.push(m));
+      env.servers[0].failNext({ kind: 'inventory', code: 35 });
+      // page 1 (two devices) is refused; page 2, the last, is empty: "run done: 0 sent" on the old code
+      const pages = syncPages([makeDevice(), makeDevice()], { instance: INSTANCE, pageSize: 2 });
+      const last = { ...pages[0], payload: [], sync: { ...pages[0].sync, page: 2, last: true, stats: { items: 2, emitted: 2, skipped: {}, pages: 2, requests: 2, retries: 0, throttled: 0, throttleWaitMs: 0, durationMs: 1 } } };
+      pages[0].sync = { ...pages[0].sync, last: false };
+      delete (pages[0].sync as { stats?: unknown }).stats;
+      await feed('sink', [pages[0], last]);
+      await until(() => caught.length >= 2, 5_000, 'two caught errors');
+      const fromLast = caught.find((m) => m.sync?.last === true);
+      expect(fromLast, 'the last page reaches Catch').to.not.equal(undefined);
+      expect(fromLast!.error.message).to.match(/ended with 2 device\(s\) not published to ACMP \(0 sent\); first: SRV1 page 1 batch 1: .*result code 35/);
+      expect(caught.find((m) => m.sync?.page === 1)!.error.message).to.match(/result code 35/);
+      const end = statuses('sink').pop()!;
+      expect(end.fill).to.equal('red');
+      expect(end.runtimeText ?? end.text).to.match(/0 sent, 2 failed|runFailed/);
+    });
   });
 
   // ------------------------------------------------------------------ errors
@@ -480,6 +557,7 @@ describe('intune-acmp nodes', function () {
       await sim?.stop();
     });
 
+    let lastFlow: { nodes: unknown[]; credentials: Record<string, unknown> } = { nodes: [], credentials: {} };
     async function deployActions(actionProps: Record<string, unknown> = {}) {
       const acmp = acmpConfigFlow(env);
       const intune = configFlow(sim);
@@ -493,7 +571,8 @@ describe('intune-acmp nodes', function () {
         { id: 'requests', z: 'f1', type: 'helper' },
         { id: 'out', z: 'f1', type: 'helper' },
       ];
-      await loadFlow([tlsNode, acmpConfigNode, acmpNode, acmpActionsNode, intuneConfigNode, intuneActionNode], nodes, { ...acmp.credentials, ...intune.credentials });
+      lastFlow = { nodes, credentials: { ...acmp.credentials, ...intune.credentials } };
+      await loadFlow([tlsNode, acmpConfigNode, acmpNode, acmpActionsNode, intuneConfigNode, intuneActionNode], nodes, lastFlow.credentials);
       await until(() => env.sics.targetNames('IntuneConnector').some((t) => t.startsWith('intune-jobs-')), 5000, 'the jobs target');
     }
 
@@ -566,6 +645,48 @@ describe('intune-acmp nodes', function () {
       await sleep(200);
       expect(forwarded).to.have.length(0);
       expect(sim.graph.stats.requests).to.equal(graphBefore);
+    });
+
+    it('a job published with a callback gets its status there, in the job\'s wire format', async () => {
+      await deployActions();
+      const srv = env.servers[0];
+      for (const format of [1, 2] as const) {
+        const jobId = srv.emitJob({ action: 'sync', clients: [{ intuneId: ready[10 + format] }], callback: true, format });
+        const status = await srv.waitForJobStatus(jobId, 30_000);
+        expect(status.state).to.equal('finished');
+        expect(status.header.format, `a job in format ${format}`).to.equal(format);
+        expect(srv.jobs.get(jobId)!.statusKeys).to.deep.equal([srv.statusRoutingKey]);
+      }
+      // without a callback: the server's own routing key
+      const plain = srv.emitJob({ action: 'sync', clients: [{ intuneId: ready[13] }] });
+      await srv.waitForJobStatus(plain, 30_000);
+      expect(srv.jobs.get(plain)!.statusKeys).to.deep.equal([srv.routingKey]);
+    });
+
+    it('a job that a consume under way takes while the node closes is journaled and runs once after the redeploy; its status reaches ACMP', async () => {
+      {
+        await deployActions();
+        const srv = env.servers[1];
+        const before = sim.graph.stats.actions.syncDevice ?? 0;
+        // the next consume takes the job off the queue, then answers only after 1.5 s: the node closes meanwhile
+        const consumes = env.sics.stats.consumes;
+        env.sics.failNext({ path: '/Consume', holdAnswerMs: 1_500 });
+        await until(() => env.sics.stats.consumes > consumes, 5_000, 'the held consume');
+        const jobId = srv.emitJob({ action: 'sync', clients: [{ intuneId: ready[14] }] });
+        await sleep(100);
+        const target = env.sics.targetNames('IntuneConnector').find((t) => t.startsWith('intune-jobs-'))!;
+        expect(env.sics.queued('IntuneConnector', target), 'the consume under way took the job off the queue').to.have.length(0);
+        // A full redeploy, as the editor's Deploy does: every node closes and starts again; node context is kept.
+        const redeployed = helper.setFlows(lastFlow.nodes as never, 'full', lastFlow.credentials as never);
+        await sleep(300);
+        expect(srv.jobs.get(jobId)!.statuses, 'nothing answered before the redeploy').to.have.length(0);
+        await redeployed;
+        const status = await srv.waitForJobStatus(jobId, 30_000);
+        expect(status.state).to.equal('finished');
+        await sleep(1_000);
+        expect(srv.jobs.get(jobId)!.statuses, 'exactly one status').to.have.length(1);
+        expect((sim.graph.stats.actions.syncDevice ?? 0) - before, 'executed once').to.equal(1);
+      }
     });
 
     it('the jobs target survives a redeploy, so jobs sent meanwhile are not lost', async () => {

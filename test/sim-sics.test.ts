@@ -5,7 +5,10 @@
  * speaks both or only plain HTTP), unreachable hosts, every ACMP result code
  * at the SICS level and in ACMP replies (retried or not), reply timeouts,
  * routing to several servers, job emission and consumption, aborting and
- * closing, and "Verify connection".
+ * closing, and "Verify connection"; the public call shapes (sics.md) and
+ * nothing kinder: `{VirtualRouterName}`, DELETE with the name in the path,
+ * 60 s sessions; replies correlated by a reply channel per request, in
+ * our own form or as ACMP's generic Public API answer.
  */
 import net from 'node:net';
 import { expect } from 'chai';
@@ -25,11 +28,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function raw(port: number, path: string, body: unknown, session?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function raw(port: number, path: string, body: unknown, session?: string, method = 'POST'): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(session ? { 'X-SICS-SESSION': session } : {}) },
-    body: JSON.stringify(body),
+    method,
+    headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...(session ? { 'X-SICS-SESSION': session } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
@@ -50,7 +53,8 @@ describe('simulated SICS and the SICS client', function () {
     await Promise.all(clients.splice(0).map((c) => c.close()));
     env.sics.clearFaults();
     for (const s of env.servers) s.clearFaults();
-    env.sics.sessionTtlMs = 30 * 60_000;
+    env.sics.sessionTtlMs = 60_000;
+    for (const s of env.servers) s.answers = 'reply';
     for (const l of logs) {
       expect(l).to.not.include(SICS_PASSWORD);
     }
@@ -79,23 +83,46 @@ describe('simulated SICS and the SICS client', function () {
       const ok = await raw(env.sics.port, '/Session', { UserName: SICS_USER, Password: SICS_PASSWORD });
       expect(ok.body.ResultCode).to.equal(0);
       expect(ok.body.Session).to.match(/^[0-9a-f]{48}$/);
-      const none = await raw(env.sics.port, '/VirtualRouter', { Name: 'X' });
+      const none = await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'X' });
       expect(none.status).to.equal(401);
       expect(none.body.ResultCode).to.equal(7);
-      const withS = await raw(env.sics.port, '/VirtualRouter', { Name: 'X' }, ok.body.Session as string);
+      const withS = await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'X' }, ok.body.Session as string);
       expect(withS.body.ResultCode).to.equal(0);
+    });
+
+    it('takes the public shapes only: {VirtualRouterName}, {TargetName}, DELETE /Target/{name} and /VirtualRouter/{name} without a body; the invented ones get 400 / code 35', async () => {
+      const s = (await raw(env.sics.port, '/Session', { UserName: SICS_USER, Password: SICS_PASSWORD })).body.Session as string;
+      const invented = await raw(env.sics.port, '/VirtualRouter', { Name: 'ch1' }, s);
+      expect([invented.status, invented.body.ResultCode]).to.deep.equal([400, 35]);
+      expect((await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'ch1' }, s)).body.ResultCode).to.equal(0);
+      // {TargetName} alone: a target in the router of that name, bound to the routing key of that name
+      expect((await raw(env.sics.port, '/Target', { TargetName: 'ch1' }, s)).body.ResultCode).to.equal(0);
+      expect(env.sics.hasTarget('ch1', 'ch1')).to.equal(true);
+      await raw(env.sics.port, '/Publish', { VirtualRouter: 'ch1', Routing_Key: 'ch1', ExchangeType: 'ROUTING', Body: Buffer.from('<a/>').toString('base64') }, s);
+      expect(env.sics.queued('ch1', 'ch1')).to.deep.equal(['<a/>']);
+      const withBody = await raw(env.sics.port, '/Target', { VirtualRouter: 'ch1', TargetName: 'ch1' }, s, 'DELETE');
+      expect([withBody.status, withBody.body.ResultCode]).to.deep.equal([400, 35]);
+      const bodyInPath = await raw(env.sics.port, '/Target/ch1', { TargetName: 'ch1' }, s, 'DELETE');
+      expect([bodyInPath.status, bodyInPath.body.ResultCode]).to.deep.equal([400, 35]);
+      expect(env.sics.hasTarget('ch1', 'ch1')).to.equal(true);
+      expect((await raw(env.sics.port, '/Target/ch1', undefined, s, 'DELETE')).body.ResultCode).to.equal(0);
+      expect(env.sics.hasTarget('ch1', 'ch1')).to.equal(false);
+      expect((await raw(env.sics.port, '/Target/ch1', undefined, s, 'DELETE')).body.ResultCode).to.equal(30);
+      expect((await raw(env.sics.port, '/VirtualRouter/ch1', undefined, s, 'DELETE')).body.ResultCode).to.equal(0);
+      expect(env.sics.routerNames()).to.not.include('ch1');
     });
 
     it('routes by virtual router and routing key to targets and ACMP servers; consume waits for messages', async () => {
       const s = (await raw(env.sics.port, '/Session', { UserName: SICS_USER, Password: SICS_PASSWORD })).body.Session as string;
-      await raw(env.sics.port, '/VirtualRouter', { Name: 'VR' }, s);
-      await raw(env.sics.port, '/Target', { VirtualRouter: 'VR', TargetName: 'q1', Type: 'Queue', Routing_Keys: ['k1'] }, s);
-      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'nope', Routing_Key: 'k1', Body: 'AA==' }, s)).body.ResultCode).to.equal(30);
-      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', Body: 'not base64!' }, s)).body.ResultCode).to.equal(35);
+      await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'VR' }, s);
+      await raw(env.sics.port, '/Target', { VirtualRouter: 'VR', TargetName: 'q1', Routing_Keys: ['k1'] }, s);
+      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'nope', Routing_Key: 'k1', ExchangeType: 'ROUTING', Body: 'AA==' }, s)).body.ResultCode).to.equal(30);
+      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', ExchangeType: 'ROUTING', Body: 'not base64!' }, s)).body.ResultCode).to.equal(35);
+      expect((await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', Body: 'AA==' }, s)).body.ResultCode, 'no ExchangeType').to.equal(35);
       const waiting = raw(env.sics.port, '/Consume', { VirtualRouter: 'VR', TargetName: 'q1', Wait: true, WaitTimeout: 5000, MaxMessages: 10 }, s);
       await new Promise((r) => setTimeout(r, 50));
-      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'other', Body: Buffer.from('<x/>').toString('base64') }, s);
-      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', Body: Buffer.from('<y/>').toString('base64') }, s);
+      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'other', ExchangeType: 'ROUTING', Body: Buffer.from('<x/>').toString('base64') }, s);
+      await raw(env.sics.port, '/Publish', { VirtualRouter: 'VR', Routing_Key: 'k1', ExchangeType: 'ROUTING', Body: Buffer.from('<y/>').toString('base64') }, s);
       const got = await waiting;
       expect((got.body.Messages as Array<{ Body: string }>).map((m) => Buffer.from(m.Body, 'base64').toString())).to.deep.equal(['<y/>']);
       const empty = await raw(env.sics.port, '/Consume', { VirtualRouter: 'VR', TargetName: 'q1', Wait: true, WaitTimeout: 100 }, s);
@@ -103,11 +130,18 @@ describe('simulated SICS and the SICS client', function () {
       expect((await raw(env.sics.port, '/Consume', { VirtualRouter: 'VR', TargetName: 'nope' }, s)).body.ResultCode).to.equal(30);
     });
 
-    it('sessions expire after the idle time', async () => {
-      env.sics.sessionTtlMs = 50;
+    it('a session is valid 60 s from its sign-in (by default), used or not; then code 7', async () => {
+      expect(new SicsSim().sessionTtlMs).to.equal(60_000);
+      env.sics.sessionTtlMs = 600;
+      const t0 = Date.now();
       const s = (await raw(env.sics.port, '/Session', { UserName: SICS_USER, Password: SICS_PASSWORD })).body.Session as string;
-      await new Promise((r) => setTimeout(r, 80));
-      expect((await raw(env.sics.port, '/VirtualRouter', { Name: 'X' }, s)).body.ResultCode).to.equal(7);
+      for (let i = 0; i < 4; i++) {
+        expect((await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'X' }, s)).body.ResultCode).to.equal(0);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, 650 - (Date.now() - t0))));
+      const late = await raw(env.sics.port, '/VirtualRouter', { VirtualRouterName: 'X' }, s);
+      expect([late.status, late.body.ResultCode]).to.deep.equal([401, 7]);
     });
 
     it('each ACMP server stores devices per instance, enforces its licence amount and removes only its instance\'s devices', async () => {
@@ -177,12 +211,27 @@ describe('simulated SICS and the SICS client', function () {
       expect(c.stats.relogins).to.be.greaterThan(0);
     });
 
+    it('signs in again before the session\'s time is up, as the public client does, instead of running into code 7', async () => {
+      env.sics.sessionTtlMs = 400;
+      const c = new SicsClient(settings({}, env.caPem, env.sics.port), { user: SICS_USER, password: SICS_PASSWORD }, { warn: (m) => logs.push(m) }, { sessionValidMs: 400 });
+      clients.push(c);
+      const invalid = env.sics.stats.invalidSession;
+      const logins = env.sics.stats.logins;
+      for (let i = 0; i < 4; i++) {
+        await c.call(env.servers[0].route, ping());
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(env.sics.stats.logins - logins).to.be.greaterThan(1);
+      expect(env.sics.stats.invalidSession - invalid, 'no request ran into an expired session').to.equal(0);
+      expect(c.stats.relogins).to.equal(0);
+    });
+
     it('short session lifetime: keeps working across many renewals', async () => {
-      env.sics.sessionTtlMs = 30;
+      env.sics.sessionTtlMs = 250;
       const c = client();
       for (let i = 0; i < 4; i++) {
         await c.call(env.servers[i % 2].route, ping());
-        await new Promise((r) => setTimeout(r, 40));
+        await new Promise((r) => setTimeout(r, 260));
       }
       expect(c.stats.relogins).to.be.greaterThan(1);
     });
@@ -309,9 +358,10 @@ describe('simulated SICS and the SICS client', function () {
         }
       });
 
-      it(`an ACMP server replies ${code}`, async () => {
+      for (const style of ['reply', 'generic'] as const) it(`an ACMP server replies ${code} (${style === 'reply' ? 'our own reply' : 'generic Public API answer'})`, async () => {
         const c = client();
         const srv = env.servers[0];
+        srv.answers = style;
         const before = srv.stats.messages.ping ?? 0;
         srv.failNext({ kind: 'ping', code });
         const p = c.call(srv.route, ping());
@@ -378,7 +428,7 @@ describe('simulated SICS and the SICS client', function () {
       const job = decodeMessage(msgs[0].xml) as ActionJobMessage;
       expect(job).to.include({ kind: 'actionJob', jobId: id, action: 'lock' });
       expect(job.header.serverId).to.equal('SRV1');
-      await c.deleteTarget('IntuneConnector', 'jobs-test');
+      await c.deleteTarget('jobs-test');
       expect(env.sics.hasTarget('IntuneConnector', 'jobs-test')).to.equal(false);
     });
 
@@ -413,32 +463,69 @@ describe('simulated SICS and the SICS client', function () {
           expect((err as SicsError).code).to.equal('aborted');
         }
         expect(Date.now() - t0).to.be.lessThan(1000);
-        const target = c.replyTargetName;
-        expect(env.sics.hasTarget('IntuneConnector', target)).to.equal(true);
+        const channels = () => env.sics.routerNames().filter((n) => n.startsWith('IntuneConnector.'));
+        // the aborted call's channel is deleted in the background
+        await new Promise((r) => setTimeout(r, 200));
+        expect(channels()).to.deep.equal([]);
         const sessions = env.sics.sessionCount;
         const waiting = c.call(srv.route, ping()).then(
           () => null,
           (err: SicsError) => err,
         );
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 100));
+        expect(channels(), 'a waiting call has a reply channel of its own').to.have.length(1);
         await c.close();
         const err = await waiting;
         expect(err, 'the call should fail').to.be.instanceOf(SicsError);
         expect(['closed', 'aborted']).to.include(err!.code);
-        expect(env.sics.hasTarget('IntuneConnector', target)).to.equal(false);
+        expect(channels()).to.deep.equal([]);
         expect(env.sics.sessionCount).to.equal(sessions - 1);
       } finally {
         srv.replyDelayMs = 0;
       }
     });
 
-    it('replies that are not for us, or not readable, are skipped without disturbing the call', async () => {
+    it('each publish gets a reply channel of its own (public shapes), deleted afterwards', async () => {
       const c = client();
+      const before = { ...env.sics.stats.byPath };
+      const n = (k: string) => (env.sics.stats.byPath[k] ?? 0) - (before[k] ?? 0);
       await c.call(env.servers[0].route, ping());
-      env.sics.route('IntuneConnector', c.replyTargetName, Buffer.from('<junk/>').toString('base64'));
-      const stray: ReplyMessage = { kind: 'reply', header: header(), inReplyTo: 'someone-else', code: 0, failed: [] };
-      env.sics.route('IntuneConnector', c.replyTargetName, Buffer.from(encodeMessage(stray)).toString('base64'));
-      expect((await c.call(env.servers[0].route, ping())).reply.code).to.equal(0);
+      await c.call(env.servers[1].route, ping());
+      await new Promise((r) => setTimeout(r, 100));
+      expect(n('POST /VirtualRouter')).to.equal(2);
+      expect(n('POST /Target')).to.equal(2);
+      expect(n('POST /Publish')).to.equal(2);
+      expect(Object.keys(env.sics.stats.byPath).filter((k) => k.startsWith('DELETE /Target/IntuneConnector.'))).to.have.length.greaterThan(0);
+      expect(env.sics.routerNames().filter((r) => r.startsWith('IntuneConnector.'))).to.deep.equal([]);
+      expect(n('DELETE /Target')).to.equal(0);
+    });
+
+    it('a generic ICQL answer (<T…Response_V1> with <ResultCode>) confirms a message; junk and replies to other messages on the channel are skipped', async () => {
+      const c = client();
+      const srv = env.servers[0];
+      srv.answers = 'generic';
+      expect((await c.call(srv.route, ping())).reply).to.include({ code: 0, inReplyTo: '' });
+      srv.answers = 'reply';
+      srv.replyDelayMs = 300;
+      for (let i = 0; i < 100 && env.sics.routerNames().some((r) => r.startsWith('IntuneConnector.')); i++) await new Promise((r) => setTimeout(r, 10));
+      try {
+        const p = c.call(srv.route, ping());
+        const channel = await (async () => {
+          for (let i = 0; i < 100; i++) {
+            const ch = env.sics.routerNames().find((r) => r.startsWith('IntuneConnector.') && env.sics.hasTarget(r, r));
+            if (ch) return ch;
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          throw new Error('no channel');
+        })();
+        env.sics.route(channel, channel, Buffer.from('<junk/>').toString('base64'));
+        const stray: ReplyMessage = { kind: 'reply', header: header(), inReplyTo: 'someone-else', code: 35, failed: [] };
+        env.sics.route(channel, channel, Buffer.from(encodeMessage(stray, 1)).toString('base64'));
+        expect((await p).reply.code).to.equal(0);
+        expect(logs.some((l) => /no answer and is skipped|cannot be read/.test(l))).to.equal(true);
+      } finally {
+        srv.replyDelayMs = 0;
+      }
     });
 
     it('Verify connection: signs in and pings every server, in plain words', async () => {

@@ -13,7 +13,14 @@
  * A job that cannot be executed as it stands (unreadable, unknown action, no
  * or invalid Intune device ids, notification without text, retire or wipe
  * without the operator's confirmation) is answered right here as failed,
- * with the reason, and never emitted.
+ * with the reason, and never emitted. Statuses go to the job's callback
+ * routing key when it was published with one, in the job's wire format.
+ *
+ * No job is lost to a redeploy: every consumed job is written to the node's
+ * journal (acmp-job-journal.ts, in the flow context's default store) before
+ * it is handed on; closing lets a consume that is under way finish and only
+ * journals what it returns; the next node with this id hands on what the
+ * journal holds before it reads new jobs.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { healthPart, type Health } from '../lib/config-health';
@@ -21,8 +28,16 @@ import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/stat
 import { translator, type AcmpConfigNode } from '../lib/acmp-config-api';
 import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp-wire';
 import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp-jobs';
+import { JobJournal } from '../lib/acmp-job-journal';
+import { ContextValue, type ContextLike } from '../lib/context-state';
 import { SICS_STATUS_EN, SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/sics-client';
 import type { ActionName } from '../lib/contracts';
+import type { WireFormat } from '../lib/acmp-wire';
+
+/** The wire format of a document that could not be read as a job (to answer in kind): 1 for the old envelope, else 2. */
+function formatOf(xml: string): WireFormat {
+  return /<IntuneConnector[\s>]/.test(xml) ? 1 : 2;
+}
 
 interface AcmpActionsDef extends NodeDef {
   acmp: string;
@@ -35,6 +50,8 @@ type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot'
 const DEFAULTS = { virtualRouter: 'IntuneConnector', routingKey: 'intune.jobs' } as const;
 const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
 const MAX_BACKOFF_MS = 60_000;
+/** How long closing waits for a consume under way (Node-RED gives a close handler 15 s). */
+const CLOSE_DRAIN_MS = 12_000;
 
 export = function register(RED: NodeAPI): void {
   function AcmpActions(this: Node, def: AcmpActionsDef) {
@@ -54,7 +71,12 @@ export = function register(RED: NodeAPI): void {
 
     const cfg = def.acmp ? (RED.nodes.getNode(def.acmp) as AcmpConfigNode | null) : null;
     const closer = new AbortController();
+    // Aborts a consume under way only when closing has waited long enough for it (its jobs would be lost).
+    const consumeCloser = new AbortController();
     let closing = false;
+    // In the flow's (the instance's) context, not the node's: Node-RED drops a node's context whenever
+    // the node closes unless a context store is configured; a flow's context lives until the flow is deleted.
+    const journal = new JobJournal(new ContextValue<unknown>((node.context() as unknown as { flow: ContextLike }).flow, `intuneAcmpJobs_${node.id.replace(/[^A-Za-z0-9_]/g, '_')}`));
     let health: Health | undefined;
     let last: Status | undefined;
     const counts = { received: 0, forwarded: 0, refused: 0 };
@@ -87,13 +109,14 @@ export = function register(RED: NodeAPI): void {
     }
 
     /** Sends a failed status for a job refused here. Never throws. */
-    async function refuse(client: SicsClient, server: AcmpServerRoute, parts: JobStatusParts): Promise<void> {
+    async function refuse(client: SicsClient, server: AcmpServerRoute, parts: JobStatusParts, m: ConsumedMessage, format?: WireFormat): Promise<void> {
       counts.refused++;
+      const route = m.callback ? { ...server, virtualRouter: m.callback.virtualRouter, routingKey: m.callback.routingKey } : server;
       try {
         await client.call(
-          server,
+          route,
           { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: 'failed', finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
-          { signal: closer.signal },
+          { signal: closer.signal, ...(format ? { format } : {}) },
         );
       } catch (err) {
         if ((err as SicsError).code === 'aborted') return;
@@ -122,7 +145,7 @@ export = function register(RED: NodeAPI): void {
         const reason = t('errors.unreadableJob', 'The job cannot be read: __message__', { message: (err as Error).message });
         if (d.jobId && server) {
           node.warn(t('log.refused', 'Job __jobId__ from __server__ refused: __reason__', { jobId: d.jobId, server: server.serverId, reason }));
-          await refuse(client, server, failedStatus(d.jobId, reason));
+          await refuse(client, server, failedStatus(d.jobId, reason), m, formatOf(m.xml));
         } else {
           counts.refused++;
           node.error(t('errors.unanswerable', 'A message in the jobs target cannot be read and cannot be answered (no job id or unknown server): __reason__', { reason }));
@@ -138,11 +161,11 @@ export = function register(RED: NodeAPI): void {
       }
       let out: ReturnType<typeof jobToRequest>;
       try {
-        out = jobToRequest(job, server.serverId);
+        out = jobToRequest(job, server.serverId, new Date(), m.callback);
       } catch (err) {
         const reason = err instanceof JobProblem ? err.message : String((err as Error)?.message ?? err);
         node.warn(t('log.refused', 'Job __jobId__ from __server__ refused: __reason__', { jobId: job.jobId, server: server.serverId, reason }));
-        await refuse(client, server, failedStatus(job.jobId, reason, job.clients as JobClient[], job.action as ActionName));
+        await refuse(client, server, failedStatus(job.jobId, reason, job.clients as JobClient[], job.action as ActionName), m, job.header.format);
         return;
       }
       counts.forwarded++;
@@ -173,6 +196,17 @@ export = function register(RED: NodeAPI): void {
       let targetReady = false;
       let failures = 0;
       let lastError = '';
+      // Jobs an earlier node (before a redeploy or restart) took but did not hand on go first.
+      try {
+        for (const e of await journal.pending()) {
+          if (closing) return;
+          node.log(t('log.fromJournal', 'Job taken before the redeploy or restart (__takenAt__) is handed on now', { takenAt: e.takenAt }));
+          await handleMessage(client, e);
+          await journal.remove(e.key);
+        }
+      } catch (err) {
+        node.error(t('errors.journal', 'The journal of jobs taken but not handed on cannot be read or written: __message__', { message: (err as Error).message }));
+      }
       while (!closing) {
         try {
           if (!targetReady) {
@@ -180,13 +214,21 @@ export = function register(RED: NodeAPI): void {
             targetReady = true;
             show(listening());
           }
-          const msgs = await client.consume({ virtualRouter, targetName, signal: closer.signal });
+          // Not cut short by closing: SICS may already have taken jobs off the queue for this call.
+          const msgs = await client.consume({ virtualRouter, targetName, signal: consumeCloser.signal, drainOnClose: true });
+          // Written down before anything else: from here on, these jobs exist nowhere but in this node.
+          const taken = await journal.add(msgs).catch((err) => {
+            node.error(t('errors.journal', 'The journal of jobs taken but not handed on cannot be read or written: __message__', { message: (err as Error).message }));
+            return msgs.map((m) => ({ ...m, key: '', takenAt: '' }));
+          });
+          if (closing) break; // journaled: the next node hands them on
           if (failures) show(listening());
           failures = 0;
           lastError = '';
-          for (const m of msgs) {
+          for (const m of taken) {
             if (closing) break;
             await handleMessage(client, m);
+            if (m.key) await journal.remove(m.key).catch(() => undefined);
           }
           if (msgs.length) show(listening());
         } catch (err) {
@@ -219,6 +261,7 @@ export = function register(RED: NodeAPI): void {
       closing = true;
       closer.abort();
       unwatch?.();
+      const cut = setTimeout(() => consumeCloser.abort(), CLOSE_DRAIN_MS);
       let client: SicsClient | undefined;
       try {
         client = removed ? cfg?.client() : undefined;
@@ -226,8 +269,18 @@ export = function register(RED: NodeAPI): void {
         client = undefined;
       }
       running
-        .then(() => client?.deleteTarget(virtualRouter, targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
+        .then(async () => {
+          if (!removed) return;
+          // The node is gone for good: nobody will hand on what it still holds.
+          const left = await journal.pending().catch(() => []);
+          if (left.length) {
+            node.error(t('errors.journalDropped', '__count__ job(s) taken from SICS were not handed on and are dropped with the node', { count: left.length }));
+            for (const e of left) await journal.remove(e.key).catch(() => undefined);
+          }
+        })
+        .then(() => client?.deleteTarget(targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
         .finally(() => {
+          clearTimeout(cut);
           node.status({});
           done();
         });

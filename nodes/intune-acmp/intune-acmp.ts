@@ -10,9 +10,15 @@
  * - msg.topic "acmp/resend" (msg.instance) to forget what was published, so
  *   the next run sends every device again.
  *
+ * Messages are written in the wire format set in the node (2, the command
+ * framing, by default; 1 for an ACMP side that reads only the old
+ * envelope). A job's status is written in the format the job came in, and
+ * goes to the job's callback routing key when the job named one.
+ *
  * One report message per input (output 1). Messages are handled one after
  * the other. A batch or status that failed is reported in the message AND
- * with done(err), after the message went out.
+ * with done(err), after the message went out; so is the last page of a run
+ * in which an earlier page failed (the run ends red, not "run done").
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { Device, SyncEnvelope } from '../lib/contracts';
@@ -22,7 +28,7 @@ import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp-con
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp-sync';
 import { statusFromResult, type ResultLike } from '../lib/acmp-jobs';
-import { header, type JobClient } from '../lib/acmp-wire';
+import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp-wire';
 import { SicsError, type AcmpServerRoute } from '../lib/sics-client';
 import { runProgress } from '../lib/run-progress';
 
@@ -35,6 +41,7 @@ interface AcmpSinkDef extends NodeDef {
   removalLimitPercent?: string | number;
   store?: string;
   replyTimeoutSec?: string | number;
+  wireFormat?: string | number;
 }
 
 type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
@@ -51,6 +58,7 @@ interface SinkSettings {
   removalLimitPercent: number;
   store: string;
   replyTimeoutMs: number;
+  format: WireFormat;
 }
 
 function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
@@ -71,6 +79,7 @@ function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
     removalLimitPercent: num(def.removalLimitPercent, SINK_DEFAULTS.removalLimitPercent, 'The removal limit (%)', 1, 100),
     store: typeof def.store === 'string' ? def.store.trim() : '',
     replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
+    format: parseWireFormat(def.wireFormat),
   };
 }
 
@@ -142,6 +151,7 @@ export = function register(RED: NodeAPI): void {
           removalLimitPercent: settings!.removalLimitPercent,
           store: stateStore,
           replyTimeoutMs: settings!.replyTimeoutMs,
+          format: settings!.format,
           log: { warn: (m) => node.warn(m), debug: (m) => node.debug(m) },
         });
       }
@@ -211,6 +221,13 @@ export = function register(RED: NodeAPI): void {
         done(new Error(t('errors.publishFailed', '__count__ problem(s) while publishing; first: __first__', { count: problems.length, first: problems[0] })));
         return;
       }
+      const run = report.run;
+      if (sync.last && run && run.failed > 0) {
+        // This page went through, an earlier one of the run did not: the run as a whole did not do what was asked.
+        show({ fill: 'red', shape: 'dot', text: say('runFailed', 'run done: __sent__ sent, __failed__ failed', { sent: run.sent, failed: run.failed }) });
+        done(new Error(t('errors.runFailed', 'Run __runId__ ended with __failed__ device(s) not published to ACMP (__sent__ sent); first: __first__', { runId: sync.runId, failed: run.failed, sent: run.sent, first: run.firstProblem ?? '' })));
+        return;
+      }
       if (sync.last) {
         show({
           fill: report.removalSkipped && report.complete === false && sync.mode === 'full' ? 'yellow' : 'green',
@@ -227,7 +244,7 @@ export = function register(RED: NodeAPI): void {
 
     async function handleResult(msg: NodeMessageInFlow, send: Send, done: Done) {
       const r = msg.payload as ResultLike;
-      const ctx = (msg as { acmp?: { serverId?: unknown; jobId?: unknown; clients?: unknown } }).acmp;
+      const ctx = (msg as { acmp?: { serverId?: unknown; jobId?: unknown; clients?: unknown; callback?: { virtualRouter?: unknown; routingKey?: unknown }; format?: unknown } }).acmp;
       const all = cfg!.servers();
       let server: AcmpServerRoute | undefined;
       const fromJob = ctx && typeof ctx.serverId === 'string' ? ctx.serverId : undefined;
@@ -238,14 +255,19 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       const clients = Array.isArray(ctx?.clients) ? (ctx!.clients as JobClient[]).filter((c) => c && typeof c.intuneId === 'string') : undefined;
+      // The job named where its status goes: there, through the server's SICS; else the server's own routing key.
+      const cb = ctx?.callback;
+      const route: AcmpServerRoute = cb && typeof cb.virtualRouter === 'string' && cb.virtualRouter && typeof cb.routingKey === 'string' && cb.routingKey ? { ...server, virtualRouter: cb.virtualRouter, routingKey: cb.routingKey } : server;
+      // Answer in the language the job spoke.
+      const format: WireFormat = ctx?.format === 1 || ctx?.format === 2 ? ctx.format : settings!.format;
       const parts = statusFromResult(r, clients);
       show({ fill: 'blue', shape: 'dot', text: say('sendingStatus', 'job __jobId__: sending status', { jobId: r.jobId }) });
       const out = { jobId: r.jobId, serverId: server.serverId, state: parts.state, ...(parts.reason ? { reason: parts.reason } : {}) };
       try {
         const { reply, attempts } = await cfg!.client().call(
-          server,
+          route,
           { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: parts.state, finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
-          { signal: closer.signal, replyTimeoutMs: settings!.replyTimeoutMs },
+          { signal: closer.signal, replyTimeoutMs: settings!.replyTimeoutMs, format },
         );
         if (closing) return done();
         send({ ...msg, topic: 'acmp/jobStatus', payload: { ...out, sent: true, code: reply.code, attempts } } as unknown as NodeMessageInFlow);

@@ -16,7 +16,7 @@
  */
 import type { ActionName, ActionOutcome, ActionRequest } from './contracts';
 import { isGuid } from './validation';
-import type { ActionJobMessage, JobClient, JobClientStatus, JobState } from './acmp-wire';
+import type { ActionJobMessage, JobClient, JobClientStatus, JobState, WireFormat } from './acmp-wire';
 
 export class JobProblem extends Error {
   override name = 'JobProblem';
@@ -35,12 +35,16 @@ export interface AcmpJobContext {
   action: ActionName;
   clients: JobClient[];
   receivedAt: string;
+  /** Where the job wants its status (the Callback_* it was published with), when it named a place. */
+  callback?: { virtualRouter: string; routingKey: string };
+  /** The wire format the job came in: its status is written in the same. */
+  format?: WireFormat;
 }
 
 const DESTRUCTIVE: readonly ActionName[] = ['retire', 'wipe'];
 const MAX_REQUESTED_BY = 256;
 
-export function jobToRequest(job: ActionJobMessage, serverId: string, now = new Date()): { request: ActionRequest; context: AcmpJobContext } {
+export function jobToRequest(job: ActionJobMessage, serverId: string, now = new Date(), callback?: { virtualRouter: string; routingKey: string }): { request: ActionRequest; context: AcmpJobContext } {
   if (!job.clients.length) throw new JobProblem('noClients', 'The job lists no client');
   const ids: string[] = [];
   const seen = new Set<string>();
@@ -77,7 +81,10 @@ export function jobToRequest(job: ActionJobMessage, serverId: string, now = new 
     jobId: job.jobId,
     requestedBy: by,
   };
-  return { request, context: { serverId, jobId: job.jobId, action: job.action, clients: job.clients, receivedAt: now.toISOString() } };
+  return {
+    request,
+    context: { serverId, jobId: job.jobId, action: job.action, clients: job.clients, receivedAt: now.toISOString(), ...(callback ? { callback } : {}), ...(job.header.format ? { format: job.header.format } : {}) },
+  };
 }
 
 /** The part of an action result (contract ActionResult, or the executor's report) a status is made from. */

@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from './contracts';
-import { WIRE_VERSION, header, type ReplyItem, type WireMessage } from './acmp-wire';
+import { WIRE_VERSION, header, type ReplyItem, type WireFormat, type WireMessage } from './acmp-wire';
 import { SicsError, type AcmpServerRoute, type CallResult } from './sics-client';
 import { flat, forEachPacked, packPairs, storeAs } from './packed-state';
 import { WriteSchedule } from './context-state';
@@ -35,7 +35,7 @@ export interface StateStore {
 }
 
 export interface Caller {
-  call(server: AcmpServerRoute, message: WireMessage, o?: { signal?: AbortSignal; replyTimeoutMs?: number }): Promise<CallResult>;
+  call(server: AcmpServerRoute, message: WireMessage, o?: { signal?: AbortSignal; replyTimeoutMs?: number; format?: WireFormat }): Promise<CallResult>;
 }
 
 export interface InventoryOptions {
@@ -54,6 +54,8 @@ export interface InventoryOptions {
   /** Least time between two state writes within a run (default STATE_WRITE_INTERVAL_MS); a run's end always writes. */
   stateWriteIntervalMs?: number;
   replyTimeoutMs?: number;
+  /** The wire format the messages are written in (acmp-wire.ts; default: its default). */
+  format?: WireFormat;
   log?: { warn(m: string): void; debug?(m: string): void };
 }
 
@@ -101,6 +103,8 @@ export interface PageReport {
   removals?: RemovalReport[];
   /** Problems that are not per batch (state could not be read or written). */
   warnings: string[];
+  /** On the last page: what the whole run did (all its pages seen by this sink), so a run that failed on an earlier page does not end looking fine. */
+  run?: { sent: number; failed: number; firstProblem?: string };
 }
 
 interface SinkState {
@@ -156,6 +160,9 @@ interface RunState {
   contiguous: boolean;
   stateTrouble: boolean;
   seen: Set<string>;
+  sent: number;
+  failed: number;
+  firstProblem?: string;
 }
 
 /** Context keys must not contain '.': a short hash of instance and server. */
@@ -257,7 +264,7 @@ export class InventoryPublisher {
   private track(sync: SyncEnvelope): RunState {
     let run = this.runs.get(sync.instance);
     if (!run || run.runId !== sync.runId) {
-      run = { runId: sync.runId, instance: sync.instance, mode: sync.mode, nextPage: sync.page + 1, contiguous: sync.page === 1, stateTrouble: false, seen: new Set() };
+      run = { runId: sync.runId, instance: sync.instance, mode: sync.mode, nextPage: sync.page + 1, contiguous: sync.page === 1, stateTrouble: false, seen: new Set(), sent: 0, failed: 0 };
       this.runs.set(sync.instance, run);
       return run;
     }
@@ -278,6 +285,12 @@ export class InventoryPublisher {
     for (const d of devices) fps.set(d.id, fingerprint(d, this.o.onDemandDefinition));
 
     report.servers = await Promise.all(servers.map((s) => this.publishToServer(s, sync, run, devices, fps, report, signal)));
+    for (const s of report.servers) {
+      run.sent += s.sent;
+      run.failed += s.failed;
+      const bad = s.batches.find((b) => !b.ok);
+      if (bad && !run.firstProblem) run.firstProblem = `${s.serverId} page ${sync.page} batch ${bad.batch}: ${bad.error ?? `result code ${bad.code}`}`;
+    }
 
     if (sync.last) {
       await this.saveChanged(sync.instance, servers, report);
@@ -297,6 +310,7 @@ export class InventoryPublisher {
       report.complete = sync.mode === 'full' && !sync.stats?.aborted && run.contiguous && !run.stateTrouble;
       if (why) report.removalSkipped = why;
       else report.removals = await Promise.all(servers.map((s) => this.removeGone(s, sync, run, report, signal)));
+      report.run = { sent: run.sent, failed: run.failed, ...(run.firstProblem ? { firstProblem: run.firstProblem } : {}) };
     }
     return report;
   }
@@ -337,7 +351,7 @@ export class InventoryPublisher {
         devices: batch,
       };
       try {
-        const { reply, attempts } = await this.o.caller.call(server, message, { signal, replyTimeoutMs: this.o.replyTimeoutMs });
+        const { reply, attempts } = await this.o.caller.call(server, message, { signal, replyTimeoutMs: this.o.replyTimeoutMs, ...(this.o.format ? { format: this.o.format } : {}) });
         const failed = new Map(reply.failed.map((f) => [f.intuneId, f]));
         for (const d of batch) if (!failed.has(d.id)) state.devices.set(d.id, fps.get(d.id)!);
         out.sent += batch.length - failed.size;
@@ -387,7 +401,7 @@ export class InventoryPublisher {
       if (signal?.aborted) throw new SicsError('aborted', 'stopped');
       const message: WireMessage = { kind: 'removal', header: header({ instance: sync.instance }), onDemandDefinition: this.o.onDemandDefinition, runId: sync.runId, deviceIds: ids };
       try {
-        const { reply, attempts } = await this.o.caller.call(server, message, { signal, replyTimeoutMs: this.o.replyTimeoutMs });
+        const { reply, attempts } = await this.o.caller.call(server, message, { signal, replyTimeoutMs: this.o.replyTimeoutMs, ...(this.o.format ? { format: this.o.format } : {}) });
         const failed = new Map(reply.failed.map((f) => [f.intuneId, f]));
         let batchFailed = 0;
         for (const id of ids) {

@@ -19,6 +19,17 @@
  *     </IntuneConnector>
  *   </ACMP></ICQL>
  *
+ * Two framings of the same message elements (docs/acmp-wire-format.md):
+ * - version 2 (default): framed as ACMP frames its Public API commands
+ *   (`<ICQL><ACMP><Command version="N"><TCommandRequest_VN>…`, sics.md),
+ *   one command per message type (`IntuneDeviceInventory`, …), so an
+ *   ACMP-side consumer dispatches them like any Public API command; the
+ *   answer is a `<T…Response_V2>` holding `<ResultCode>` (plus our
+ *   `<Failed>` items);
+ * - version 1: the `<IntuneConnector>` envelope above, answered by `<Reply>`.
+ * A reader takes both, and also the generic Public API answer
+ * (`<T…Response_Vn>` with only a `<ResultCode>`), see readReply().
+ *
  * Every Device field of contracts.ts travels: a null value is an absent
  * element, an empty string an empty one, so `decode(encode(d))` equals `d`.
  * Free text goes into element content (never attributes) and is escaped by
@@ -31,6 +42,21 @@ import { XmlError, child, childrenNamed, el, parseXml, renderXml, textElement, t
 export const WIRE_NAMESPACE = 'urn:x-intune-connector:acmp:v1';
 export const WIRE_MAJOR = 1;
 export const WIRE_VERSION = '1.0';
+/** Namespace of the version-2 (command-framed) messages. */
+export const WIRE_NAMESPACE_V2 = 'urn:x-intune-connector:acmp:v2';
+
+/** The wire format versions this connector writes and reads: 1 = `<IntuneConnector>` envelope, 2 = Public-API command framing. */
+export type WireFormat = 1 | 2;
+export const WIRE_FORMATS: readonly WireFormat[] = [1, 2];
+export const DEFAULT_WIRE_FORMAT: WireFormat = 2;
+
+/** Reads a wire format setting ("1", "2", 1, 2; empty = the default). Throws for anything else. */
+export function parseWireFormat(v: unknown): WireFormat {
+  if (v === undefined || v === null || v === '') return DEFAULT_WIRE_FORMAT;
+  const n = Number(v);
+  if (n === 1 || n === 2) return n;
+  throw new WireError(`The wire format must be 1 or 2, not "${String(v).slice(0, 20)}"`, { field: 'wireFormat' });
+}
 
 /** Most devices or clients one message may carry (a guard against runaway input, not a batch size). */
 export const MAX_ITEMS_PER_MESSAGE = 10_000;
@@ -50,12 +76,14 @@ export class WireError extends Error {
 export interface WireHeader {
   messageId: string;
   sentAt: string;
-  /** The connector instance (e.g. IntuneMobileDevices_1): ACMP keeps devices per instance. */
+  /** The connector instance (the source's instance name, e.g. IntuneConnector_1): ACMP keeps devices per instance. */
   instance?: string;
   /** Connector → ACMP: the addressed server. ACMP → connector: the sending server. */
   serverId?: string;
-  /** The minor version the sender wrote (e.g. "1.0"). */
+  /** The minor version the sender wrote (e.g. "1.0"); "2" for version 2. */
   version?: string;
+  /** The framing the message came in (set by the reader). */
+  format?: WireFormat;
 }
 
 export interface InventoryMessage {
@@ -132,7 +160,10 @@ export interface ReplyItem {
 export interface ReplyMessage {
   kind: 'reply';
   header: WireHeader;
+  /** The message answered; empty for a generic Public API answer, which names none (the channel correlates it). */
   inReplyTo: string;
+  /** Version 2: the command answered (e.g. IntuneDeviceInventory); it names the `<T…Response_V2>` element. */
+  command?: string;
   code: number;
   message?: string;
   /** Items the server could not process although the message as a whole was accepted. */
@@ -163,6 +194,16 @@ const ELEMENT_OF: Record<WireMessage['kind'], string> = {
   actionJob: 'ActionJob',
   reply: 'Reply',
 };
+
+/** Version 2: the Public-API-style command name of each message type. */
+export const COMMAND_OF: Record<Exclude<WireMessage['kind'], 'reply'>, string> = {
+  inventory: 'IntuneDeviceInventory',
+  removal: 'IntuneDeviceRemoval',
+  jobStatus: 'IntuneJobStatus',
+  ping: 'IntunePing',
+  actionJob: 'IntuneActionJob',
+};
+const KIND_OF_COMMAND: Record<string, Exclude<WireMessage['kind'], 'reply'>> = Object.fromEntries(Object.entries(COMMAND_OF).map(([k, v]) => [v, k])) as Record<string, Exclude<WireMessage['kind'], 'reply'>>;
 
 export function newMessageId(): string {
   return randomUUID();
@@ -330,12 +371,52 @@ function bodyOf(m: WireMessage): XmlNode {
   }
 }
 
-/** The complete document (`<ICQL><ACMP><IntuneConnector>…`) for a message. Throws WireError/XmlError for values that cannot be sent. */
-export function encodeMessage(m: WireMessage): string {
+/** Version 2: the `<T…Response_V2>` answer, ResultCode first (the generic Public API answer), our Failed items after it. */
+function responseV2(m: ReplyMessage): XmlNode {
+  const command = m.command && isCommandName(m.command) ? m.command : 'IntuneConnector';
+  const h = m.header;
+  return el(
+    command,
+    { version: 2 },
+    el(
+      `T${command}Response_V2`,
+      { xmlns: WIRE_NAMESPACE_V2, messageId: h.messageId, sentAt: h.sentAt, serverId: h.serverId, inReplyTo: m.inReplyTo || undefined },
+      el('ResultCode', null, String(m.code)),
+      m.message !== undefined ? textElement('Message', m.message) : null,
+      ...m.failed.map((f) => el('Failed', { intuneId: f.intuneId, code: f.code }, f.message !== undefined ? textElement('Message', f.message) : null)),
+    ),
+  );
+}
+
+function isCommandName(s: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9]{0,99}$/.test(s);
+}
+
+/**
+ * The complete document for a message: version 2 (default)
+ * `<ICQL><ACMP><IntuneDeviceInventory version="2"><TIntuneDeviceInventoryRequest_V2>…`,
+ * version 1 `<ICQL><ACMP><IntuneConnector>…`. Throws WireError/XmlError for values that cannot be sent.
+ */
+export function encodeMessage(m: WireMessage, format: WireFormat = DEFAULT_WIRE_FORMAT): string {
   const h = m.header;
   if (!h?.messageId) throw new WireError('A message needs a messageId', { field: 'messageId' });
   const items = m.kind === 'inventory' ? m.devices.length : m.kind === 'removal' ? m.deviceIds.length : m.kind === 'actionJob' || m.kind === 'jobStatus' ? m.clients.length : 0;
   if (items > MAX_ITEMS_PER_MESSAGE) throw new WireError(`A message may carry at most ${MAX_ITEMS_PER_MESSAGE} items, not ${items}`, { field: 'items' });
+  if (format === 2) {
+    if (m.kind === 'reply') return renderXml(el('ICQL', null, el('ACMP', null, responseV2(m))));
+    const command = COMMAND_OF[m.kind];
+    return renderXml(
+      el(
+        'ICQL',
+        null,
+        el(
+          'ACMP',
+          null,
+          el(command, { version: 2 }, el(`T${command}Request_V2`, { xmlns: WIRE_NAMESPACE_V2, messageId: h.messageId, sentAt: h.sentAt, instance: h.instance, serverId: h.serverId }, bodyOf(m))),
+        ),
+      ),
+    );
+  }
   const root = el(
     'ICQL',
     null,
@@ -378,14 +459,55 @@ function boolAttr(e: XmlElement, attr: string, path: string): boolean | undefine
   return wireFail(`${path}/@${attr} must be true or false, not "${v.slice(0, 20)}"`, `${path}/@${attr}`);
 }
 
-/** Finds our element inside the ICQL envelope and checks namespace and version. */
+/** The element children of an element. */
+function elements(e: XmlElement): XmlElement[] {
+  return e.children.filter((c): c is XmlElement => typeof c === 'object' && c !== null && 'name' in c);
+}
+
+const localName = (n: string) => n.slice(n.indexOf(':') + 1);
+const REQUEST_V = /^T([A-Za-z][A-Za-z0-9]*)Request_V(\d+)$/;
+const RESPONSE_V = /^T([A-Za-z][A-Za-z0-9]*)Response_V(\d+)$/;
+
+/** Finds our message inside the ICQL envelope (either framing) and checks namespace and version. */
 export function unwrap(doc: XmlElement): { connector: XmlElement; header: WireHeader; body: XmlElement } {
   if (doc.name !== 'ICQL') wireFail(`The document is not an ICQL message (root <${doc.name}>)`, 'ICQL');
   const acmp = child(doc, 'ACMP');
   if (!acmp) wireFail('The ICQL message has no <ACMP> element', 'ICQL/ACMP');
   const connector = child(acmp!, 'IntuneConnector');
-  if (!connector) wireFail('The ICQL message carries no <IntuneConnector> element (not a message of this connector)', 'ICQL/ACMP/IntuneConnector');
-  const c = connector!;
+  if (connector) return unwrapV1(connector);
+  const command = elements(acmp!)[0];
+  const request = command && elements(command).find((e) => REQUEST_V.test(localName(e.name)));
+  if (!command || !request) {
+    return wireFail(
+      `The ICQL message carries neither an <IntuneConnector> element nor a command request of this connector${command ? ` (<${command.name.slice(0, 60)}>)` : ''}: not a message of this connector`,
+      'ICQL/ACMP/IntuneConnector',
+    );
+  }
+  return unwrapV2(command, request);
+}
+
+function headerOf(c: XmlElement, version: string, format: WireFormat): WireHeader {
+  const serverId = c.attrs.serverId?.trim() || undefined;
+  return {
+    messageId: c.attrs.messageId?.trim() ?? '',
+    sentAt: c.attrs.sentAt ?? '',
+    ...(c.attrs.instance ? { instance: c.attrs.instance } : {}),
+    ...(serverId ? { serverId } : {}),
+    version,
+    format,
+  };
+}
+
+function singleBody(c: XmlElement, path: string, h: WireHeader): XmlElement {
+  const ids = { messageId: h.messageId || undefined, serverId: h.serverId };
+  const kids = elements(c);
+  if (!kids.length) wireFail(`The ${path} element is empty`, path, ids);
+  if (kids.length > 1) wireFail(`The ${path} element must carry exactly one message`, path, ids);
+  if (!h.messageId) wireFail('The message has no messageId', `${path}/@messageId`, { serverId: h.serverId, type: kids[0].name });
+  return kids[0];
+}
+
+function unwrapV1(c: XmlElement): { connector: XmlElement; header: WireHeader; body: XmlElement } {
   const ns = c.attrs.xmlns;
   if (ns !== WIRE_NAMESPACE) {
     const m = /^urn:x-intune-connector:acmp:v(\d+)$/.exec(ns ?? '');
@@ -398,20 +520,88 @@ export function unwrap(doc: XmlElement): { connector: XmlElement; header: WireHe
   if (!/^\d+\.\d+$/.test(version) || Number(version.split('.')[0]) !== WIRE_MAJOR) {
     wireFail(`The schema version "${version.slice(0, 20)}" is not ${WIRE_MAJOR}.x`, 'IntuneConnector/@version');
   }
-  const messageId = c.attrs.messageId?.trim();
-  const serverId = c.attrs.serverId?.trim() || undefined;
-  const hdr: WireHeader = {
-    messageId: messageId ?? '',
-    sentAt: c.attrs.sentAt ?? '',
-    ...(c.attrs.instance ? { instance: c.attrs.instance } : {}),
-    ...(serverId ? { serverId } : {}),
-    version,
+  const hdr = headerOf(c, version, 1);
+  return { connector: c, header: hdr, body: singleBody(c, 'IntuneConnector', hdr) };
+}
+
+function unwrapV2(command: XmlElement, request: XmlElement): { connector: XmlElement; header: WireHeader; body: XmlElement } {
+  const [, name, v] = REQUEST_V.exec(localName(request.name))!;
+  const path = `${command.name}/${request.name}`;
+  if (name !== localName(command.name) || !KIND_OF_COMMAND[name]) wireFail(`Unknown command <${command.name.slice(0, 60)}> (not a command of this connector)`, path);
+  if (v !== '2' || (command.attrs.version !== undefined && command.attrs.version !== '2')) wireFail(`The command ${name} comes in version ${v}; this connector reads version 2`, `${path}/@version`);
+  if (request.attrs.xmlns !== WIRE_NAMESPACE_V2) wireFail(`The ${request.name} element is not in the namespace ${WIRE_NAMESPACE_V2}`, `${path}/@xmlns`);
+  const hdr = headerOf(request, '2', 2);
+  const body = singleBody(request, request.name, hdr);
+  // The command names the message type: its body must be that type's element.
+  if (body.name !== elementName(KIND_OF_COMMAND[name])) wireFail(`The command ${name} carries <${body.name.slice(0, 60)}>, expected <${elementName(KIND_OF_COMMAND[name])}>`, path, { messageId: hdr.messageId, serverId: hdr.serverId });
+  return { connector: request, header: hdr, body };
+}
+
+/**
+ * The answer to a message, in any of the three forms a SICS reply channel
+ * may carry (docs/acmp-wire-format.md "Replies"):
+ * - version 1 `<IntuneConnector><Reply inReplyTo code>` (our own, with `<Failed>` items);
+ * - version 2 `<T…Response_V2>` in our namespace: `<ResultCode>`, `<Message>`, `<Failed>` items;
+ * - the generic ACMP Public API answer, a `<T…Response_Vn>` element holding a
+ *   `<ResultCode>` (sics.md), wherever it sits in the document: it names no
+ *   message, so only the channel it came on correlates it.
+ * Answers undefined for a document that is no answer (e.g. a job); throws
+ * WireError for an answer that cannot be read.
+ */
+export function readReply(xml: string): ReplyMessage | undefined {
+  const doc = parseDoc(xml);
+  const response = findResponse(doc, 0);
+  if (response) return responseOf(response);
+  const acmp = doc.name === 'ICQL' ? child(doc, 'ACMP') : undefined;
+  if (acmp && child(acmp, 'IntuneConnector')) {
+    const m = decodeMessage(xml);
+    return m.kind === 'reply' ? m : undefined;
+  }
+  return undefined;
+}
+
+function findResponse(e: XmlElement, depth: number): XmlElement | undefined {
+  if (RESPONSE_V.test(localName(e.name))) return e;
+  if (depth >= 4) return undefined;
+  for (const c of elements(e)) {
+    const r = findResponse(c, depth + 1);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+function responseOf(r: XmlElement): ReplyMessage {
+  const [, command, v] = RESPONSE_V.exec(localName(r.name))!;
+  const rc = elements(r).find((e) => localName(e.name) === 'ResultCode');
+  if (!rc) wireFail(`The answer <${r.name.slice(0, 60)}> holds no <ResultCode>`, `${r.name}/ResultCode`);
+  const codeText = textOf(rc!).trim();
+  if (!/^-?\d+$/.test(codeText)) wireFail(`The <ResultCode> of <${r.name.slice(0, 60)}> is not a whole number ("${codeText.slice(0, 20)}")`, `${r.name}/ResultCode`);
+  const ours = r.attrs.xmlns === WIRE_NAMESPACE_V2;
+  const msgEl = elements(r).find((e) => ['Message', 'ResultText', 'ErrorMessage'].includes(localName(e.name)));
+  const failed = ours
+    ? limitItems(childrenNamed(r, 'Failed'), `${r.name}/Failed`).map((f) => {
+        const m = child(f, 'Message');
+        return { intuneId: need(f, 'intuneId', `${r.name}/Failed`), code: intAttr(f, 'code', `${r.name}/Failed`), ...(m ? { message: textOf(m) } : {}) };
+      })
+    : [];
+  return {
+    kind: 'reply',
+    header: { ...headerOf(r, ours ? '2' : v, 2), ...(ours ? {} : { format: undefined }) },
+    inReplyTo: (ours && r.attrs.inReplyTo?.trim()) || '',
+    command,
+    code: Number(codeText),
+    ...(msgEl ? { message: textOf(msgEl) } : {}),
+    failed,
   };
-  const body = c.children[0];
-  if (!body) wireFail('The <IntuneConnector> element is empty', 'IntuneConnector', { messageId, serverId });
-  if (c.children.length > 1) wireFail('The <IntuneConnector> element must carry exactly one message', 'IntuneConnector', { messageId, serverId });
-  if (!messageId) wireFail('The message has no messageId', 'IntuneConnector/@messageId', { serverId, type: body!.name });
-  return { connector: c, header: hdr, body: body! };
+}
+
+function parseDoc(xml: string): XmlElement {
+  try {
+    return parseXml(xml);
+  } catch (err) {
+    if (err instanceof XmlError) throw new WireError(`The message is not well-formed XML: ${err.message}`, { field: 'xml' });
+    throw err;
+  }
 }
 
 function limitItems(list: XmlElement[], path: string): XmlElement[] {
@@ -489,13 +679,10 @@ const OUTCOMES = ['accepted', 'failed', 'notFound', 'unsupported', 'rejected'] a
  * (messageId, jobId, serverId), so a malformed job can still be answered.
  */
 export function decodeMessage(xml: string): WireMessage {
-  let doc: XmlElement;
-  try {
-    doc = parseXml(xml);
-  } catch (err) {
-    if (err instanceof XmlError) throw new WireError(`The message is not well-formed XML: ${err.message}`, { field: 'xml' });
-    throw err;
-  }
+  const doc = parseDoc(xml);
+  // An answer in form 2 or the generic form (no element of ours is named T…Response_Vn).
+  const response = findResponse(doc, 0);
+  if (response) return responseOf(response);
   const { header: h, body: b } = unwrap(doc);
   const typeCtx = { messageId: h.messageId, serverId: h.serverId, type: b.name };
   try {

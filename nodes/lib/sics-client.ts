@@ -3,30 +3,38 @@
  * through it to ACMP servers.
  *
  * What is public and followed (ACMP's documentation of its SICS connection
- * and AESB client commands, and public third-party SICS clients):
+ * and AESB client commands, and the public TypeScript SICS client named in
+ * docs/acmp-wire-format.md; sics.md in the project's reference):
  * - SICS listens on port 3900 by default, over HTTP or HTTPS, with a user
  *   and password; ACMP offers to "allow an unencrypted connection" when
  *   SSL/TLS fails.
- * - `POST /Session` signs in and answers a `Session` token, which later
- *   requests carry in the `X-SICS-SESSION` header.
+ * - `POST /Session {UserName, Password}` signs in and answers a `Session`
+ *   token, which later requests carry in the `X-SICS-SESSION` header. The
+ *   public client treats a session as valid for 60 s: we sign in again
+ *   after 50 s, and on result code 7.
+ * - Reply channel: `POST /VirtualRouter {VirtualRouterName}` and
+ *   `POST /Target {TargetName}` of one fresh name per request, deleted
+ *   afterwards with `DELETE /Target/{name}` and `DELETE /VirtualRouter/{name}`
+ *   (name in the path, no body). The answer is correlated by the channel it
+ *   arrives on, not by a field inside it.
  * - `POST /Publish` sends a message: `Body` (Base64 of an ICQL XML
  *   document), `Routing_Key`, `VirtualRouter`, `ExchangeType` and the
  *   `Callback_VirtualRouter` / `Callback_Routing_Key` the answer goes to.
- *   Answers arrive asynchronously in a *target* (a queue in a virtual
- *   router), created with `POST /Target` and read with a consume call.
  * - ACMP's result codes (0, 7, 15, 18, 19, 26, 30, 32, 35, -1).
  *
  * What we ASSUME (not published; our simulator in sim/sics.ts implements the
- * same, and docs/acmp-wire-format.md lists it): the JSON field names of the
- * session, target and consume requests (`UserName`/`Password`,
- * `VirtualRouter`/`TargetName`/`Type`/`Routing_Keys`, `POST /Consume` with
- * `Wait`/`WaitTimeout`/`MaxMessages` answering `Messages[]`), and that every
- * answer may carry `ResultCode` and `Message`.
+ * same, and docs/acmp-wire-format.md lists it): how a target is bound to a
+ * routing key of another virtual router (`VirtualRouter` and `Routing_Keys`
+ * next to `TargetName`, used only for the jobs target), the consume call
+ * (`POST /Consume` with `VirtualRouter`/`TargetName`/`Wait`/`WaitTimeout`/
+ * `MaxMessages` answering `Messages[]` with `Id`, `Body`, `Routing_Key` and
+ * the publisher's `Callback_*`), and that every answer may carry
+ * `ResultCode` and `Message`.
  *
  * Behaviour:
- * - One session per client, signed in on first use and again whenever SICS
- *   answers result code 7 (or HTTP 401 outside the sign-in); the request is
- *   then repeated once with the new session.
+ * - One session per client, signed in on first use, again before 60 s are
+ *   up and whenever SICS answers result code 7 (or HTTP 401 outside the
+ *   sign-in); the request is then repeated once with the new session.
  * - HTTPS with an optional extra CA. When the TLS handshake fails and
  *   "allow unencrypted" is on (off by default), the client continues over
  *   plain HTTP on the same host and port, says so in a warning and in its
@@ -36,8 +44,14 @@
  *   safe because every message of our schema is idempotent (inventory and
  *   removals are keyed by the Intune device id, job statuses by job id).
  *   Not retried: 15 (wrong credentials), 26, 30, 32, 35 and unknown codes.
- * - `call()` publishes a message and waits for the ACMP server's `<Reply>`
- *   (matched by message id) in this client's reply target.
+ * - `call()` publishes a message with a reply channel of its own and waits
+ *   for the answer there: our own reply (with per-item failures) or the
+ *   generic ACMP answer (`<T…Response_Vn>` with a `<ResultCode>`). One
+ *   channel per publish costs four short SICS requests (create and delete a
+ *   router and a target) per message, about 200 for 10,000 devices in
+ *   batches of 200; one channel per batch or run would save them but could
+ *   not tell a late answer to a timed-out attempt from the answer to its
+ *   retry, which a generic answer does not name.
  * - Never logs or reports the password or the session token.
  */
 import { EventEmitter } from 'node:events';
@@ -48,7 +62,7 @@ import type { AxiosInstance } from 'axios';
 import { createAxios, createHttpAgent, createHttpsAgent } from './http-transport';
 import type { ProxySource } from './proxy-route';
 import { fromBase64, toBase64 } from './acmp-xml';
-import { decodeMessage, encodeMessage, newMessageId, WireError, type ReplyMessage, type WireMessage } from './acmp-wire';
+import { DEFAULT_WIRE_FORMAT, encodeMessage, newMessageId, readReply, WireError, type ReplyMessage, type WireFormat, type WireMessage } from './acmp-wire';
 
 // ------------------------------------------------------------------ result codes
 
@@ -313,6 +327,8 @@ export interface ConsumedMessage {
   routingKey: string;
   /** The decoded XML document (Base64 undone). */
   xml: string;
+  /** Where the publisher wants its answer (its Callback_VirtualRouter / Callback_Routing_Key), when it named one. */
+  callback?: { virtualRouter: string; routingKey: string };
 }
 
 export interface CallResult {
@@ -337,15 +353,17 @@ interface RequestOptions {
   timeoutMs?: number;
   /** Retry transport failures and retryable codes (default true). */
   retry?: boolean;
+  /** Not cut short when the client closes (a consume that may already hold messages). */
+  survivesClose?: boolean;
 }
 
 type Json = Record<string, unknown>;
 
-interface Pending {
-  resolve(r: ReplyMessage): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-}
+/** How long close() waits for consumes that may already hold messages. */
+const DRAIN_LIMIT_MS = 12_000;
+/** How long the public SICS client treats a session as valid (sics.md), and how early we sign in again before that. */
+export const SESSION_VALID_MS = 60_000;
+const SESSION_SKEW_MS = 10_000;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -386,23 +404,25 @@ export class SicsClient extends EventEmitter {
   private readonly httpsAgent: https.Agent;
   private readonly httpAgent: http.Agent;
   private readonly http: AxiosInstance;
-  private session?: { token: string; scheme: 'http' | 'https' };
+  private session?: { token: string; scheme: 'http' | 'https'; at: number };
   private loginInFlight?: Promise<void>;
   private closed = false;
   private readonly closer = new AbortController();
-  private readonly pending = new Map<string, Pending>();
-  private replyLoop?: Promise<void>;
-  private replyTarget?: Promise<void>;
+  /** Reply channels that exist in SICS (open, or being deleted). */
+  private readonly channels = new Set<string>();
+  private readonly cleanups = new Set<Promise<void>>();
+  private readonly draining = new Set<Promise<void>>();
+  private readonly sessionRenewMs: number;
   private currentHealth: SicsHealth = { level: 'ok', code: 'ready', text: 'ready' };
   private fallbackWarned = false;
-  /** Name of this client's reply target (and its routing key). */
-  readonly replyTargetName: string;
+  /** Middle part of this client's reply channel names (the connection it belongs to). */
+  readonly channelKey: string;
 
   constructor(
     readonly settings: SicsSettings,
     private readonly secrets: SicsSecrets,
     private readonly log: SicsLog = { warn: () => undefined },
-    opts: { clientKey?: string } = {},
+    opts: { clientKey?: string; sessionValidMs?: number } = {},
   ) {
     super();
     if (!secrets.user || !String(secrets.user).trim()) throw invalid('user', 'is required');
@@ -410,8 +430,9 @@ export class SicsClient extends EventEmitter {
     this.httpsAgent = createHttpsAgent({ ca: settings.ca, proxy: settings.proxy });
     this.httpAgent = createHttpAgent({ ca: settings.ca, proxy: settings.proxy });
     this.http = createAxios(this.httpsAgent, settings.timeoutMs);
-    const key = (opts.clientKey ?? 'connector').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60);
-    this.replyTargetName = `intune-replies-${key}-${randomBytes(4).toString('hex')}`;
+    this.channelKey = (opts.clientKey ?? 'connector').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+    const valid = opts.sessionValidMs ?? SESSION_VALID_MS;
+    this.sessionRenewMs = valid - Math.min(SESSION_SKEW_MS, valid / 4);
   }
 
   get health(): SicsHealth {
@@ -446,7 +467,7 @@ export class SicsClient extends EventEmitter {
   }
 
   /** One HTTP exchange, no retry. Answers the parsed JSON body and the HTTP status. */
-  private async exchange(scheme: 'http' | 'https', method: 'POST' | 'DELETE', path: string, body: Json, o: { token?: string; signal: AbortSignal; timeoutMs: number }): Promise<{ status: number; data: Json }> {
+  private async exchange(scheme: 'http' | 'https', method: 'POST' | 'DELETE', path: string, body: Json | undefined, o: { token?: string; signal: AbortSignal; timeoutMs: number }): Promise<{ status: number; data: Json }> {
     this.stats.requests++;
     const where = `SICS ${method} ${path}`;
     let res;
@@ -454,8 +475,8 @@ export class SicsClient extends EventEmitter {
       res = await this.http.request({
         method,
         url: `${this.baseUrl(scheme)}${path}`,
-        data: body,
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(o.token ? { 'X-SICS-SESSION': o.token } : {}) },
+        ...(body !== undefined ? { data: body } : {}),
+        headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), Accept: 'application/json', ...(o.token ? { 'X-SICS-SESSION': o.token } : {}) },
         httpAgent: this.httpAgent,
         httpsAgent: this.httpsAgent,
         timeout: o.timeoutMs,
@@ -515,7 +536,7 @@ export class SicsClient extends EventEmitter {
         if (code !== 0) throw resultCodeError(code, 'SICS sign-in', typeof data.Message === 'string' ? data.Message : undefined);
         if (!token) throw new SicsError('badAnswer', 'SICS sign-in: the answer carries no Session token', {}, true);
         this.stats.logins++;
-        this.session = { token, scheme };
+        this.session = { token, scheme, at: Date.now() };
         if (scheme === 'http' && this.settings.tls) {
           this.stats.fallbacks++;
           const text = `connected WITHOUT encryption to ${this.settings.host}:${this.settings.port}: TLS failed and "allow unencrypted connection" is on`;
@@ -548,13 +569,15 @@ export class SicsClient extends EventEmitter {
    * A SICS API request with the session header. Signs in when needed, signs
    * in again on code 7 (once per request), retries what is retryable.
    */
-  async request(method: 'POST' | 'DELETE', path: string, body: Json, o: RequestOptions = {}): Promise<Json> {
-    const signal = this.signalFor(o.signal);
+  async request(method: 'POST' | 'DELETE', path: string, body: Json | undefined, o: RequestOptions = {}): Promise<Json> {
+    const signal = o.survivesClose ? (o.signal ?? new AbortController().signal) : this.signalFor(o.signal);
     const retry = o.retry !== false;
     let attempt = 0;
     let relogged = false;
     for (;;) {
-      if (this.closed) throw new SicsError('closed', 'The SICS connection is closed');
+      if (this.closed && !(o.survivesClose && this.session)) throw new SicsError('closed', 'The SICS connection is closed');
+      // Sign in again before the session's time is up (as the public client does), not only after a code 7.
+      if (this.session && Date.now() - this.session.at > this.sessionRenewMs && !this.closed) this.session = undefined;
       if (!this.session) await this.login(signal);
       const s = this.session!;
       try {
@@ -590,18 +613,32 @@ export class SicsClient extends EventEmitter {
 
   // ---------------------------------------------------------------- bus operations
 
+  /** `POST /VirtualRouter {VirtualRouterName}` (the public shape, sics.md). */
   async ensureVirtualRouter(name: string, signal?: AbortSignal): Promise<void> {
-    await this.request('POST', '/VirtualRouter', { Name: name }, { signal });
+    await this.request('POST', '/VirtualRouter', { VirtualRouterName: name }, { signal });
   }
 
-  /** Creates (or confirms) a queue target bound to routing keys. */
+  /**
+   * Creates (or confirms) a target. Public shape: `POST /Target {TargetName}`,
+   * which public clients use with a virtual router and a routing key of the
+   * same name. A target bound elsewhere (the jobs target: ACMP's jobs
+   * routing key in the jobs virtual router) also names `VirtualRouter` and
+   * `Routing_Keys`: our assumption, nothing public shows how a target is bound.
+   */
   async ensureTarget(virtualRouter: string, targetName: string, routingKeys: string[], signal?: AbortSignal): Promise<void> {
     await this.ensureVirtualRouter(virtualRouter, signal);
-    await this.request('POST', '/Target', { VirtualRouter: virtualRouter, TargetName: targetName, Type: 'Queue', Routing_Keys: routingKeys }, { signal });
+    const conventional = virtualRouter === targetName && routingKeys.length === 1 && routingKeys[0] === targetName;
+    await this.request('POST', '/Target', conventional ? { TargetName: targetName } : { TargetName: targetName, VirtualRouter: virtualRouter, Routing_Keys: routingKeys }, { signal });
   }
 
-  async deleteTarget(virtualRouter: string, targetName: string, signal?: AbortSignal): Promise<void> {
-    await this.request('DELETE', '/Target', { VirtualRouter: virtualRouter, TargetName: targetName }, { signal, retry: false });
+  /** `DELETE /Target/{name}` (name in the path, no body: the public shape). */
+  async deleteTarget(targetName: string, signal?: AbortSignal): Promise<void> {
+    await this.request('DELETE', `/Target/${encodeURIComponent(targetName)}`, undefined, { signal, retry: false });
+  }
+
+  /** `DELETE /VirtualRouter/{name}` (name in the path, no body: the public shape). */
+  async deleteVirtualRouter(name: string, signal?: AbortSignal): Promise<void> {
+    await this.request('DELETE', `/VirtualRouter/${encodeURIComponent(name)}`, undefined, { signal, retry: false });
   }
 
   /** Publishes one document (Base64-encoded here) to a routing key. */
@@ -621,21 +658,37 @@ export class SicsClient extends EventEmitter {
     );
   }
 
-  /** Takes up to `max` messages from a target, waiting up to `waitMs` for the first. */
-  async consume(p: { virtualRouter: string; targetName: string; waitMs?: number; max?: number; signal?: AbortSignal }): Promise<ConsumedMessage[]> {
+  /**
+   * Takes up to `max` messages from a target, waiting up to `waitMs` for the
+   * first. `drainOnClose`: closing the client does not cut this call short
+   * (SICS may already have handed the messages over); close() waits for it.
+   */
+  async consume(p: { virtualRouter: string; targetName: string; waitMs?: number; max?: number; signal?: AbortSignal; drainOnClose?: boolean }): Promise<ConsumedMessage[]> {
     const waitMs = p.waitMs ?? this.settings.consumeWaitMs;
-    const data = await this.request(
-      'POST',
-      '/Consume',
-      { VirtualRouter: p.virtualRouter, TargetName: p.targetName, Wait: waitMs > 0, WaitTimeout: waitMs, MaxMessages: p.max ?? 50 },
-      { signal: p.signal, timeoutMs: waitMs + this.settings.timeoutMs },
-    );
+    const body = { VirtualRouter: p.virtualRouter, TargetName: p.targetName, Wait: waitMs > 0, WaitTimeout: waitMs, MaxMessages: p.max ?? 50 };
+    const o: RequestOptions = { signal: p.signal, timeoutMs: waitMs + this.settings.timeoutMs, ...(p.drainOnClose ? { survivesClose: true } : {}) };
+    let data: Json;
+    if (p.drainOnClose) {
+      const running = this.request('POST', '/Consume', body, o);
+      const tracked = running.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.draining.add(tracked);
+      try {
+        data = await running;
+      } finally {
+        this.draining.delete(tracked);
+      }
+    } else data = await this.request('POST', '/Consume', body, o);
     const list = Array.isArray(data.Messages) ? (data.Messages as Json[]) : [];
     const out: ConsumedMessage[] = [];
     for (const m of list) {
       const id = String(m.Id ?? m.MessageId ?? '');
+      const cbVr = typeof m.Callback_VirtualRouter === 'string' ? m.Callback_VirtualRouter.trim() : '';
+      const cbKey = typeof m.Callback_Routing_Key === 'string' ? m.Callback_Routing_Key.trim() : '';
       try {
-        out.push({ id, routingKey: String(m.Routing_Key ?? ''), xml: fromBase64(String(m.Body ?? '')) });
+        out.push({ id, routingKey: String(m.Routing_Key ?? ''), xml: fromBase64(String(m.Body ?? '')), ...(cbVr && cbKey ? { callback: { virtualRouter: cbVr, routingKey: cbKey } } : {}) });
       } catch (err) {
         this.log.warn(`SICS: message ${id || '(no id)'} from ${p.targetName} is not readable and is skipped: ${(err as Error).message}`);
       }
@@ -645,98 +698,79 @@ export class SicsClient extends EventEmitter {
 
   // ---------------------------------------------------------------- request/reply
 
-  private ensureReplyTarget(signal?: AbortSignal): Promise<void> {
-    if (!this.replyTarget) {
-      const vr = this.settings.replyVirtualRouter;
-      this.replyTarget = this.ensureTarget(vr, this.replyTargetName, [this.replyTargetName], signal).catch((err) => {
-        this.replyTarget = undefined;
-        throw err;
-      });
+  /**
+   * A reply channel for one publish, as public SICS clients make it: a
+   * virtual router and a target of one fresh name, which is also the
+   * callback routing key. Whatever arrives there answers that publish and
+   * nothing else, so any answer, even one that names no message, is
+   * correlated by the channel it came on.
+   */
+  private async openChannel(signal: AbortSignal): Promise<string> {
+    const name = `${this.settings.replyVirtualRouter}.${this.channelKey}.${randomBytes(6).toString('hex')}`;
+    this.channels.add(name);
+    try {
+      await this.ensureTarget(name, name, [name], signal);
+    } catch (err) {
+      this.dropChannel(name);
+      throw err;
     }
-    return this.replyTarget;
+    return name;
   }
 
-  private expect(messageId: string, timeoutMs: number, where: string): Promise<ReplyMessage> {
-    return new Promise<ReplyMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(messageId);
+  /** Deletes a channel in the background (best effort, as public clients do); close() waits for what is still running. */
+  private dropChannel(name: string): void {
+    if (this.closed) return this.dropChannelNow(name);
+    const signal = AbortSignal.timeout(5_000);
+    const work = (async () => {
+      await this.deleteTarget(name, signal).catch(() => undefined);
+      await this.deleteVirtualRouter(name, signal).catch(() => undefined);
+      this.channels.delete(name); // kept listed until gone, so a close() meanwhile deletes it too
+    })();
+    this.cleanups.add(work);
+    void work.finally(() => this.cleanups.delete(work));
+  }
+
+  /** Reads the channel until an answer to `messageId` arrives or the time is up. */
+  private async awaitReply(channel: string, messageId: string, timeoutMs: number, signal: AbortSignal, where: string): Promise<ReplyMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
         this.stats.replyTimeouts++;
-        reject(new SicsError('replyTimeout', `${where}: no reply within ${Math.round(timeoutMs / 1000)} s`, { where, timeoutMs }, true));
-      }, timeoutMs);
-      this.pending.set(messageId, { resolve, reject, timer });
-      this.kickReplyLoop();
-    });
-  }
-
-  private kickReplyLoop(): void {
-    if (this.replyLoop || this.closed) return;
-    this.replyLoop = this.runReplyLoop().finally(() => {
-      this.replyLoop = undefined;
-      if (this.pending.size && !this.closed) this.kickReplyLoop();
-    });
-  }
-
-  private async runReplyLoop(): Promise<void> {
-    let failures = 0;
-    while (!this.closed && this.pending.size) {
-      try {
-        await this.ensureReplyTarget();
-        const msgs = await this.consume({ virtualRouter: this.settings.replyVirtualRouter, targetName: this.replyTargetName, waitMs: Math.min(this.settings.consumeWaitMs, 2_000) });
-        failures = 0;
-        for (const m of msgs) this.dispatchReply(m);
-      } catch (err) {
-        const e = err as SicsError;
-        if (this.closed || e.code === 'aborted' || e.code === 'closed') return;
-        if (e.code === 'notFound') this.replyTarget = undefined; // SICS restarted: create the target again
-        failures++;
-        this.log.debug?.(`SICS: reading replies failed: ${e.message}`);
-        if (e.code === 'wrongCredentials') {
-          for (const [id, p] of this.pending) {
-            clearTimeout(p.timer);
-            this.pending.delete(id);
-            p.reject(e);
-          }
-          return;
-        }
+        throw new SicsError('replyTimeout', `${where}: no reply within ${Math.round(timeoutMs / 1000)} s`, { where, timeoutMs }, true);
+      }
+      const msgs = await this.consume({ virtualRouter: channel, targetName: channel, waitMs: Math.max(10, Math.min(this.settings.consumeWaitMs, left)), max: 10, signal });
+      for (const m of msgs) {
+        let reply: ReplyMessage | undefined;
         try {
-          await sleep(Math.min(5_000, this.backoff(Math.min(failures, 5))), this.closer.signal);
-        } catch {
-          return;
+          reply = readReply(m.xml);
+        } catch (err) {
+          this.log.warn(`SICS: an answer on the reply channel of ${where} cannot be read and is skipped: ${(err as Error).message}`);
+          continue;
         }
+        if (!reply) {
+          this.log.warn(`SICS: a message on the reply channel of ${where} is no answer and is skipped`);
+          continue;
+        }
+        // Our own replies name the message; one that names another is stale (it cannot be, on a fresh channel, but cheap to check).
+        if (reply.inReplyTo && reply.inReplyTo !== messageId) {
+          this.log.debug?.(`SICS: reply to ${reply.inReplyTo} skipped on the channel of ${messageId}`);
+          continue;
+        }
+        this.stats.replies++;
+        return reply;
       }
     }
   }
 
-  private dispatchReply(m: ConsumedMessage): void {
-    let msg: WireMessage;
-    try {
-      msg = decodeMessage(m.xml);
-    } catch (err) {
-      this.log.warn(`SICS: a reply in ${this.replyTargetName} is not a message of this connector and is skipped: ${(err as Error).message}`);
-      return;
-    }
-    if (msg.kind !== 'reply') {
-      this.log.warn(`SICS: unexpected ${msg.kind} message in the reply target; skipped`);
-      return;
-    }
-    const p = this.pending.get(msg.inReplyTo);
-    if (!p) {
-      this.log.debug?.(`SICS: late or unknown reply to ${msg.inReplyTo} skipped`);
-      return;
-    }
-    this.stats.replies++;
-    clearTimeout(p.timer);
-    this.pending.delete(msg.inReplyTo);
-    p.resolve(msg);
-  }
-
   /**
-   * Publishes a message to an ACMP server and waits for its reply. Retries
-   * (with a new message id each time) on transport failures, reply timeouts
-   * and retryable result codes; resolves with a reply of code 0 (which may
-   * still list failed items), rejects with SicsError otherwise.
+   * Publishes a message to an ACMP server and waits for its answer on a
+   * reply channel of its own. Retries (with a new message id and channel
+   * each time) on transport failures, reply timeouts and retryable result
+   * codes; resolves with an answer of code 0 (which may still list failed
+   * items), rejects with SicsError otherwise.
    */
-  async call(server: AcmpServerRoute, message: WireMessage, o: { signal?: AbortSignal; replyTimeoutMs?: number } = {}): Promise<CallResult> {
+  async call(server: AcmpServerRoute, message: WireMessage, o: { signal?: AbortSignal; replyTimeoutMs?: number; format?: WireFormat } = {}): Promise<CallResult> {
     const signal = this.signalFor(o.signal);
     const replyTimeoutMs = o.replyTimeoutMs ?? Math.max(this.settings.timeoutMs, 5_000);
     const where = `ACMP server ${server.serverId}`;
@@ -744,20 +778,19 @@ export class SicsClient extends EventEmitter {
     let relogged = false;
     for (;;) {
       if (signal.aborted) throw new SicsError('aborted', `${where}: stopped`);
-      await this.ensureReplyTarget(signal);
       const messageId = newMessageId();
       const msg = { ...message, header: { ...message.header, messageId, serverId: server.serverId } } as WireMessage;
       let xml: string;
       try {
-        xml = encodeMessage(msg);
+        xml = encodeMessage(msg, o.format ?? DEFAULT_WIRE_FORMAT);
       } catch (err) {
         throw new SicsError('invalidRequest', `${where}: the message cannot be written: ${(err as Error).message}`, {}, false);
       }
-      const waiting = this.expect(messageId, replyTimeoutMs, where);
-      waiting.catch(() => undefined);
+      let channel: string | undefined;
       try {
-        await this.publish({ virtualRouter: server.virtualRouter, routingKey: server.routingKey, xml, callback: { virtualRouter: this.settings.replyVirtualRouter, routingKey: this.replyTargetName }, signal });
-        const reply = await abortable(waiting, signal, where);
+        channel = await this.openChannel(signal);
+        await this.publish({ virtualRouter: server.virtualRouter, routingKey: server.routingKey, xml, callback: { virtualRouter: channel, routingKey: channel }, signal });
+        const reply = await this.awaitReply(channel, messageId, replyTimeoutMs, signal, where);
         if (reply.code === 0) return { reply, attempts: attempt + 1 };
         if (reply.code === 7 && !relogged) {
           relogged = true;
@@ -766,51 +799,52 @@ export class SicsClient extends EventEmitter {
         }
         throw resultCodeError(reply.code, where, reply.message);
       } catch (err) {
-        const p = this.pending.get(messageId);
-        if (p) {
-          clearTimeout(p.timer);
-          this.pending.delete(messageId);
-        }
         const e = err instanceof SicsError ? err : new SicsError('httpError', `${where}: ${(err as Error).message}`, {}, true);
-        if (e.code === 'aborted' || !e.retryable || attempt >= this.settings.retries) throw e;
+        if (e.code === 'aborted' || e.code === 'closed' || !e.retryable || attempt >= this.settings.retries) throw e;
         this.stats.retries++;
         this.log.debug?.(`${e.message}; retrying`);
         await sleep(this.backoff(attempt++), signal);
+      } finally {
+        if (channel) this.dropChannel(channel);
       }
     }
   }
 
-  /** Ends the session, deletes the reply target (best effort), stops all waiting. */
+  /** Deletes the open reply channels (best effort), waits for draining consumes, ends the session. */
   async close(): Promise<void> {
     if (this.closed) return;
-    const hadTarget = !!this.replyTarget;
-    const session = this.session;
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      this.pending.delete(id);
-      p.reject(new SicsError('closed', 'The SICS connection was closed'));
-    }
-    if (session && hadTarget) {
-      try {
-        await this.exchange(session.scheme, 'DELETE', '/Target', { VirtualRouter: this.settings.replyVirtualRouter, TargetName: this.replyTargetName }, { token: session.token, signal: AbortSignal.timeout(2_000), timeoutMs: 2_000 });
-      } catch {
-        /* best effort */
-      }
-    }
     this.closed = true;
     this.closer.abort();
+    for (const name of [...this.channels]) this.dropChannelNow(name);
+    // A consume that may already hold messages is let finish (bounded), so its messages reach their node.
+    if (this.draining.size) await Promise.race([Promise.all([...this.draining]), new Promise((r) => setTimeout(r, DRAIN_LIMIT_MS).unref())]);
+    await Promise.race([Promise.all([...this.cleanups]), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    const session = this.session;
     if (session) {
       try {
-        await this.exchange(session.scheme, 'DELETE', '/Session', {}, { token: session.token, signal: AbortSignal.timeout(2_000), timeoutMs: 2_000 });
+        await this.exchange(session.scheme, 'DELETE', '/Session', undefined, { token: session.token, signal: AbortSignal.timeout(2_000), timeoutMs: 2_000 });
       } catch {
         /* best effort */
       }
     }
     this.session = undefined;
-    await this.replyLoop?.catch(() => undefined);
     this.httpsAgent.destroy();
     this.httpAgent.destroy();
     this.removeAllListeners();
+  }
+
+  /** During close: the channel deletes go out directly (request() refuses once closed). */
+  private dropChannelNow(name: string): void {
+    this.channels.delete(name);
+    const session = this.session;
+    if (!session) return;
+    const o = { token: session.token, signal: AbortSignal.timeout(2_000), timeoutMs: 2_000 };
+    const work = (async () => {
+      await this.exchange(session.scheme, 'DELETE', `/Target/${encodeURIComponent(name)}`, undefined, o).catch(() => undefined);
+      await this.exchange(session.scheme, 'DELETE', `/VirtualRouter/${encodeURIComponent(name)}`, undefined, o).catch(() => undefined);
+    })();
+    this.cleanups.add(work);
+    void work.finally(() => this.cleanups.delete(work));
   }
 }
 

@@ -6,7 +6,7 @@
  * simulators' own counters, CPU time and peak RSS of the Node-RED process.
  */
 import { startNodeRed, type NodeRedProcess } from '../sim/node-red-runner';
-import { TIME_SCALE_ENV } from '../nodes/lib/time-scale';
+import { TIME_SCALE_ENV } from '../nodes/lib/shared/time-scale';
 import { cpuMs, ownCpuMs, peakRssMb, resetPeak, rssMb } from './proc';
 import { benchFlow, type FlowOptions } from './flow';
 import type { World } from './world';

@@ -14,10 +14,10 @@
  */
 import https from 'node:https';
 import axios, { type AxiosInstance } from 'axios';
-import { normaliseDevice, PlaceholderSerials, type ManagedDeviceRecord } from '../nodes/lib/device-normaliser';
+import { normaliseDevice, PlaceholderSerials, type ManagedDeviceRecord } from '../nodes/lib/devices/device-normaliser';
 import type { Device } from '../nodes/lib/contracts';
-import { SicsClient, parseSicsSettings } from '../nodes/lib/sics-client';
-import { header, type WireMessage } from '../nodes/lib/acmp-wire';
+import { SicsClient, parseSicsSettings } from '../nodes/lib/acmp/sics-client';
+import { header, type WireMessage } from '../nodes/lib/acmp/acmp-wire';
 import { FOURME_ACCOUNT, FOURME_TOKEN, SICS_PASSWORD, SICS_USER, type World } from './world';
 import { sharedTestCa } from '../sim/pki';
 

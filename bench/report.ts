@@ -286,7 +286,7 @@ export function renderReport(r: Results): string {
     );
     out.push('');
     out.push(
-      `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is a token bucket proven to stay under the limit in *every* 20 s window (nodes/lib/graph-pacer.ts): a burst of a quarter of the limit (50 writes), then an even 7 writes per second — about 70 % of the limit over a long run, the price of never drawing a 429. Floor: ${lock.floor.graph?.how}.`,
+      `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is a token bucket proven to stay under the limit in *every* 20 s window (nodes/lib/graph/graph-pacer.ts): a burst of a quarter of the limit (50 writes), then an even 7 writes per second — about 70 % of the limit over a long run, the price of never drawing a 429. Floor: ${lock.floor.graph?.how}.`,
     );
     out.push('');
   }
@@ -331,9 +331,9 @@ export function renderReport(r: Results): string {
     out.push('## Memory');
     out.push('');
     out.push(
-      'What a run holds is bounded: the device source reads Graph at most four pages ahead of the slowest sink (nodes/lib/run-progress.ts), so pages never pile up in a sink\'s queue. ' +
+      'What a run holds is bounded: the device source reads Graph at most four pages ahead of the slowest sink (nodes/lib/run/run-progress.ts), so pages never pile up in a sink\'s queue. ' +
         'What grows with the tenant is the state the sinks must keep between runs — per device the fingerprint, CI id, name and product last confirmed by 4me and the fingerprint last confirmed by ACMP, per user a cached person id — and the ids a run has seen (to reconcile removals). ' +
-        'That state is held compactly: one flat ASCII string per device and sink in a Map (nodes/lib/ci-ledger.ts, about 150 bytes per device for 4me), never an object per device. ' +
+        'That state is held compactly: one flat ASCII string per device and sink in a Map (nodes/lib/fourme/ci-ledger.ts, about 150 bytes per device for 4me), never an object per device. ' +
         'With the `file` store, Node-RED writes a node\'s whole context as one JSON text 30 s after the last change; the figures are read after that write, so they include it.',
     );
     out.push('');
@@ -361,7 +361,7 @@ export function renderReport(r: Results): string {
     }
     out.push(
       'Measured while building this bench (same flow, not part of the run above): a heap snapshot of the capped process 85 % into the initial sync held 159 MB of objects, of which 75 MB were strings — device ids, fingerprints, CI ids, names — and 19 MB the two strings Node-RED\'s `localfilesystem` store was writing. ' +
-        'That store serialises a node\'s whole context into one string, and then one buffer, 30 s after any change. Two changes keep that spike small: the sinks store their per-device state packed, one line of ASCII per device (nodes/lib/packed-state.ts), less than half the size of the indented JSON it replaced (which at 60,000 devices was some 50 MB at once and made a heap capped at 200 MB run out of memory); and within a run they write it at most every 5 minutes and at the run\'s end (it was after every page: a flush every 30 s). ' +
+        'That store serialises a node\'s whole context into one string, and then one buffer, 30 s after any change. Two changes keep that spike small: the sinks store their per-device state packed, one line of ASCII per device (nodes/lib/run/packed-state.ts), less than half the size of the indented JSON it replaced (which at 60,000 devices was some 50 MB at once and made a heap capped at 200 MB run out of memory); and within a run they write it at most every 5 minutes and at the run\'s end (it was after every page: a flush every 30 s). ' +
         'The run-end write is in the figures above (peak RSS is read 35 s after the run, see [Method](#method)); without it the capped peak was about 251 MB. Before the second change, a heap capped at 144 MB ran out of memory at 100,000 devices.',
     );
     out.push('');
@@ -500,7 +500,7 @@ export function renderReport(r: Results): string {
   );
   out.push(`- **Latency:** every request to every simulated service waits ${c.latencyMs} ms before it is handled (round trip and service time), on top of the simulator's own work.`);
   out.push(
-    `- **Time scale:** items 1–3, 5, 6 and the naive comparison run at time scale ${c.scale} — the real limit windows. Item 4 runs at time scale ${c.complianceScale}: the simulators' windows (20 s, 2 s, 1 h) and the latency are divided by ${c.complianceScale}, and so are our clients' pacing windows (\`INTUNE_CONNECTOR_TIME_SCALE\`, nodes/lib/time-scale.ts, read by the Graph and 4me connections; unset in production). Every limit keeps its count and every window shrinks by the same factor, so the floor shrinks by exactly that factor and the ratio to it is unaffected; what does not shrink is CPU time, so a ratio measured at a larger scale is, if anything, worse than at the real one.`,
+    `- **Time scale:** items 1–3, 5, 6 and the naive comparison run at time scale ${c.scale} — the real limit windows. Item 4 runs at time scale ${c.complianceScale}: the simulators' windows (20 s, 2 s, 1 h) and the latency are divided by ${c.complianceScale}, and so are our clients' pacing windows (\`INTUNE_CONNECTOR_TIME_SCALE\`, nodes/lib/shared/time-scale.ts, read by the Graph and 4me connections; unset in production). Every limit keeps its count and every window shrinks by the same factor, so the floor shrinks by exactly that factor and the ratio to it is unaffected; what does not shrink is CPU time, so a ratio measured at a larger scale is, if anything, worse than at the real one.`,
   );
   out.push(
     `- **Node-RED:** a real Node-RED process per tenant size (sim/node-red-runner.ts), the package linked into its user directory, the flow (bench/flow.ts) deployed through the Admin API and each run started by pressing an inject node through the Admin API. Nodes as an integrator sets them up: device source with every platform and personal devices, duplicates collapsed, deleted-user check off (reported separately), no schedules; 4me sink with ${c.fourmeConcurrency} parallel uploads, person matching on, default client pacing (20 requests per 2 s) and result polling (${c.asyncPollMs} ms); ACMP sink with 200 devices per message; state in the \`${c.store || 'memory'}\` context store${c.store === 'file' ? ' (localfilesystem: persistent, as the templates use)' : ''}.`,

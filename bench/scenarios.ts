@@ -15,7 +15,7 @@
  * counters), CPU time and peak RSS of the Node-RED process, and its floor.
  */
 import { isoSeconds } from '../sim/tenant';
-import { DEFAULT_SKIP_STATES } from '../nodes/lib/device-filters';
+import { DEFAULT_SKIP_STATES } from '../nodes/lib/devices/device-filters';
 import { startWorld, FOURME_ACCOUNT, type World } from './world';
 import { startBenchRed, measure, snapshot, diff, type BenchRed, type Json, type Measured } from './harness';
 import { acmpFloor, fourmeCiFloor, fourmeIncidentFloor, graphActionFloor, graphComplianceFloor, graphReadFloor, type ServiceFloor } from './floor';

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InstanceError, instanceTabLabels, loadTemplate, makeInstance, missingCredentials, withoutCredentials, TEMPLATES, type InstanceCredentials } from './instance-template';
 import { addInstance, adminClient } from './instance-admin';
-import { PLATFORM_PROPERTIES } from '../nodes/lib/device-filters';
+import { PLATFORM_PROPERTIES } from '../nodes/lib/devices/device-filters';
 
 const USAGE = `Usage: node-red-intune-instance --template <${Object.keys(TEMPLATES).join('|')}|flow.json> --instance <N> (--out <file> | --url <editor URL>) [options]
 

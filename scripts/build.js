@@ -36,14 +36,14 @@ function copyTree(from, to, filter = () => true, transform) {
 // so its files carry no sourceMappingURL pointing at a file that is not there.
 const stripSourceMapUrl = (code) => code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n');
 
-// Status texts in the editor's language (nodes/lib/status-text.ts): the editor half,
-// nodes/lib/editor-status-i18n.js, goes into each node HTML that marks its place.
+// Status texts in the editor's language (nodes/lib/node-red/status-text.ts): the editor half,
+// nodes/lib/node-red/editor-status-i18n.js, goes into each node HTML that marks its place.
 const STATUS_MARK = '<!-- intune:status-i18n -->';
 function inlineStatusI18n(file, type) {
   if (!fs.existsSync(file)) return;
   const html = fs.readFileSync(file, 'utf8');
   if (!html.includes(STATUS_MARK)) return;
-  const code = fs.readFileSync(r('nodes', 'lib', 'editor-status-i18n.js'), 'utf8').trim();
+  const code = fs.readFileSync(r('nodes', 'lib', 'node-red', 'editor-status-i18n.js'), 'utf8').trim();
   const script = `<script type="text/javascript">\n(function () {\n${code}\ninstallIntuneStatusI18n(${JSON.stringify(type)});\n})();\n</script>`;
   fs.writeFileSync(file, html.split(STATUS_MARK).join(script));
 }

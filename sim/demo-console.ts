@@ -14,7 +14,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ActionName } from '../nodes/lib/contracts';
-import { notificationSupported } from '../nodes/lib/action-executor';
+import { notificationSupported } from '../nodes/lib/actions/action-executor';
 import type { FourMeSim } from './fourme';
 import type { GraphSim } from './graph';
 import type { AcmpServerSim } from './sics';

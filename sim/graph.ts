@@ -68,7 +68,7 @@ import {
   type EntityName,
   type EnumName,
   type GraphVersion,
-} from '../nodes/lib/graph-schema';
+} from '../nodes/lib/graph/graph-schema';
 import { SimTenant, SimTenantError, type ManagedDeviceRecord, type PolicyStateRecord, type ReportRow, type SimPolicy } from './tenant';
 
 // ---------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import net from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { KeyPairPem } from './pki';
 import type { ActionName, Device } from '../nodes/lib/contracts';
-import { fromBase64, isBase64, toBase64 } from '../nodes/lib/acmp-xml';
+import { fromBase64, isBase64, toBase64 } from '../nodes/lib/acmp/acmp-xml';
 import {
   COMMAND_OF,
   WireError,
@@ -59,7 +59,7 @@ import {
   type JobStatusMessage,
   type ReplyItem,
   type WireMessage,
-} from '../nodes/lib/acmp-wire';
+} from '../nodes/lib/acmp/acmp-wire';
 
 export type SimProtocols = 'both' | 'https' | 'http';
 

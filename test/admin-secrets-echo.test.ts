@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { helper, distNode, tlsNode, loadFlow } from './support/node-helper';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
-import { echo, ECHO_MAX_CHARS } from '../nodes/lib/echo';
+import { echo, ECHO_MAX_CHARS } from '../nodes/lib/shared/echo';
 
 const HUGE = 'x'.repeat(2 * 1024 * 1024);
 const BOUND = 400; // a whole sentence around the echo fits; megabytes do not

@@ -275,7 +275,7 @@ describe('admin endpoints keep saved secrets (capturing endpoint)', function () 
 
 describe('admin endpoints: the proxy is part of a plain-HTTP SICS endpoint', () => {
   // Over plain HTTP the proxy reads the password, so another proxy is another endpoint.
-  const { secretEndpoint } = require('../nodes/lib/acmp-config-api') as typeof import('../nodes/lib/acmp-config-api');
+  const { secretEndpoint } = require('../nodes/lib/acmp/acmp-config-api') as typeof import('../nodes/lib/acmp/acmp-config-api');
   const base = { host: 'aesb.contoso.local', port: 3900 };
 
   it('plain HTTP (or a fallback to it): another proxy node asks for the password again', () => {

@@ -7,8 +7,8 @@ import crypto from 'node:crypto';
 import { expect } from 'chai';
 import forge from 'node-forge';
 import { makeClientCertificate, type ClientCertificate } from '../sim/pki';
-import { CertificateError, assertUsable, loadPem, loadPfx } from '../nodes/lib/certificate';
-import { loadCertificate } from '../nodes/lib/intune-connection';
+import { CertificateError, assertUsable, loadPem, loadPfx } from '../nodes/lib/intune/certificate';
+import { loadCertificate } from '../nodes/lib/intune/intune-connection';
 
 const DAY = 86_400_000;
 const PASS = 'Pem-Passphrase-1';

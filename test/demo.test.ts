@@ -17,7 +17,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { freePort, repoRoot } from '../sim/node-red-runner';
 import { SimTenant } from '../sim/tenant';
-import { parseFilterSettings } from '../nodes/lib/device-filters';
+import { parseFilterSettings } from '../nodes/lib/devices/device-filters';
 import { deviceGroundTruth } from './support/device-fixtures';
 
 const DEVICES = 300;

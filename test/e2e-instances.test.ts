@@ -18,7 +18,7 @@ import { startNodeRed, repoRoot, type NodeRedProcess } from '../sim/node-red-run
 import { FourMeSim } from '../sim/fourme';
 import { sharedTestCa } from '../sim/pki';
 import type { AcmpServerSim } from '../sim/sics';
-import { parseFilterSettings } from '../nodes/lib/device-filters';
+import { parseFilterSettings } from '../nodes/lib/devices/device-filters';
 import { startSimEnv, type SimEnv } from './support/sim-env';
 import { startAcmpEnv, SICS_PASSWORD, SICS_USER, type AcmpEnv } from './support/acmp-fixtures';
 import { deviceGroundTruth } from './support/device-fixtures';

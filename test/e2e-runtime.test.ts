@@ -36,7 +36,7 @@ describe('e2e: package in a real Node-RED runtime', function () {
       'dist/nodes/locales/de/intune-config.json',
       'dist/nodes/locales/en-US/intune-config.html',
       'dist/nodes/locales/de/intune-config.html',
-      'dist/nodes/lib/graph-client.js',
+      'dist/nodes/lib/graph/graph-client.js',
       'dist/nodes/icons/intune.svg',
     ]) {
       expect(files, f).to.include(f);

@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import { expect } from 'chai';
-import { filterPropertyDefaults, parseDeviceSourceSettings } from '../nodes/lib/device-source-settings';
+import { filterPropertyDefaults, parseDeviceSourceSettings } from '../nodes/lib/devices/device-source-settings';
 import { checkExamples, editorDefs, loadContext, parseExample, readExamples, labelOf, boxOf, type CheckContext, type ExampleFile, type FlowNode } from './support/example-checks';
 
 const root = path.resolve(__dirname, '..', '..');

@@ -9,9 +9,9 @@ import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { expect } from 'chai';
 import { sharedTestCa } from '../sim/pki';
-import { createHttpsAgent } from '../nodes/lib/http-transport';
-import { GraphClient, GraphRequestError, type GraphClientOptions, type RequestStats } from '../nodes/lib/graph-client';
-import { GraphAbortError, isAbortError } from '../nodes/lib/graph-errors';
+import { createHttpsAgent } from '../nodes/lib/shared/http-transport';
+import { GraphClient, GraphRequestError, type GraphClientOptions, type RequestStats } from '../nodes/lib/graph/graph-client';
+import { GraphAbortError, isAbortError } from '../nodes/lib/graph/graph-errors';
 import {
   RetryBudget,
   backoffDelay,
@@ -20,8 +20,8 @@ import {
   parseRetryAfter,
   resolveRetry,
   sleep,
-} from '../nodes/lib/graph-retry';
-import { GraphPacer, planBucket, worstWindow, DEFAULT_LIMITS } from '../nodes/lib/graph-pacer';
+} from '../nodes/lib/graph/graph-retry';
+import { GraphPacer, planBucket, worstWindow, DEFAULT_LIMITS } from '../nodes/lib/graph/graph-pacer';
 import { GraphSim } from '../sim/graph';
 import { SimTenant } from '../sim/tenant';
 

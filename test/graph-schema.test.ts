@@ -1,18 +1,18 @@
 /**
- * Proves that nodes/lib/graph-schema.ts equals Microsoft's metadata as
+ * Proves that nodes/lib/graph/graph-schema.ts equals Microsoft's metadata as
  * extracted into test/fixtures/graph/ (v1.0 CSDL extract + beta notes; the
  * README there names the public source).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import * as schema from '../nodes/lib/graph-schema';
+import * as schema from '../nodes/lib/graph/graph-schema';
 
 function repoRoot(): string {
   for (const start of [__dirname, process.cwd()]) {
     let dir = start;
     for (let k = 0; k < 8; k++) {
-      if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'nodes', 'lib', 'graph-schema.ts'))) return dir;
+      if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'nodes', 'lib', 'graph', 'graph-schema.ts'))) return dir;
       const up = path.dirname(dir);
       if (up === dir) break;
       dir = up;

@@ -10,10 +10,10 @@ import { expect } from 'chai';
 import { buildSchema, parse, validate, Kind, type OperationDefinitionNode } from 'graphql';
 import { sharedTestCa } from '../sim/pki';
 import { FourMeSim } from '../sim/fourme';
-import { OPS, PEOPLE_GROUPS_PER_REQUEST, peopleByEmailGroups } from '../nodes/lib/fourme-operations';
-import { PeopleDirectory } from '../nodes/lib/fourme-people';
-import { resolveEndpoints, EndpointError, accountIdProblem } from '../nodes/lib/fourme-endpoints';
-import { FourMeClient, FourMeError, FourMeStats, isAbort, parseRetryAfter } from '../nodes/lib/fourme-client';
+import { OPS, PEOPLE_GROUPS_PER_REQUEST, peopleByEmailGroups } from '../nodes/lib/fourme/fourme-operations';
+import { PeopleDirectory } from '../nodes/lib/fourme/fourme-people';
+import { resolveEndpoints, EndpointError, accountIdProblem } from '../nodes/lib/fourme/fourme-endpoints';
+import { FourMeClient, FourMeError, FourMeStats, isAbort, parseRetryAfter } from '../nodes/lib/fourme/fourme-client';
 import {
   ATTRIBUTE_KEYS,
   DEFAULT_CUSTOM_FIELDS,
@@ -23,9 +23,9 @@ import {
   mapDevice,
   parseCiMappingSettings,
   platformKey,
-} from '../nodes/lib/fourme-ci-mapping';
-import { interpretPayload } from '../nodes/lib/fourme-ci-sync';
-import { incidentNote, incidentSubject } from '../nodes/lib/fourme-incidents';
+} from '../nodes/lib/fourme/fourme-ci-mapping';
+import { interpretPayload } from '../nodes/lib/fourme/fourme-ci-sync';
+import { incidentNote, incidentSubject } from '../nodes/lib/fourme/fourme-incidents';
 import { makeDevice, makeViolation } from './support/device-fixtures';
 
 /** The reference schema: the sim's verbatim copy in the repository (a plain clone has nothing beside it). */

@@ -14,7 +14,7 @@ import { sharedTestCa } from '../sim/pki';
 import { FourMeSim, type FourMeRequest } from '../sim/fourme';
 import { SimTenant } from '../sim/tenant';
 import type { ComplianceViolation, Device } from '../nodes/lib/contracts';
-import type { RunSummary4me } from '../nodes/lib/fourme-sink';
+import type { RunSummary4me } from '../nodes/lib/fourme/fourme-sink';
 import { makeDevice, makeViolation, runPages, tenantDevices, type RunOptions } from './support/device-fixtures';
 
 helper.init(require.resolve('node-red'));

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { XmlError, el, escapeAttr, escapeText, fromBase64, hasInvalidXmlChars, parseXml, renderXml, textElement, textOf, toBase64 } from '../nodes/lib/acmp-xml';
+import { XmlError, el, escapeAttr, escapeText, fromBase64, hasInvalidXmlChars, parseXml, renderXml, textElement, textOf, toBase64 } from '../nodes/lib/acmp/acmp-xml';
 import {
   WIRE_NAMESPACE,
   WireError,
@@ -21,8 +21,8 @@ import {
   type ActionJobMessage,
   type InventoryMessage,
   type WireMessage,
-} from '../nodes/lib/acmp-wire';
-import { JobProblem, failedStatus, jobToRequest, statusFromResult } from '../nodes/lib/acmp-jobs';
+} from '../nodes/lib/acmp/acmp-wire';
+import { JobProblem, failedStatus, jobToRequest, statusFromResult } from '../nodes/lib/acmp/acmp-jobs';
 import { makeDevice } from './support/acmp-fixtures';
 
 const HOSTILE = [

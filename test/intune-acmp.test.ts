@@ -24,9 +24,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Device } from '../nodes/lib/contracts';
-import type { PageReport } from '../nodes/lib/acmp-sync';
+import type { PageReport } from '../nodes/lib/acmp/acmp-sync';
 import { SimTenant } from '../sim/tenant';
-import { parseXml } from '../nodes/lib/acmp-xml';
+import { parseXml } from '../nodes/lib/acmp/acmp-xml';
 import {
   SICS_PASSWORD,
   acmpConfigFlow,

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { helper, distNode, tlsNode, loadFlow } from './support/node-helper';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 import type { SimTenant, Platform } from '../sim/tenant';
-import type { ActionReport, DeviceResult } from '../nodes/lib/action-executor';
+import type { ActionReport, DeviceResult } from '../nodes/lib/actions/action-executor';
 
 const configNode = distNode('intune-config');
 const actionNode = distNode('intune-action');

@@ -6,8 +6,8 @@
  * (paths, bodies, buckets) is checked exactly.
  */
 import { expect } from 'chai';
-import type { BatchRequest, BatchResult, CallOptions } from '../nodes/lib/graph-client';
-import { GraphRequestError } from '../nodes/lib/graph-errors';
+import type { BatchRequest, BatchResult, CallOptions } from '../nodes/lib/graph/graph-client';
+import { GraphRequestError } from '../nodes/lib/graph/graph-errors';
 import {
   DeviceGrouper,
   REPORT_PATH,
@@ -17,13 +17,13 @@ import {
   readNoncompliantReport,
   statusName,
   type ReportDevice,
-} from '../nodes/lib/compliance-report';
-import { failingSettings, parsePolicyStates, readPolicyStates } from '../nodes/lib/compliance-details';
-import { PolicySelection, familyOf, listCompliancePolicies, platformOfODataType, POLICY_FAMILIES, type PolicyInfo } from '../nodes/lib/compliance-policies';
-import { buildViolation, checkDevice, checkPolicy, needsDetail, COMPLIANCE_SKIP_REASONS, type Candidate } from '../nodes/lib/compliance-violations';
-import { ComplianceSettingsError, parseComplianceSettings } from '../nodes/lib/compliance-settings';
-import { noncompliantFilter } from '../nodes/lib/compliance-devices';
-import type { DeviceVerdict } from '../nodes/lib/compliance-devices';
+} from '../nodes/lib/compliance/compliance-report';
+import { failingSettings, parsePolicyStates, readPolicyStates } from '../nodes/lib/compliance/compliance-details';
+import { PolicySelection, familyOf, listCompliancePolicies, platformOfODataType, POLICY_FAMILIES, type PolicyInfo } from '../nodes/lib/compliance/compliance-policies';
+import { buildViolation, checkDevice, checkPolicy, needsDetail, COMPLIANCE_SKIP_REASONS, type Candidate } from '../nodes/lib/compliance/compliance-violations';
+import { ComplianceSettingsError, parseComplianceSettings } from '../nodes/lib/compliance/compliance-settings';
+import { noncompliantFilter } from '../nodes/lib/compliance/compliance-devices';
+import type { DeviceVerdict } from '../nodes/lib/compliance/compliance-devices';
 
 const SCHEMA = REPORT_SELECT.map((c) => ({ Column: c, PropertyType: 'String' }));
 

@@ -10,11 +10,11 @@ import { expect } from 'chai';
 import helper from 'node-red-node-test-helper';
 import { startSimEnv, configFlow, type SimEnv } from './support/sim-env';
 import type { ComplianceViolation, SyncEnvelope } from '../nodes/lib/contracts';
-import type { RunSummary } from '../nodes/lib/sync-run';
-import { DEFAULT_SKIP_STATES, parseFilterSettings, type DeviceFilterSettings } from '../nodes/lib/device-filters';
-import { DELETED_USER_DEVICE_NAME, PlaceholderSerials } from '../nodes/lib/device-normaliser';
-import { familyOf, POLICY_FAMILIES } from '../nodes/lib/compliance-policies';
-import { emptyComplianceSkips, type ComplianceSkipReason } from '../nodes/lib/compliance-violations';
+import type { RunSummary } from '../nodes/lib/run/sync-run';
+import { DEFAULT_SKIP_STATES, parseFilterSettings, type DeviceFilterSettings } from '../nodes/lib/devices/device-filters';
+import { DELETED_USER_DEVICE_NAME, PlaceholderSerials } from '../nodes/lib/devices/device-normaliser';
+import { familyOf, POLICY_FAMILIES } from '../nodes/lib/compliance/compliance-policies';
+import { emptyComplianceSkips, type ComplianceSkipReason } from '../nodes/lib/compliance/compliance-violations';
 import type { SimTenant, GroundTruthViolation } from '../sim/tenant';
 import { SIM_FAMILY } from './support/device-fixtures';
 

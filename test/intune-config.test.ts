@@ -9,8 +9,8 @@ import { helper, distNode, tlsNode, loadFlow, loggedText } from './support/node-
 import { startSimEnv, configFlow, ALL_ROLES, type SimEnv } from './support/sim-env';
 import { makeClientCertificate } from '../sim/pki';
 import { freePort } from '../sim/node-red-runner';
-import { readTokenClaims } from '../nodes/lib/token-provider';
-import type { IntuneConfigNode } from '../nodes/lib/intune-config-api';
+import { readTokenClaims } from '../nodes/lib/intune/token-provider';
+import type { IntuneConfigNode } from '../nodes/lib/intune/intune-config-api';
 
 const configNode = distNode('intune-config');
 const devicesNode = distNode('intune-devices');

@@ -4,8 +4,8 @@
  * the schedule and the context-store helper. No servers.
  */
 import { expect } from 'chai';
-import { CLOUDS } from '../nodes/lib/clouds';
-import { assertSelect } from '../nodes/lib/graph-schema';
+import { CLOUDS } from '../nodes/lib/intune/clouds';
+import { assertSelect } from '../nodes/lib/graph/graph-schema';
 import {
   DEFAULT_PLACEHOLDER_SERIALS,
   DELETED_USER_DEVICE_NAME,
@@ -20,15 +20,15 @@ import {
   normaliseDevice,
   platformOf,
   type ManagedDeviceRecord,
-} from '../nodes/lib/device-normaliser';
-import { DEFAULT_FILTERS, FilterSettingsError, filterFingerprint, parseFilterSettings, skipReason, type DeviceFilterSettings } from '../nodes/lib/device-filters';
-import { DuplicateIndex } from '../nodes/lib/device-duplicates';
-import { DeviceSettingsError, parseDeviceSourceSettings } from '../nodes/lib/device-source-settings';
-import { SyncRunner, type PageMessage, type SummaryMessage } from '../nodes/lib/sync-run';
-import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleClock } from '../nodes/lib/run-schedule';
-import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/context-state';
-import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/deleted-users';
-import { emptyTally, scanDevices, sinceFilter } from '../nodes/lib/device-scan';
+} from '../nodes/lib/devices/device-normaliser';
+import { DEFAULT_FILTERS, FilterSettingsError, filterFingerprint, parseFilterSettings, skipReason, type DeviceFilterSettings } from '../nodes/lib/devices/device-filters';
+import { DuplicateIndex } from '../nodes/lib/devices/device-duplicates';
+import { DeviceSettingsError, parseDeviceSourceSettings } from '../nodes/lib/devices/device-source-settings';
+import { SyncRunner, type PageMessage, type SummaryMessage } from '../nodes/lib/run/sync-run';
+import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleClock } from '../nodes/lib/run/run-schedule';
+import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/node-red/context-state';
+import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/devices/deleted-users';
+import { emptyTally, scanDevices, sinceFilter } from '../nodes/lib/devices/device-scan';
 import { SimTenant } from '../sim/tenant';
 
 const DAY = 86_400_000;

@@ -10,10 +10,10 @@ import { expect } from 'chai';
 import helper from 'node-red-node-test-helper';
 import { startSimEnv, configFlow, ALL_ROLES, type SimEnv } from './support/sim-env';
 import type { Device, SyncEnvelope } from '../nodes/lib/contracts';
-import type { RunSummary } from '../nodes/lib/sync-run';
-import { runProgress } from '../nodes/lib/run-progress';
-import { DEFAULT_SKIP_STATES, SKIP_REASONS, parseFilterSettings } from '../nodes/lib/device-filters';
-import { DELETED_USER_DEVICE_NAME, deviceSelect } from '../nodes/lib/device-normaliser';
+import type { RunSummary } from '../nodes/lib/run/sync-run';
+import { runProgress } from '../nodes/lib/run/run-progress';
+import { DEFAULT_SKIP_STATES, SKIP_REASONS, parseFilterSettings } from '../nodes/lib/devices/device-filters';
+import { DELETED_USER_DEVICE_NAME, deviceSelect } from '../nodes/lib/devices/device-normaliser';
 import type { SimTenant } from '../sim/tenant';
 import { deviceGroundTruth as groundTruth } from './support/device-fixtures';
 

@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { enc, flat, forEachPacked, packPairs } from '../nodes/lib/packed-state';
-import { CiLedger } from '../nodes/lib/ci-ledger';
-import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/sink-fingerprints';
-import { InventoryPublisher, stateKey } from '../nodes/lib/acmp-sync';
-import { WriteSchedule, type ContextLike } from '../nodes/lib/context-state';
+import { enc, flat, forEachPacked, packPairs } from '../nodes/lib/run/packed-state';
+import { CiLedger } from '../nodes/lib/fourme/ci-ledger';
+import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/fourme/sink-fingerprints';
+import { InventoryPublisher, stateKey } from '../nodes/lib/acmp/acmp-sync';
+import { WriteSchedule, type ContextLike } from '../nodes/lib/node-red/context-state';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const localfilesystem = require('@node-red/runtime/lib/nodes/context/localfilesystem') as (config: Record<string, unknown>) => {

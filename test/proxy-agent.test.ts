@@ -1,12 +1,12 @@
 /**
- * How the proxy agent words a proxy's failure (nodes/lib/proxy-agent.ts),
+ * How the proxy agent words a proxy's failure (nodes/lib/shared/proxy-agent.ts),
  * for the cases the tinyproxy tests cannot stage: a silent proxy, an
  * https:// proxy whose certificate is not trusted, errors that are not the
  * proxy's. The words carry host:port of the proxy, never its credentials.
  */
 import { expect } from 'chai';
-import { ProxyError, findProxyError, toProxyError } from '../nodes/lib/proxy-agent';
-import { classifyTransportError } from '../nodes/lib/connection-errors';
+import { ProxyError, findProxyError, toProxyError } from '../nodes/lib/shared/proxy-agent';
+import { classifyTransportError } from '../nodes/lib/shared/connection-errors';
 
 const withCode = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
 const HTTP_PROXY = new URL('http://svc:s3cret@proxy.corp:3128');

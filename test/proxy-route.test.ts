@@ -1,11 +1,11 @@
 /**
- * Proxy choice (nodes/lib/proxy-route.ts) against Node-RED's own: the same
+ * Proxy choice (nodes/lib/shared/proxy-route.ts) against Node-RED's own: the same
  * cases go through @node-red/nodes' proxyHelper (what the core http request
  * node uses) and through ours, and must pick the same proxy.
  */
 import path from 'node:path';
 import { expect } from 'chai';
-import { bypassesProxy, parseProxyUrl, proxyForUrl, proxyLabel, proxyUrlFor, type ProxySource } from '../nodes/lib/proxy-route';
+import { bypassesProxy, parseProxyUrl, proxyForUrl, proxyLabel, proxyUrlFor, type ProxySource } from '../nodes/lib/shared/proxy-route';
 
 const nodeRedDir = path.dirname(require.resolve('node-red/package.json'));
 // eslint-disable-next-line @typescript-eslint/no-require-imports

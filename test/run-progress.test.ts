@@ -1,9 +1,9 @@
 /**
  * Flow control between a source's pages and the sinks writing them
- * (nodes/lib/run-progress.ts).
+ * (nodes/lib/run/run-progress.ts).
  */
 import { expect } from 'chai';
-import { RunProgress } from '../nodes/lib/run-progress';
+import { RunProgress } from '../nodes/lib/run/run-progress';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 

@@ -5,15 +5,15 @@
  * INTUNE_CONNECTOR_TIME_SCALE. Defaults leave everything as it was.
  */
 import { expect } from 'chai';
-import { createAxios, createHttpsAgent } from '../nodes/lib/http-transport';
+import { createAxios, createHttpsAgent } from '../nodes/lib/shared/http-transport';
 import { sharedTestCa } from '../sim/pki';
 import { GraphSim } from '../sim/graph';
 import { FourMeSim } from '../sim/fourme';
 import { SicsSim } from '../sim/sics';
 import { SimTenant } from '../sim/tenant';
-import { MAX_TIME_SCALE, TIME_SCALE_ENV, timeScale } from '../nodes/lib/time-scale';
-import { FourMeConnection, parseFourMeSettings } from '../nodes/lib/fourme-connection';
-import { IntuneConnection, parseSettings } from '../nodes/lib/intune-connection';
+import { MAX_TIME_SCALE, TIME_SCALE_ENV, timeScale } from '../nodes/lib/shared/time-scale';
+import { FourMeConnection, parseFourMeSettings } from '../nodes/lib/fourme/fourme-connection';
+import { IntuneConnection, parseSettings } from '../nodes/lib/intune/intune-connection';
 
 const NOW = '2024-09-01T12:00:00Z';
 

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { expect } from 'chai';
 import type { AxiosInstance, AxiosResponse } from 'axios';
-import { createAxios, createHttpsAgent } from '../nodes/lib/http-transport';
+import { createAxios, createHttpsAgent } from '../nodes/lib/shared/http-transport';
 import { sharedTestCa } from '../sim/pki';
 import { FourMeSim, type FourMeProduct, type FourMeProductCategory } from '../sim/fourme';
 

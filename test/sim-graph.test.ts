@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type { AxiosInstance, AxiosResponse } from 'axios';
-import { createAxios, createHttpsAgent } from '../nodes/lib/http-transport';
+import { createAxios, createHttpsAgent } from '../nodes/lib/shared/http-transport';
 import { sharedTestCa } from '../sim/pki';
 import { GraphSim, type GraphSimOptions, type TokenClaims } from '../sim/graph';
 import { PLACEHOLDER_SERIALS, SimTenant, SimTenantError, type ManagedDeviceRecord } from '../sim/tenant';

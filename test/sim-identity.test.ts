@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import forge from 'node-forge';
 import { ConfidentialClientApplication, ServerError, AuthError } from '@azure/msal-node';
 import type { Configuration } from '@azure/msal-node';
-import { createHttpsAgent, createMsalNetworkClient } from '../nodes/lib/http-transport';
+import { createHttpsAgent, createMsalNetworkClient } from '../nodes/lib/shared/http-transport';
 import { IdentitySim } from '../sim/identity';
 import {
   ClientCertificate,

@@ -12,8 +12,8 @@
  */
 import net from 'node:net';
 import { expect } from 'chai';
-import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, RESULT_CODES, type SicsSettings } from '../nodes/lib/sics-client';
-import { decodeMessage, encodeMessage, header, type ActionJobMessage, type ReplyMessage } from '../nodes/lib/acmp-wire';
+import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, RESULT_CODES, type SicsSettings } from '../nodes/lib/acmp/sics-client';
+import { decodeMessage, encodeMessage, header, type ActionJobMessage, type ReplyMessage } from '../nodes/lib/acmp/acmp-wire';
 import { SicsSim } from '../sim/sics';
 import { sharedTestCa } from '../sim/pki';
 import { SICS_PASSWORD, SICS_USER, makeDevice, startAcmpEnv, type AcmpEnv } from './support/acmp-fixtures';

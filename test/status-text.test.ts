@@ -1,6 +1,6 @@
 /**
- * Status texts in the editor's language (nodes/lib/status-text.ts and its
- * editor half nodes/lib/editor-status-i18n.js): the form node.status() gets,
+ * Status texts in the editor's language (nodes/lib/node-red/status-text.ts and its
+ * editor half nodes/lib/node-red/editor-status-i18n.js): the form node.status() gets,
  * the runtime-language copy for Status nodes, that the editor's reader and
  * the runtime's agree, that every status key our nodes send is in both
  * catalogs with the English text the code falls back to, and that the build
@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
 import { expect } from 'chai';
-import { StatusText, StatusTexts, decodeStatusText, toStatus } from '../nodes/lib/status-text';
-import { healthPart } from '../nodes/lib/config-health';
+import { StatusText, StatusTexts, decodeStatusText, toStatus } from '../nodes/lib/node-red/status-text';
+import { healthPart } from '../nodes/lib/node-red/config-health';
 
 const root = path.resolve(__dirname, '..', '..');
 const MODULE = '@intune-connector/node-red-intune';
@@ -88,7 +88,7 @@ describe('status texts in the editor\u2019s language', () => {
   });
 
   it('the editor\u2019s reader (editor-status-i18n.js) and the runtime\u2019s agree, and the reader leaves other texts to Node-RED', () => {
-    const code = fs.readFileSync(path.join(root, 'nodes', 'lib', 'editor-status-i18n.js'), 'utf8');
+    const code = fs.readFileSync(path.join(root, 'nodes', 'lib', 'node-red', 'editor-status-i18n.js'), 'utf8');
     const de = translateIn('de');
     const defs: Record<string, { set: { module: string }; _: (k: string, o?: Record<string, unknown>) => unknown }> = {};
     const coreCalls: string[] = [];
@@ -122,8 +122,8 @@ describe('status texts in the editor\u2019s language', () => {
     /** Type → the source files whose status texts it sends. */
     const files: Record<string, string[]> = {};
     for (const type of sources) files[type] = [path.join(root, 'nodes', type, `${type}.ts`)];
-    files['intune-devices'].push(path.join(root, 'nodes', 'lib', 'source-status.ts'));
-    files['intune-compliance'].push(path.join(root, 'nodes', 'lib', 'source-status.ts'));
+    files['intune-devices'].push(path.join(root, 'nodes', 'lib', 'node-red', 'source-status.ts'));
+    files['intune-compliance'].push(path.join(root, 'nodes', 'lib', 'node-red', 'source-status.ts'));
 
     for (const type of sources) {
       it(`${type}: every status key is in the en-US and de catalogs, with the English text the code falls back to`, () => {

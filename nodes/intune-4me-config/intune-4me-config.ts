@@ -5,12 +5,12 @@
  * intune-4me node using it goes through, and serves "Verify connection" to
  * the editor.
  */
-import { caFromTlsConfig } from '../lib/editor-form';
-import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
-import { formProxy, proxySource } from '../lib/proxy-config';
+import { caFromTlsConfig } from '../lib/node-red/editor-form';
+import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/node-red/saved-secrets';
+import { formProxy, proxySource } from '../lib/node-red/proxy-config';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
-import { HealthBoard } from '../lib/config-health';
+import { HealthBoard } from '../lib/node-red/config-health';
 import {
   FourMeConnection,
   FourMeConfigError,
@@ -19,7 +19,7 @@ import {
   verifyFourMe,
   type FourMeConfigNode,
   type FourMeSecrets,
-} from '../lib/fourme-connection';
+} from '../lib/fourme/fourme-connection';
 
 interface FourMeConfigDef extends NodeDef {
   accountId: string;

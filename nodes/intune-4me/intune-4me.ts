@@ -17,10 +17,10 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { healthPart, type Health } from '../lib/config-health';
-import { StatusTexts, shorten, type IntuneNodeStatus, type StatusParam } from '../lib/status-text';
-import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme-connection';
-import { isAbort } from '../lib/fourme-client';
+import { healthPart, type Health } from '../lib/node-red/config-health';
+import { StatusTexts, shorten, type IntuneNodeStatus, type StatusParam } from '../lib/node-red/status-text';
+import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme/fourme-connection';
+import { isAbort } from '../lib/fourme/fourme-client';
 import {
   FourMeSink,
   SinkInputError,
@@ -32,10 +32,10 @@ import {
   type RunSummary4me,
   type SinkMessage,
   type SinkSettings,
-} from '../lib/fourme-sink';
-import { SinkStateStore } from '../lib/sink-fingerprints';
-import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
-import { runProgress } from '../lib/run-progress';
+} from '../lib/fourme/fourme-sink';
+import { SinkStateStore } from '../lib/fourme/sink-fingerprints';
+import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { runProgress } from '../lib/run/run-progress';
 
 interface FourMeSinkDef extends NodeDef {
   fourme: string;

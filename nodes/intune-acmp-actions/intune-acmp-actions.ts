@@ -23,16 +23,16 @@
  * journal holds before it reads new jobs.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
-import { healthPart, type Health } from '../lib/config-health';
-import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/status-text';
-import { translator, type AcmpConfigNode } from '../lib/acmp-config-api';
-import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp-wire';
-import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp-jobs';
-import { JobJournal } from '../lib/acmp-job-journal';
-import { ContextValue, type ContextLike } from '../lib/context-state';
-import { SICS_STATUS_EN, SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/sics-client';
+import { healthPart, type Health } from '../lib/node-red/config-health';
+import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
+import { translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
+import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp/acmp-jobs';
+import { JobJournal } from '../lib/acmp/acmp-job-journal';
+import { ContextValue, type ContextLike } from '../lib/node-red/context-state';
+import { SICS_STATUS_EN, SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/acmp/sics-client';
 import type { ActionName } from '../lib/contracts';
-import type { WireFormat } from '../lib/acmp-wire';
+import type { WireFormat } from '../lib/acmp/acmp-wire';
 
 /** The wire format of a document that could not be read as a job (to answer in kind): 1 for the old envelope, else 2. */
 function formatOf(xml: string): WireFormat {

@@ -3,15 +3,15 @@
  * reachable through it. Owns the SicsClient (session, TLS, reply target)
  * that the ACMP nodes share, and serves "Verify connection" to the editor.
  */
-import { caFromTlsConfig } from '../lib/editor-form';
-import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
-import { formProxy, proxyPrecheck, proxySource } from '../lib/proxy-config';
-import type { ProxySource } from '../lib/proxy-route';
+import { caFromTlsConfig } from '../lib/node-red/editor-form';
+import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/node-red/saved-secrets';
+import { formProxy, proxyPrecheck, proxySource } from '../lib/node-red/proxy-config';
+import type { ProxySource } from '../lib/shared/proxy-route';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
-import { HealthBoard } from '../lib/config-health';
-import { secretEndpoint, translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp-config-api';
-import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute } from '../lib/sics-client';
+import { HealthBoard } from '../lib/node-red/config-health';
+import { secretEndpoint, translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute } from '../lib/acmp/sics-client';
 
 interface AcmpConfigDef extends NodeDef {
   host: string;

@@ -22,15 +22,15 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { Device, SyncEnvelope } from '../lib/contracts';
-import { healthPart, type Health } from '../lib/config-health';
-import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/status-text';
-import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp-config-api';
-import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
-import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp-sync';
-import { statusFromResult, type ResultLike } from '../lib/acmp-jobs';
-import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp-wire';
-import { SicsError, type AcmpServerRoute } from '../lib/sics-client';
-import { runProgress } from '../lib/run-progress';
+import { healthPart, type Health } from '../lib/node-red/config-health';
+import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
+import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
+import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
+import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
+import { SicsError, type AcmpServerRoute } from '../lib/acmp/sics-client';
+import { runProgress } from '../lib/run/run-progress';
 
 interface AcmpSinkDef extends NodeDef {
   acmp: string;

@@ -15,13 +15,13 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { ActionName } from '../lib/contracts';
-import type { IntuneConfigNode } from '../lib/intune-config-api';
-import { healthPart, type Health } from '../lib/config-health';
-import { StatusTexts, type IntuneNodeStatus, type StatusParam } from '../lib/status-text';
-import type { RequestStats } from '../lib/graph-client';
-import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
-import { parseActionSettings, ACTION_DEFAULTS, type ActionNodeProperties, type ActionSettings } from '../lib/action-settings';
-import { auditLines, type AuditContext } from '../lib/action-audit';
+import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
+import { healthPart, type Health } from '../lib/node-red/config-health';
+import { StatusTexts, type IntuneNodeStatus, type StatusParam } from '../lib/node-red/status-text';
+import type { RequestStats } from '../lib/graph/graph-client';
+import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { parseActionSettings, ACTION_DEFAULTS, type ActionNodeProperties, type ActionSettings } from '../lib/actions/action-settings';
+import { auditLines, type AuditContext } from '../lib/actions/action-audit';
 import {
   ActionRequestError,
   checkPolicy,
@@ -29,8 +29,8 @@ import {
   echoOf,
   type CheckedRequest,
   type RequestEcho,
-} from '../lib/action-request';
-import { ActionMemory, fingerprintOf } from '../lib/action-journal';
+} from '../lib/actions/action-request';
+import { ActionMemory, fingerprintOf } from '../lib/actions/action-journal';
 import {
   dryRunReport,
   executeAction,
@@ -39,7 +39,7 @@ import {
   type ActionReport,
   type DeviceResult,
   type Progress,
-} from '../lib/action-executor';
+} from '../lib/actions/action-executor';
 
 interface IntuneActionDef extends NodeDef, ActionNodeProperties {
   intune: string;

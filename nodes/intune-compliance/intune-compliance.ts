@@ -15,22 +15,22 @@
  * Also serves the editor: GET /intune-compliance/policies lists the
  * tenant's compliance policies for the policy picker.
  */
-import { SourceStatus } from '../lib/source-status';
-import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/status-text';
+import { SourceStatus } from '../lib/node-red/source-status';
+import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/node-red/status-text';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import type { Request, Response } from 'express';
 import type { ComplianceViolation } from '../lib/contracts';
-import type { IntuneConfigNode } from '../lib/intune-config-api';
-import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
-import { SyncRunner, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
-import { RunSchedule, firstDueAt } from '../lib/run-schedule';
-import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
-import { isAbortError } from '../lib/graph-errors';
-import { filterNodeSetting } from '../lib/device-source-settings';
-import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance-settings';
-import { emptyComplianceTally, scanCompliance, type ScanPhase } from '../lib/compliance-scan';
-import { familyOf, listCompliancePolicies } from '../lib/compliance-policies';
-import { echo } from '../lib/echo';
+import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
+import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
+import { SyncRunner, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/run/sync-run';
+import { RunSchedule, firstDueAt } from '../lib/run/run-schedule';
+import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { isAbortError } from '../lib/graph/graph-errors';
+import { filterNodeSetting } from '../lib/devices/device-source-settings';
+import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance/compliance-settings';
+import { emptyComplianceTally, scanCompliance, type ScanPhase } from '../lib/compliance/compliance-scan';
+import { familyOf, listCompliancePolicies } from '../lib/compliance/compliance-policies';
+import { echo } from '../lib/shared/echo';
 
 interface IntuneComplianceDef extends NodeDef {
   intune: string;

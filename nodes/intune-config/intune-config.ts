@@ -5,20 +5,20 @@
  */
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
-import { ConnectionError } from '../lib/connection-errors';
-import { HealthBoard } from '../lib/config-health';
-import { caFromTlsConfig } from '../lib/editor-form';
-import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/saved-secrets';
-import { formProxy, proxySource } from '../lib/proxy-config';
-import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune-config-api';
-import { EXPIRY_WARNING_DAYS, daysLeft, loadPem, loadPfx, CertificateError } from '../lib/certificate';
+import { ConnectionError } from '../lib/shared/connection-errors';
+import { HealthBoard } from '../lib/node-red/config-health';
+import { caFromTlsConfig } from '../lib/node-red/editor-form';
+import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/node-red/saved-secrets';
+import { formProxy, proxySource } from '../lib/node-red/proxy-config';
+import type { IntuneConfigCredentials, IntuneConfigNode } from '../lib/intune/intune-config-api';
+import { EXPIRY_WARNING_DAYS, daysLeft, loadPem, loadPfx, CertificateError } from '../lib/intune/certificate';
 import {
   IntuneConnection,
   parseSettings,
   secretEndpoint,
   verifyConnection,
   type IntuneAuthType,
-} from '../lib/intune-connection';
+} from '../lib/intune/intune-connection';
 
 interface IntuneConfigDef extends NodeDef {
   tenantId: string;

@@ -11,23 +11,23 @@
  * Also serves the editor's preview: POST /intune-devices/preview counts, for
  * the dialog's current (undeployed) settings, what a run would pass on.
  */
-import { SourceStatus } from '../lib/source-status';
-import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/status-text';
+import { SourceStatus } from '../lib/node-red/source-status';
+import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/node-red/status-text';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import type { Request, Response } from 'express';
 import type { Device, SyncMode } from '../lib/contracts';
-import type { IntuneConfigNode } from '../lib/intune-config-api';
-import { deviceSelect, FILTER_SELECT } from '../lib/device-normaliser';
-import { filterFingerprint } from '../lib/device-filters';
-import { emptyTally, scanDevices } from '../lib/device-scan';
-import { DeletedUserCheck, userCacheFor } from '../lib/deleted-users';
-import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/device-source-settings';
-import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/sync-run';
-import { RunSchedule, firstDueAt } from '../lib/run-schedule';
-import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/context-state';
-import { isAbortError } from '../lib/graph-errors';
-import { runProgress } from '../lib/run-progress';
-import { echo } from '../lib/echo';
+import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
+import { deviceSelect, FILTER_SELECT } from '../lib/devices/device-normaliser';
+import { filterFingerprint } from '../lib/devices/device-filters';
+import { emptyTally, scanDevices } from '../lib/devices/device-scan';
+import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
+import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/devices/device-source-settings';
+import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/run/sync-run';
+import { RunSchedule, firstDueAt } from '../lib/run/run-schedule';
+import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { isAbortError } from '../lib/graph/graph-errors';
+import { runProgress } from '../lib/run/run-progress';
+import { echo } from '../lib/shared/echo';
 
 interface IntuneDevicesDef extends NodeDef {
   intune: string;

@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { browserStack, onFailure, CONFIG_ID, type Stack } from './support/stack';
 import type { Editor } from './support/editor';
 import { squash, text, type Lang } from './support/catalog';
-import { familyOf } from '../../nodes/lib/compliance-policies';
+import { familyOf } from '../../nodes/lib/compliance/compliance-policies';
 
 const T = 'intune-compliance';
 const tr = (lang: Lang, key: string, params?: Record<string, string | number>) => text(T, lang, `${T}.${key}`, params);

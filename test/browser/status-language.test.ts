@@ -6,7 +6,7 @@
  * appended notes — while a connection's own error message stays in the
  * runtime's language, as logs do. A Status node in the flow receives the
  * language-neutral form and the runtime's text (runtimeText). Switched back
- * to English, the same statuses show in English. (nodes/lib/status-text.ts)
+ * to English, the same statuses show in English. (nodes/lib/node-red/status-text.ts)
  */
 import { expect } from 'chai';
 import { browserStack, onFailure, CONFIG_ID, TENANT_DEVICES, type Stack } from './support/stack';

@@ -11,7 +11,7 @@ import os from 'node:os';
 import crypto from 'node:crypto';
 import helper from 'node-red-node-test-helper';
 import type { Device, SyncEnvelope, SyncMode } from '../../nodes/lib/contracts';
-import { PlaceholderSerials, normaliseDevice, type ManagedDeviceRecord } from '../../nodes/lib/device-normaliser';
+import { PlaceholderSerials, normaliseDevice, type ManagedDeviceRecord } from '../../nodes/lib/devices/device-normaliser';
 import type { SimTenant } from '../../sim/tenant';
 import { SicsSim, type AcmpServerSim, type SicsSimOptions } from '../../sim/sics';
 import { sharedTestCa } from '../../sim/pki';

@@ -9,8 +9,8 @@
  */
 import crypto from 'node:crypto';
 import type { ComplianceViolation, Device, SyncEnvelope, SyncMode } from '../../nodes/lib/contracts';
-import { PlaceholderSerials, normaliseDevice, type Platform } from '../../nodes/lib/device-normaliser';
-import { emptySkipCounts, type DeviceFilterSettings, type SkipReason } from '../../nodes/lib/device-filters';
+import { PlaceholderSerials, normaliseDevice, type Platform } from '../../nodes/lib/devices/device-normaliser';
+import { emptySkipCounts, type DeviceFilterSettings, type SkipReason } from '../../nodes/lib/devices/device-filters';
 import { SimTenant, type Platform as SimPlatform } from '../../sim/tenant';
 
 export const PORTAL = 'https://intune.microsoft.com';

@@ -13,14 +13,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
-import { parseSettings as parseIntuneSettings } from '../../nodes/lib/intune-connection';
-import { editorFilterSettings, parseDeviceSourceSettings } from '../../nodes/lib/device-source-settings';
-import { parseComplianceSettings } from '../../nodes/lib/compliance-settings';
-import { parseActionSettings } from '../../nodes/lib/action-settings';
-import { parseFourMeSettings } from '../../nodes/lib/fourme-connection';
-import { parseSinkSettings as parseFourMeSinkSettings } from '../../nodes/lib/fourme-sink';
-import { parseSicsSettings, parseServers } from '../../nodes/lib/sics-client';
-import { resolveServers } from '../../nodes/lib/acmp-config-api';
+import { parseSettings as parseIntuneSettings } from '../../nodes/lib/intune/intune-connection';
+import { editorFilterSettings, parseDeviceSourceSettings } from '../../nodes/lib/devices/device-source-settings';
+import { parseComplianceSettings } from '../../nodes/lib/compliance/compliance-settings';
+import { parseActionSettings } from '../../nodes/lib/actions/action-settings';
+import { parseFourMeSettings } from '../../nodes/lib/fourme/fourme-connection';
+import { parseSinkSettings as parseFourMeSinkSettings } from '../../nodes/lib/fourme/fourme-sink';
+import { parseSicsSettings, parseServers } from '../../nodes/lib/acmp/sics-client';
+import { resolveServers } from '../../nodes/lib/acmp/acmp-config-api';
 
 export type FlowNode = Record<string, unknown> & { id: string; type: string };
 

@@ -1,0 +1,280 @@
+/**
+ * Which devices' primary users were deleted from the directory.
+ *
+ * Intune keeps the `userId` of a deleted primary user on the device; the
+ * UPN is then blank or still the old one. A blank UPN next to a user id
+ * gives it away, a stale UPN does not, so the directory is asked:
+ * `GET /users/{id}?$select=id` per distinct user, in `$batch`es of 20.
+ *
+ * The answers, and what they mean:
+ *   200                             the user exists
+ *   404 Request_ResourceNotFound    the user is deleted (soft-deleted users
+ *                                   are not readable through /users/{id};
+ *                                   see docs/graph-users.md). An answer, not
+ *                                   a failure.
+ *   401/403                         the app may not read users (no
+ *                                   User.Read.All): the directory is not
+ *                                   asked again in this run
+ *   any other 4xx (400 …, a 404 with another error code)
+ *                                   Graph refused this look-up
+ *   429/5xx, no answer              Graph was throttled or unavailable to the
+ *                                   end (after the client's retries)
+ *
+ * Every answer is cached per tenant and app registration for an hour, up to
+ * 100 000 users (oldest dropped first), in memory, across redeploys: a run
+ * pays one look-up per user it has not asked within the hour, later runs and
+ * the editor's preview mostly none. A refusal (401/403/4xx) is cached for the
+ * same hour as a good answer, so a run does not repeat thousands of look-ups
+ * that fail the same way; a passing outage (429/5xx) is not cached.
+ *
+ * A user the directory gave no answer for is judged by the blank-UPN rule.
+ * Each run counts those users per cause (`failures()`), and `warnings()` says
+ * in words what caused them and what to do. A device Intune itself renamed
+ * "User deleted for this device" counts as deleted whatever the directory
+ * says.
+ */
+import type { GraphClient, StatsSink, BatchResult } from '../graph/graph-client';
+import { isDeletedUserRecord, type ManagedDeviceRecord } from './device-normaliser';
+
+export const USER_CACHE_TTL_MS = 3_600_000;
+export const USER_CACHE_MAX = 100_000;
+
+/** Why a look-up gave no answer: the HTTP status and Graph's error code ('' when none). */
+export interface LookupFailure {
+  status: number;
+  code: string;
+  /** Graph's error message, for the warning (never holds secrets: it names the user id at most). */
+  message?: string;
+}
+
+/** What the directory said about one user. */
+export type UserAnswer = { kind: 'exists' } | { kind: 'deleted' } | { kind: 'failed'; failure: LookupFailure };
+
+export class UserExistenceCache {
+  private readonly entries = new Map<string, { answer: UserAnswer; at: number }>();
+
+  constructor(
+    readonly maxEntries = USER_CACHE_MAX,
+    readonly ttlMs = USER_CACHE_TTL_MS,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached answer (undefined: not asked within the time to live). */
+  answer(id: string, now = Date.now()): UserAnswer | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    if (now - e.at > this.ttlMs) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    return e.answer;
+  }
+
+  /** true: exists, false: deleted, undefined: not known (never asked, expired, or the look-up failed). */
+  get(id: string, now = Date.now()): boolean | undefined {
+    const a = this.answer(id, now);
+    return a?.kind === 'exists' ? true : a?.kind === 'deleted' ? false : undefined;
+  }
+
+  /** `true`/`false`: the user exists / was deleted; or any answer, a failed look-up included. */
+  set(id: string, answer: boolean | UserAnswer, now = Date.now()): void {
+    const a: UserAnswer = typeof answer === 'boolean' ? { kind: answer ? 'exists' : 'deleted' } : answer;
+    this.entries.delete(id);
+    this.entries.set(id, { answer: a, at: now });
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+const caches = new Map<string, UserExistenceCache>();
+
+/** The cache shared by everything reading the same tenant with the same app (key: Graph URL | tenant | client id). */
+export function userCacheFor(key: string): UserExistenceCache {
+  let c = caches.get(key);
+  if (!c) {
+    c = new UserExistenceCache();
+    caches.set(key, c);
+  }
+  return c;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Graph's answer for a directory object that does not exist (or is soft-deleted). */
+const NOT_FOUND_CODE = 'Request_ResourceNotFound';
+
+/** Reads one batch answer. */
+export function classifyUserAnswer(a: BatchResult | undefined): UserAnswer {
+  if (!a) return { kind: 'failed', failure: { status: 0, code: '', message: 'no answer in the $batch response' } };
+  const err = (a.body && typeof a.body === 'object' ? (a.body as { error?: { code?: unknown; message?: unknown } }).error : undefined) ?? undefined;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const message = typeof err?.message === 'string' ? err.message : undefined;
+  if (a.status >= 200 && a.status < 300) return { kind: 'exists' };
+  // Only the directory's own "no such object" means deleted; a 404 with another code (a route Graph does not know) is a failure.
+  if (a.status === 404 && (code === '' || code === NOT_FOUND_CODE)) return { kind: 'deleted' };
+  return { kind: 'failed', failure: { status: a.status, code, message } };
+}
+
+/** A failure that will come back the same way (cached like an answer), as opposed to a passing outage. */
+function lasting(f: LookupFailure): boolean {
+  return f.status >= 400 && f.status < 500 && f.status !== 408 && f.status !== 429;
+}
+
+function refused(f: LookupFailure): boolean {
+  return f.status === 401 || f.status === 403;
+}
+
+/** Failed look-ups of one cause in one run. */
+export interface LookupFailureCount extends LookupFailure {
+  /** Distinct users. */
+  users: number;
+  /** Part of them answered from the cache (asked in an earlier run or preview). */
+  cached: number;
+}
+
+export interface DeletedUserCheckOptions {
+  graph: Pick<GraphClient, 'batch'>;
+  cache: UserExistenceCache;
+  /** false: only the blank-UPN rule (no directory calls). */
+  useDirectory: boolean;
+  signal?: AbortSignal;
+  stats?: StatsSink;
+  /** Told once, at the first refusal, that the directory cannot be read. */
+  warn?: (message: string) => void;
+  now?: () => number;
+}
+
+export class DeletedUserCheck {
+  /** The directory refused us (no User.Read.All): not asked again in this run. */
+  forbidden = false;
+  /** Users looked up in the directory by this check. */
+  lookups = 0;
+  private warned = false;
+  /** User ids of this run whose look-up failed, by cause ("403 Authorization_RequestDenied"). */
+  private readonly failed = new Map<string, { failure: LookupFailure; ids: Set<string>; cached: Set<string> }>();
+  /** The refusal that stopped the look-ups of this run. */
+  private refusal?: LookupFailure;
+
+  constructor(private readonly o: DeletedUserCheckOptions) {}
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  private noteFailure(id: string, f: LookupFailure, fromCache: boolean): void {
+    const key = `${f.status} ${f.code}`.trim();
+    let e = this.failed.get(key);
+    if (!e) {
+      e = { failure: f, ids: new Set(), cached: new Set() };
+      this.failed.set(key, e);
+    }
+    e.ids.add(id);
+    if (fromCache) e.cached.add(id);
+  }
+
+  /** Looks up, in the directory, the primary users of these records that the cache does not know. */
+  async prepare(records: ReadonlyArray<Pick<ManagedDeviceRecord, 'userId'>>): Promise<void> {
+    if (!this.o.useDirectory) return;
+    const now = this.now();
+    const wanted = new Set<string>();
+    for (const r of records) {
+      const id = typeof r.userId === 'string' ? r.userId.trim() : '';
+      if (!id || !GUID.test(id)) continue;
+      const known = this.o.cache.answer(id, now);
+      if (known?.kind === 'failed') {
+        this.noteFailure(id, known.failure, true);
+        if (refused(known.failure)) this.refuse(known.failure);
+      } else if (!known) wanted.add(id);
+    }
+    if (!wanted.size) return;
+    const ids = [...wanted];
+    if (this.forbidden) {
+      // Refused once in this run: the same app is refused for every user, so the refusal is their answer too.
+      for (const id of ids) {
+        this.o.cache.set(id, { kind: 'failed', failure: this.refusal! }, now);
+        this.noteFailure(id, this.refusal!, false);
+      }
+      return;
+    }
+    const answers = await this.o.graph.batch(
+      ids.map((id, k) => ({ id: String(k), method: 'GET' as const, url: `/users/${id}?$select=id` })),
+      // Directory bucket: user reads must not eat the Intune device budget.
+      { version: 'v1.0', bucket: 'directory', signal: this.o.signal, stats: this.o.stats },
+    );
+    this.lookups += ids.length;
+    const at = this.now();
+    ids.forEach((id, k) => {
+      const a = classifyUserAnswer(answers.get(String(k)));
+      if (a.kind !== 'failed') {
+        this.o.cache.set(id, a, at);
+        return;
+      }
+      if (lasting(a.failure)) this.o.cache.set(id, a, at);
+      this.noteFailure(id, a.failure, false);
+      if (refused(a.failure)) this.refuse(a.failure);
+    });
+  }
+
+  /** Was the primary user of this record deleted? Call `prepare()` for its page first. */
+  isDeleted(r: Pick<ManagedDeviceRecord, 'userId' | 'userPrincipalName' | 'deviceName' | 'managedDeviceName'>): boolean {
+    if (isDeletedUserRecord(r)) return true;
+    const id = typeof r.userId === 'string' ? r.userId.trim() : '';
+    if (!id) return false;
+    if (this.o.useDirectory) {
+      const known = this.o.cache.get(id, this.now());
+      if (known !== undefined) return !known;
+    }
+    return !(typeof r.userPrincipalName === 'string' && r.userPrincipalName.trim());
+  }
+
+  /** Users of this run whose look-up failed, per cause, most first. */
+  failures(): LookupFailureCount[] {
+    return [...this.failed.values()]
+      .map((e) => ({ ...e.failure, users: e.ids.size, cached: e.cached.size }))
+      .sort((a, b) => b.users - a.users);
+  }
+
+  /** Users of this run whose look-up failed (all causes). */
+  get failedUsers(): number {
+    let n = 0;
+    for (const e of this.failed.values()) n += e.ids.size;
+    return n;
+  }
+
+  /** One plain sentence per cause of failed look-ups in this run (empty: every look-up had an answer). */
+  warnings(): string[] {
+    const minutes = Math.round(this.o.cache.ttlMs / 60_000);
+    return this.failures().map((f) => {
+      const what = `${f.users} primary user${f.users === 1 ? '' : 's'} could not be looked up in the directory (GET /users/{id})`;
+      const from = f.cached ? ` (${f.cached} of them from the answer kept since an earlier run or preview)` : '';
+      const answer = `${f.status || 'no answer'}${f.code ? ` ${f.code}` : ''}`;
+      const fallback = 'their devices count as deleted-user devices only when the user principal name is blank';
+      if (refused(f)) {
+        return `${what}${from}: Graph answered ${answer} — the app may not read users: grant it User.Read.All (application permission, with admin consent); until then ${fallback}. The answer is kept for ${minutes} minutes`;
+      }
+      if (lasting(f)) {
+        return `${what}${from}: Graph answered ${answer}${f.message ? ` ("${f.message}")` : ''} — it refused the look-up itself; ${fallback}. The answer is kept for ${minutes} minutes`;
+      }
+      return `${what}: ${f.status ? `Graph answered ${answer} to the end` : 'Graph gave no answer'} (throttled or unavailable); ${fallback}. They are asked again in the next run`;
+    });
+  }
+
+  private refuse(f: LookupFailure): void {
+    this.forbidden = true;
+    this.refusal ??= f;
+    if (this.warned) return;
+    this.warned = true;
+    this.o.warn?.(
+      'The app may not read users (grant User.Read.All to it, with admin consent): devices whose primary user was deleted are recognised only by their blank user principal name',
+    );
+  }
+}

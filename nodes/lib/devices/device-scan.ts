@@ -1,0 +1,135 @@
+/**
+ * Streams the managed devices of a tenant through the duplicate rule, the
+ * normaliser and the filters, one Graph page at a time. Shared by the
+ * `intune-devices` node (full `$select`, pages passed on) and the editor's
+ * preview (minimal `$select`, only counted), so both decide identically.
+ *
+ * Memory: one Graph page of records, plus the duplicate index (see
+ * device-duplicates.ts: one entry per serial during its pass, then only the
+ * serials that occur twice) and the bounded user cache (deleted-users.ts).
+ *
+ * Requests per run: pages of the duplicate pass (if on) + pages of the
+ * device pass + one $batch per 20 primary users not looked up in the last
+ * hour.
+ */
+import type { Device } from '../contracts';
+import type { GraphClient, StatsSink } from '../graph/graph-client';
+import type { GraphVersion } from '../graph/graph-schema';
+import { DuplicateIndex, syncMs } from './device-duplicates';
+import { DUPLICATE_SELECT, checkedSelect, normaliseDevice, platformOf, serialKey, type ManagedDeviceRecord, type NormaliseOptions, type Platform, PLATFORMS } from './device-normaliser';
+import { emptySkipCounts, skipReason, type DeviceFilterSettings, type SkipReason } from './device-filters';
+import type { DeletedUserCheck } from './deleted-users';
+
+export const MANAGED_DEVICES_PATH = '/deviceManagement/managedDevices';
+
+export interface ScanTally {
+  /** Records read in the device pass. */
+  read: number;
+  /** Records passed on. */
+  kept: number;
+  skipped: Record<SkipReason, number>;
+  platforms: Record<Platform, { read: number; kept: number }>;
+  /** Graph pages of the device pass / of the duplicate pass. */
+  pages: number;
+  duplicatePages: number;
+  /** Newest lastSyncDateTime seen (ms, 0 = none): the next incremental watermark. */
+  newestSyncMs: number;
+}
+
+export function emptyTally(): ScanTally {
+  return {
+    read: 0,
+    kept: 0,
+    skipped: emptySkipCounts(),
+    platforms: Object.fromEntries(PLATFORMS.map((p) => [p, { read: 0, kept: 0 }])) as ScanTally['platforms'],
+    pages: 0,
+    duplicatePages: 0,
+    newestSyncMs: 0,
+  };
+}
+
+export interface DeviceScanOptions {
+  graph: Pick<GraphClient, 'pages'>;
+  version: GraphVersion;
+  /** `$select` of the device pass (checked against the schema). */
+  select: readonly string[];
+  /** Incremental: only devices whose last sync is after this instant (ISO). */
+  since?: string;
+  collapseDuplicates: boolean;
+  filters: DeviceFilterSettings;
+  normalise: NormaliseOptions;
+  /** Decides which primary users were deleted (asks the directory once per unknown user). */
+  users: DeletedUserCheck;
+  /** Reference time of the stale rule (ms). */
+  now: number;
+  signal?: AbortSignal;
+  stats?: StatsSink;
+  /** Counters, updated as pages go by (the caller owns it, so it survives an abort). */
+  tally: ScanTally;
+  /** Called before each Graph page is processed (for status dots). */
+  onPage?: (pass: 'duplicates' | 'devices', page: number) => void;
+}
+
+/** OData `$filter` of an incremental run. `lastSyncDateTime` supports only gt/lt. */
+export function sinceFilter(since: string | undefined): string | undefined {
+  if (!since) return undefined;
+  const ms = Date.parse(since);
+  if (!Number.isFinite(ms)) throw new Error(`The incremental watermark "${since}" is not a date`);
+  return `lastSyncDateTime gt ${new Date(ms).toISOString()}`;
+}
+
+/** Yields, per Graph page of the device pass, the devices that pass (possibly none). */
+export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page: number; devices: Device[] }> {
+  const filter = sinceFilter(o.since);
+  const select = checkedSelect(o.version, o.select);
+  let dupes: DuplicateIndex | undefined;
+  if (o.collapseDuplicates) {
+    dupes = new DuplicateIndex();
+    const dupSelect = checkedSelect(o.version, DUPLICATE_SELECT);
+    for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
+      version: o.version,
+      select: dupSelect,
+      filter,
+      signal: o.signal,
+      stats: o.stats,
+    })) {
+      o.onPage?.('duplicates', page);
+      o.tally.duplicatePages = page;
+      for (const r of items) dupes.learn(serialKey(o.normalise.placeholders.clean(r.serialNumber)), syncMs(r.lastSyncDateTime));
+    }
+    dupes.seal();
+  }
+  for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
+    version: o.version,
+    select,
+    filter,
+    signal: o.signal,
+    stats: o.stats,
+  })) {
+    o.onPage?.('devices', page);
+    const t = o.tally;
+    t.pages = page;
+    const out: Device[] = [];
+    await o.users.prepare(items);
+    for (const r of items) {
+      if (!r || typeof r.id !== 'string' || !r.id) continue;
+      const d = normaliseDevice(r, o.normalise, o.users.isDeleted(r));
+      const p = platformOf(d.os.name);
+      t.read++;
+      t.platforms[p].read++;
+      const ms = syncMs(r.lastSyncDateTime);
+      if (ms > t.newestSyncMs) t.newestSyncMs = ms;
+      let reason: SkipReason | null = null;
+      if (dupes && !dupes.keep(serialKey(d.serialNumber), ms)) reason = 'duplicate';
+      else reason = skipReason(d, o.filters, o.now);
+      if (reason) {
+        t.skipped[reason]++;
+        continue;
+      }
+      t.kept++;
+      t.platforms[p].kept++;
+      out.push(d);
+    }
+    yield { page, devices: out };
+  }
+}

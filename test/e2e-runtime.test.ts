@@ -116,6 +116,17 @@ describe('e2e: package in a real Node-RED runtime', function () {
       expect(content, where).to.not.include(env.secretApp.secret);
     }
     const creds = await red.admin.get('/credentials/intune-config/e2eCfg');
-    expect(creds.data).to.deep.equal({ has_clientSecret: true, has_pfx: false, has_passphrase: false, pfxName: '' });
+    expect(creds.data).to.deep.equal({
+      has_clientSecret: true,
+      has_pfx: false,
+      has_passphrase: false,
+      pfxName: '',
+      // PEM certificate and key: the texts' names are shown, the contents never
+      certificatePem: '',
+      certificateName: '',
+      has_privateKeyPem: false,
+      privateKeyName: '',
+      has_keyPassphrase: false,
+    });
   });
 });

@@ -414,7 +414,10 @@ describe('intune-4me services', function () {
       const c = client({ retryAfterFallbackMs: 30_000 });
       sim.throttleNext(1, { retryAfter: null });
       const first = c.graphql(ME).catch((e) => e);
-      await new Promise((r) => setTimeout(r, 150)); // first got its 429 and holds everyone back for 30 s
+      // first gets its 429 and holds everyone back for 30 s (waited for, not timed: CI machines are busy)
+      for (let i = 0; i < 100 && sim.stats.throttled < 1; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(sim.stats.throttled, 'the first call was throttled').to.equal(1);
+      await new Promise((r) => setTimeout(r, 100));
       const ctl = new AbortController();
       const second = c.graphql(ME, {}, { signal: ctl.signal }).catch((e) => e);
       const third = c.graphql(ME).catch((e) => e);

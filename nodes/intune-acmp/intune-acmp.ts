@@ -29,7 +29,8 @@ import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting }
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
 import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
 import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
-import { SicsError, type AcmpServerRoute } from '../lib/acmp/sics-client';
+import { SicsError } from '../lib/acmp/sics-errors';
+import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import { runProgress } from '../lib/run/run-progress';
 
 interface AcmpSinkDef extends NodeDef {

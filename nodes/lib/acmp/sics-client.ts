@@ -62,6 +62,7 @@ import type { AxiosInstance } from 'axios';
 import { createAxios, createHttpAgent, createHttpsAgent } from '../shared/http-transport';
 import { fromBase64, toBase64 } from './acmp-xml';
 import { DEFAULT_WIRE_FORMAT, encodeMessage, newMessageId, readReply, type ReplyMessage, type WireFormat, type WireMessage } from './acmp-wire';
+import { sleep } from '../shared/abort';
 import { resultCodeError, SICS_STATUS_EN, SicsError, transportError } from './sics-errors';
 import { invalid, type AcmpServerRoute, type SicsSecrets, type SicsSettings } from './sics-settings';
 
@@ -122,38 +123,8 @@ const DRAIN_LIMIT_MS = 12_000;
 export const SESSION_VALID_MS = 60_000;
 const SESSION_SKEW_MS = 10_000;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new SicsError('aborted', 'stopped'));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new SicsError('aborted', 'stopped'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-
-/** Settles like `p`, or rejects with an 'aborted' SicsError as soon as `signal` aborts (the listener is removed either way). */
-function abortable<T>(p: Promise<T>, signal: AbortSignal, where: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new SicsError('aborted', `${where}: stopped`));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new SicsError('aborted', `${where}: stopped`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
+/** What an abortable wait of the client rejects with when the client is stopped. */
+const stopped = () => new SicsError('aborted', 'stopped');
 
 /** A client of one SICS connection. Emits 'health' (SicsHealth) when its state changes. */
 export class SicsClient extends EventEmitter {
@@ -316,7 +287,7 @@ export class SicsClient extends EventEmitter {
           throw e;
         }
         this.stats.retries++;
-        await sleep(this.backoff(attempt++), signal);
+        await sleep(this.backoff(attempt++), signal, stopped);
         scheme = first;
       }
     }
@@ -363,7 +334,7 @@ export class SicsClient extends EventEmitter {
         if (!retry || !e.retryable || e.code === 'invalidSession' || attempt >= this.settings.retries) throw e;
         this.stats.retries++;
         this.log.debug?.(`SICS: ${e.message}; retrying`);
-        await sleep(this.backoff(attempt++), signal);
+        await sleep(this.backoff(attempt++), signal, stopped);
       }
     }
   }
@@ -560,7 +531,7 @@ export class SicsClient extends EventEmitter {
         if (e.code === 'aborted' || e.code === 'closed' || !e.retryable || attempt >= this.settings.retries) throw e;
         this.stats.retries++;
         this.log.debug?.(`${e.message}; retrying`);
-        await sleep(this.backoff(attempt++), signal);
+        await sleep(this.backoff(attempt++), signal, stopped);
       } finally {
         if (channel) this.dropChannel(channel);
       }

@@ -31,6 +31,35 @@ export interface SyncEnvelope {
   stats?: RunStats;
 }
 
+/** A page message of a sync run (`msg.topic`, `msg.payload` = the page's items, `msg.sync`). */
+export interface PageMessage<T> {
+  topic: string;
+  payload: T[];
+  sync: SyncEnvelope;
+}
+
+export type RunResult = 'completed' | 'aborted' | 'failed';
+
+export interface RunSummary {
+  runId: string;
+  instance: string;
+  mode: SyncMode;
+  /** What the run was asked to be (an incremental run without a watermark runs as full). */
+  requestedMode: SyncMode;
+  trigger: string;
+  startedAt: string;
+  finishedAt: string;
+  result: RunResult;
+  stats: RunStats;
+  /** Source-specific extras (e.g. counts per platform). */
+  details?: Record<string, unknown>;
+}
+
+export interface SummaryMessage {
+  topic: string;
+  payload: RunSummary;
+}
+
 export interface DeviceUser {
   id: string | null;
   upn: string | null;

@@ -63,8 +63,8 @@ import { createAxios, createHttpAgent, createHttpsAgent } from '../shared/http-t
 import { fromBase64, toBase64 } from './acmp-xml';
 import { DEFAULT_WIRE_FORMAT, encodeMessage, newMessageId, readReply, type ReplyMessage, type WireFormat, type WireMessage } from './acmp-wire';
 import { sleep } from '../shared/abort';
-import { resultCodeError, SICS_STATUS_EN, SicsError, transportError } from './sics-errors';
-import { invalid, type AcmpServerRoute, type SicsSecrets, type SicsSettings } from './sics-settings';
+import { invalidConfig, resultCodeError, SICS_STATUS_EN, SicsError, transportError } from './sics-errors';
+import type { AcmpServerRoute, SicsSecrets, SicsSettings } from './sics-settings';
 
 // ------------------------------------------------------------------ client
 
@@ -153,8 +153,8 @@ export class SicsClient extends EventEmitter {
     opts: { clientKey?: string; sessionValidMs?: number } = {},
   ) {
     super();
-    if (!secrets.user || !String(secrets.user).trim()) throw invalid('user', 'is required');
-    if (!secrets.password) throw invalid('password', 'is required');
+    if (!secrets.user || !String(secrets.user).trim()) throw invalidConfig('user', 'is required');
+    if (!secrets.password) throw invalidConfig('password', 'is required');
     this.httpsAgent = createHttpsAgent({ ca: settings.ca, proxy: settings.proxy });
     this.httpAgent = createHttpAgent({ ca: settings.ca, proxy: settings.proxy });
     this.http = createAxios(this.httpsAgent, settings.timeoutMs);

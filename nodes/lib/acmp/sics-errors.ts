@@ -88,6 +88,9 @@ export class SicsError extends Error {
   }
 }
 
+/** A setting (or credential) of the connection that is missing or wrong: `field` and why. */
+export const invalidConfig = (field: string, reason: string) => new SicsError('invalidConfig', `${field} ${reason}`, { field, reason });
+
 /** The error for a non-zero result code, with where it came from. */
 export function resultCodeError(resultCode: number, where: string, detail?: string): SicsError {
   const info = RESULT_CODES[resultCode];

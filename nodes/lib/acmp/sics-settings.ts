@@ -3,7 +3,7 @@
  * config node's properties, validated (SicsError 'invalidConfig' otherwise).
  */
 import type { ProxySource } from '../shared/proxy-route';
-import { SicsError } from './sics-errors';
+import { invalidConfig } from './sics-errors';
 
 // ------------------------------------------------------------------ settings
 
@@ -50,8 +50,6 @@ export const SICS_DEFAULTS = {
   replyVirtualRouter: 'IntuneConnector',
 } as const;
 
-export const invalid = (field: string, reason: string) => new SicsError('invalidConfig', `${field} ${reason}`, { field, reason });
-
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:{}\-]{0,127}$/;
 const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
 
@@ -63,7 +61,7 @@ function flag(v: unknown, fallback: boolean): boolean {
 function int(v: unknown, fallback: number, field: string, min: number, max: number): number {
   if (v === undefined || v === null || v === '') return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalid(field, `must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalidConfig(field, `must be a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -76,26 +74,26 @@ export function parseServers(raw: unknown): AcmpServerRoute[] {
       try {
         list = JSON.parse(raw);
       } catch {
-        throw invalid('servers', 'is not a valid list of ACMP servers');
+        throw invalidConfig('servers', 'is not a valid list of ACMP servers');
       }
     }
   }
   if (list === undefined || list === null) list = [];
-  if (!Array.isArray(list)) throw invalid('servers', 'must be a list of ACMP servers');
+  if (!Array.isArray(list)) throw invalidConfig('servers', 'must be a list of ACMP servers');
   const seen = new Set<string>();
   return list.map((s: unknown, i: number) => {
     const o = (s && typeof s === 'object' ? s : {}) as Record<string, unknown>;
     const serverId = String(o.serverId ?? '').trim();
     const label = `ACMP server ${i + 1}${serverId ? ` (${serverId})` : ''}`;
-    if (!serverId) throw invalid('servers', `: ${label} has no server id`);
-    if (serverId === '*') throw invalid('servers', `: "*" is not a server id (it means "all servers" in the ACMP node)`);
-    if (!ID.test(serverId)) throw invalid('servers', `: the server id of ${label} may use letters, digits and _ . : - { } only`);
-    if (seen.has(serverId.toLowerCase())) throw invalid('servers', `: the server id ${serverId} is listed twice`);
+    if (!serverId) throw invalidConfig('servers', `: ${label} has no server id`);
+    if (serverId === '*') throw invalidConfig('servers', `: "*" is not a server id (it means "all servers" in the ACMP node)`);
+    if (!ID.test(serverId)) throw invalidConfig('servers', `: the server id of ${label} may use letters, digits and _ . : - { } only`);
+    if (seen.has(serverId.toLowerCase())) throw invalidConfig('servers', `: the server id ${serverId} is listed twice`);
     seen.add(serverId.toLowerCase());
     const virtualRouter = String(o.virtualRouter ?? '').trim();
     const routingKey = String(o.routingKey ?? '').trim();
-    if (!virtualRouter || !ROUTE.test(virtualRouter)) throw invalid('servers', `: ${label} needs a virtual router (letters, digits and _ . : - only)`);
-    if (!routingKey || !ROUTE.test(routingKey)) throw invalid('servers', `: ${label} needs a routing key (letters, digits and _ . : # * - only)`);
+    if (!virtualRouter || !ROUTE.test(virtualRouter)) throw invalidConfig('servers', `: ${label} needs a virtual router (letters, digits and _ . : - only)`);
+    if (!routingKey || !ROUTE.test(routingKey)) throw invalidConfig('servers', `: ${label} needs a routing key (letters, digits and _ . : # * - only)`);
     const name = String(o.name ?? '').trim();
     return { serverId, virtualRouter, routingKey, ...(name ? { name } : {}) };
   });
@@ -104,13 +102,13 @@ export function parseServers(raw: unknown): AcmpServerRoute[] {
 /** Validates raw config-node properties (from the flow or the editor form). Throws SicsError('invalidConfig'). */
 export function parseSicsSettings(raw: Record<string, unknown>, ca?: string | string[]): SicsSettings {
   const host = String(raw.host ?? '').trim();
-  if (!host) throw invalid('host', 'is required');
-  if (/^[a-z]+:\/\//i.test(host) || /[/\s]/.test(host)) throw invalid('host', 'must be a host name or IP address only, without https:// or a path');
-  if (/^[^[\]]*:\d+$/.test(host)) throw invalid('host', 'must not contain the port: enter the port in its own field');
+  if (!host) throw invalidConfig('host', 'is required');
+  if (/^[a-z]+:\/\//i.test(host) || /[/\s]/.test(host)) throw invalidConfig('host', 'must be a host name or IP address only, without https:// or a path');
+  if (/^[^[\]]*:\d+$/.test(host)) throw invalidConfig('host', 'must not contain the port: enter the port in its own field');
   const port = int(raw.port, SICS_DEFAULTS.port, 'port', 1, 65535);
   const tls = flag(raw.useTls, true);
   const replyVirtualRouter = String(raw.replyVirtualRouter ?? '').trim() || SICS_DEFAULTS.replyVirtualRouter;
-  if (!ROUTE.test(replyVirtualRouter)) throw invalid('replyVirtualRouter', 'may use letters, digits and _ . : - only');
+  if (!ROUTE.test(replyVirtualRouter)) throw invalidConfig('replyVirtualRouter', 'may use letters, digits and _ . : - only');
   return {
     host,
     port,

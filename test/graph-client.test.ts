@@ -17,10 +17,9 @@ import {
   backoffDelay,
   isRetryableStatus,
   isRetryableTransport,
-  parseRetryAfter,
   resolveRetry,
-  sleep,
 } from '../nodes/lib/graph/graph-retry';
+import { sleep } from '../nodes/lib/shared/abort';
 import { GraphPacer, planBucket, worstWindow, DEFAULT_LIMITS } from '../nodes/lib/graph/graph-pacer';
 import { GraphSim } from '../sim/graph';
 import { SimTenant } from '../sim/tenant';
@@ -50,17 +49,6 @@ function maxInWindow(times: number[], windowMs: number): number {
 // ------------------------------------------------------------------ policy
 
 describe('graph retry policy', () => {
-  it('reads Retry-After as seconds or as an HTTP date', () => {
-    const now = Date.parse('2026-01-01T00:00:00Z');
-    expect(parseRetryAfter('7', now)).to.equal(7000);
-    expect(parseRetryAfter(' 0 ', now)).to.equal(0);
-    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).to.equal(30_000);
-    expect(parseRetryAfter('Wed, 31 Dec 2025 23:59:00 GMT', now)).to.equal(0);
-    expect(parseRetryAfter('soon', now)).to.equal(undefined);
-    expect(parseRetryAfter(null, now)).to.equal(undefined);
-    expect(parseRetryAfter('-3', now)).to.equal(undefined);
-  });
-
   it('backs off exponentially with full jitter, capped', () => {
     const p = resolveRetry({ baseDelayMs: 100, maxDelayMs: 1000 });
     expect(backoffDelay(0, p, () => 0)).to.equal(0);
@@ -99,15 +87,6 @@ describe('graph retry policy', () => {
     b.spend(1);
     b.spend(1);
     expect(b.plan(0)).to.deep.equal({ ok: false, reason: 'retries' });
-  });
-
-  it('sleeps abortably', async () => {
-    const ctl = new AbortController();
-    const t0 = Date.now();
-    setTimeout(() => ctl.abort(), 30);
-    const err = await rejection(sleep(10_000, ctl.signal));
-    expect(err.name).to.equal('AbortError');
-    expect(Date.now() - t0).to.be.below(1000);
   });
 });
 

@@ -765,6 +765,7 @@ describe('intune-4me (sink) against the simulated 4me', function () {
       expect(await firstError(d, [{ topic: 'something', payload: [{ foo: 1 }] }])).to.match(/Cannot tell what this message carries/);
       expect(await firstError(d, [{ topic: 'intune/devices', payload: [], sync: { runId: 'r', mode: 'weekly', page: 1, last: true } }])).to.match(/msg.sync.mode must be "full" or "incremental"/);
       expect(await firstError(d, [{ topic: 'intune/devices', payload: [], sync: { runId: 'r', mode: 'full', page: 0, last: true } }])).to.match(/msg.sync.page/);
+      expect(await firstError(d, [{ topic: 'intune/devices', payload: [], sync: { runId: 'r', mode: 'full', page: 1 } }])).to.match(/msg\.sync\.last must be true or false \(got undefined\)/);
       // items that are not devices are reported per item, and the run is not reconciled
       const good = makeDevice(2);
       const { summary, results } = await run(d, [good, { name: 'no id' }], { instance: 'bad' });

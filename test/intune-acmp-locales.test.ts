@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { SICS_STATUS_EN, type SicsErrorCode } from '../nodes/lib/acmp/sics-client';
+import { SICS_STATUS_EN, type SicsErrorCode } from '../nodes/lib/acmp/sics-errors';
 
 const NODES = ['intune-acmp-config', 'intune-acmp', 'intune-acmp-actions'] as const;
 const LANGS = ['en-US', 'de'] as const;
@@ -95,7 +95,7 @@ describe('intune-acmp editor, help and catalogs', () => {
   }
 
   it('every SICS error code has a status and a "Verify connection" text', () => {
-    const src = read('nodes', 'lib', 'acmp', 'sics-client.ts');
+    const src = read('nodes', 'lib', 'acmp', 'sics-errors.ts');
     const codes = /export type SicsErrorCode =([\s\S]*?);/.exec(src)![1].match(/'(\w+)'/g)!.map((c) => c.slice(1, -1));
     expect(codes.length).to.be.greaterThan(10);
     for (const lang of LANGS) {

@@ -482,6 +482,11 @@ describe('intune-acmp nodes', function () {
       expect(String(unknown.errors[0])).to.match(/"SRV9" is not configured .*SRV1, SRV2/);
       const notList = await feed('sink', [{ topic: 'intune/devices', payload: 'x', sync: { runId: 'r', instance: 'i', mode: 'full', page: 1, last: true, startedAt: '' } }], { expectOutputs: 0 });
       expect(String(notList.errors[0])).to.match(/msg\.payload must be a list of devices/);
+      // A malformed envelope: the one check of contracts.ts names the field and what it got.
+      const badPage = await feed('sink', [{ topic: 'intune/devices', payload: [], sync: { runId: 'r', instance: 'i', mode: 'full', page: 0, last: true } }], { expectOutputs: 0 });
+      expect(String(badPage.errors[0])).to.match(/msg\.sync is not a sync-run envelope.*: msg\.sync\.page must be a whole number from 1 \(got 0\)/);
+      const badMode = await feed('sink', [{ topic: 'intune/devices', payload: [], sync: { runId: 'r', instance: 'i', mode: 'weekly', page: 1, last: true } }], { expectOutputs: 0 });
+      expect(String(badMode.errors[0])).to.match(/msg\.sync\.mode must be "full" or "incremental" \(got "weekly"\)/);
       const other = await feed('sink', [{ payload: 42 }], { expectOutputs: 0 });
       expect(String(other.errors[0])).to.match(/Unrecognised message/);
       const summary = await feed('sink', [{ topic: 'intune/devices/summary', payload: {} }], { expectOutputs: 0 });

@@ -24,7 +24,8 @@ import {
 import { DEFAULT_FILTERS, FilterSettingsError, filterFingerprint, parseFilterSettings, skipReason, type DeviceFilterSettings } from '../nodes/lib/devices/device-filters';
 import { DuplicateIndex } from '../nodes/lib/devices/device-duplicates';
 import { DeviceSettingsError, parseDeviceSourceSettings } from '../nodes/lib/devices/device-source-settings';
-import { SyncRunner, type PageMessage, type SummaryMessage } from '../nodes/lib/run/sync-run';
+import { SyncRunner } from '../nodes/lib/run/sync-run';
+import type { PageMessage, SummaryMessage } from '../nodes/lib/contracts';
 import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleClock } from '../nodes/lib/run/run-schedule';
 import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/node-red/context-state';
 import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/devices/deleted-users';

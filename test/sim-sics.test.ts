@@ -12,7 +12,10 @@
  */
 import net from 'node:net';
 import { expect } from 'chai';
-import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, RESULT_CODES, type SicsSettings } from '../nodes/lib/acmp/sics-client';
+import { SicsClient } from '../nodes/lib/acmp/sics-client';
+import { SicsError, RESULT_CODES } from '../nodes/lib/acmp/sics-errors';
+import { parseSicsSettings, type SicsSettings } from '../nodes/lib/acmp/sics-settings';
+import { verifySicsConnection } from '../nodes/lib/acmp/sics-verify';
 import { decodeMessage, encodeMessage, header, type ActionJobMessage, type ReplyMessage } from '../nodes/lib/acmp/acmp-wire';
 import { SicsSim } from '../sim/sics';
 import { sharedTestCa } from '../sim/pki';

@@ -25,7 +25,6 @@ import {
   FourMeSink,
   SinkInputError,
   SinkSettingsError,
-  TOPIC_DEVICES,
   parseSinkSettings,
   topicOf,
   type PageOutcome,
@@ -34,6 +33,7 @@ import {
   type SinkSettings,
 } from '../lib/fourme/fourme-sink';
 import { SinkStateStore } from '../lib/fourme/sink-fingerprints';
+import { syncEnvelopeIn, TOPIC_DEVICES } from '../lib/contracts';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { runProgress } from '../lib/run/run-progress';
 
@@ -171,10 +171,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     /** The run and page of a page message, for the source's flow control (run-progress.ts). */
-    const pageOf = (msg: NodeMessageInFlow): { runId: string; page: number; last: boolean } | undefined => {
-      const sync = (msg as { sync?: { runId?: unknown; page?: unknown; last?: unknown } }).sync;
-      return sync && typeof sync.runId === 'string' && Number.isInteger(sync.page) ? { runId: sync.runId, page: sync.page as number, last: sync.last === true } : undefined;
-    };
+    const pageOf = (msg: NodeMessageInFlow) => syncEnvelopeIn((msg as { sync?: unknown }).sync);
 
     // Pages of device runs are handled PAGES_IN_FLIGHT at a time: while pages wait for 4me's
     // asynchronous results, the next one's look-ups and uploads go out (the client's pacing

@@ -30,7 +30,9 @@ import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient
 import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp/acmp-jobs';
 import { JobJournal } from '../lib/acmp/acmp-job-journal';
 import { ContextValue, type ContextLike } from '../lib/node-red/context-state';
-import { SICS_STATUS_EN, SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/acmp/sics-client';
+import type { ConsumedMessage, SicsClient } from '../lib/acmp/sics-client';
+import { SICS_STATUS_EN, SicsError } from '../lib/acmp/sics-errors';
+import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import type { ActionName } from '../lib/contracts';
 import type { WireFormat } from '../lib/acmp/acmp-wire';
 

@@ -11,7 +11,10 @@ import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/node-red/config-health';
 import { secretEndpoint, translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
-import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute } from '../lib/acmp/sics-client';
+import { SicsClient } from '../lib/acmp/sics-client';
+import { SicsError } from '../lib/acmp/sics-errors';
+import { parseSicsSettings, type AcmpServerRoute } from '../lib/acmp/sics-settings';
+import { verifySicsConnection } from '../lib/acmp/sics-verify';
 
 interface AcmpConfigDef extends NodeDef {
   host: string;

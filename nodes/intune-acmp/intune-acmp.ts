@@ -21,7 +21,7 @@
  * in which an earlier page failed (the run ends red, not "run done").
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
-import type { Device, SyncEnvelope } from '../lib/contracts';
+import { readSyncEnvelope, syncEnvelopeIn, type Device, type SyncEnvelope } from '../lib/contracts';
 import { healthPart, type Health } from '../lib/node-red/config-health';
 import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
 import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
@@ -29,7 +29,8 @@ import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting }
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
 import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
 import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
-import { SicsError, type AcmpServerRoute } from '../lib/acmp/sics-client';
+import { SicsError } from '../lib/acmp/sics-errors';
+import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import { runProgress } from '../lib/run/run-progress';
 
 interface AcmpSinkDef extends NodeDef {
@@ -81,11 +82,6 @@ function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
     replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
     format: parseWireFormat(def.wireFormat),
   };
-}
-
-function isSync(v: unknown): v is SyncEnvelope {
-  const s = v as SyncEnvelope;
-  return !!s && typeof s === 'object' && typeof s.runId === 'string' && !!s.runId && typeof s.instance === 'string' && (s.mode === 'full' || s.mode === 'incremental') && Number.isInteger(s.page) && typeof s.last === 'boolean';
 }
 
 function isResult(v: unknown): v is ResultLike {
@@ -290,8 +286,13 @@ export = function register(RED: NodeAPI): void {
       if (!cfg) return done(new Error(t('errors.noConfig', 'No SICS connection (intune-acmp-config) is selected in the node')));
       const m = msg as NodeMessageInFlow & { sync?: unknown; instance?: unknown };
       if (m.sync !== undefined) {
-        if (!isSync(m.sync)) return done(new Error(t('errors.badSync', 'msg.sync is not a sync-run envelope (runId, instance, mode, page, last)')));
-        return handlePage(m as NodeMessageInFlow & { sync: SyncEnvelope }, send, done);
+        let sync: SyncEnvelope;
+        try {
+          sync = readSyncEnvelope(m.sync);
+        } catch (err) {
+          return done(new Error(`${t('errors.badSync', 'msg.sync is not a sync-run envelope (runId, instance, mode, page, last)')}: ${(err as Error).message}`));
+        }
+        return handlePage({ ...m, sync }, send, done);
       }
       if (isResult(msg.payload)) return handleResult(msg, send, done);
       if (msg.topic === 'acmp/resend') {
@@ -309,7 +310,7 @@ export = function register(RED: NodeAPI): void {
     node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
       // The source's flow control (run-progress.ts): this page is queued here until done.
       const sync = (msg as { sync?: unknown }).sync;
-      const pg = isSync(sync) ? sync : undefined;
+      const pg = syncEnvelopeIn(sync);
       if (pg) runProgress.received(pg.runId, node.id, pg.page);
       let finished = false;
       const finish: Done = (err) => {

@@ -19,10 +19,10 @@ import { SourceStatus } from '../lib/node-red/source-status';
 import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/node-red/status-text';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import type { Request, Response } from 'express';
-import type { ComplianceViolation } from '../lib/contracts';
+import { TOPIC_COMPLIANCE, type ComplianceViolation, type PageMessage, type RunSummary, type SummaryMessage } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
 import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
-import { SyncRunner, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/run/sync-run';
+import { SyncRunner, type ActiveRun } from '../lib/run/sync-run';
 import { RunSchedule, firstDueAt } from '../lib/run/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { isAbortError } from '../lib/graph/graph-errors';
@@ -45,7 +45,7 @@ interface ComplianceRunState {
 }
 
 const STATE_KEY = 'intuneComplianceRuns';
-const TOPIC = 'intune/compliance';
+const TOPIC = TOPIC_COMPLIANCE;
 const DEVICES_TYPE = 'intune-devices';
 
 /** A Graph failure in words an admin can act on. */

@@ -15,14 +15,14 @@ import { SourceStatus } from '../lib/node-red/source-status';
 import { StatusTexts, shorten, type IntuneNodeStatus } from '../lib/node-red/status-text';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import type { Request, Response } from 'express';
-import type { Device, SyncMode } from '../lib/contracts';
+import { TOPIC_DEVICES, type Device, type PageMessage, type RunSummary, type SummaryMessage, type SyncMode } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
 import { deviceSelect, FILTER_SELECT } from '../lib/devices/device-normaliser';
 import { filterFingerprint } from '../lib/devices/device-filters';
 import { emptyTally, scanDevices } from '../lib/devices/device-scan';
 import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
 import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/devices/device-source-settings';
-import { SyncRunner, RunRequestStats, type ActiveRun, type RunSummary, type PageMessage, type SummaryMessage } from '../lib/run/sync-run';
+import { SyncRunner, RunRequestStats, type ActiveRun } from '../lib/run/sync-run';
 import { RunSchedule, firstDueAt } from '../lib/run/run-schedule';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { isAbortError } from '../lib/graph/graph-errors';
@@ -47,7 +47,7 @@ interface DeviceSyncState {
 
 /** Context key of the state (no '.', which context reads as a path). */
 const STATE_KEY = 'intuneDevicesSync';
-const TOPIC = 'intune/devices';
+const TOPIC = TOPIC_DEVICES;
 /** Devices per page message: one Graph page (managedDevices pages hold at most 1,000). */
 const PAGE_SIZE = 1000;
 /** Pages the slowest sink may be behind before the next Graph page is read (run-progress.ts). */

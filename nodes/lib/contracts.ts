@@ -1,8 +1,17 @@
 /**
  * Message contracts shared by every node: the one place that says what a
- * sync run, a device, a compliance violation and an action look like.
- * Sinks and sources import these types; nothing else defines them.
+ * sync run, a device, a compliance violation and an action look like, the
+ * topics the sources send on, and the one check of a sync-run envelope
+ * (`readSyncEnvelope`) that every consumer uses. Sinks and sources import
+ * these; nothing else defines them.
  */
+import { echo } from './shared/echo';
+
+/** The topic of the page messages of a device sync run (intune-devices). */
+export const TOPIC_DEVICES = 'intune/devices';
+/** The topic of the page messages of a compliance run (intune-compliance). */
+export const TOPIC_COMPLIANCE = 'intune/compliance';
+export type SourceTopic = typeof TOPIC_DEVICES | typeof TOPIC_COMPLIANCE;
 
 export type SyncMode = 'full' | 'incremental';
 
@@ -29,6 +38,89 @@ export interface SyncEnvelope {
   last: boolean;
   startedAt: string;
   stats?: RunStats;
+}
+
+/** A `msg.sync` that is not a sync-run envelope; the message says which field is wrong and how. */
+export class SyncEnvelopeError extends Error {
+  override name = 'SyncEnvelopeError';
+  constructor(
+    message: string,
+    /** The field at fault (`runId`, `mode`, …), or undefined when msg.sync is not an object at all. */
+    readonly field?: keyof SyncEnvelope,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The one check of `msg.sync`: returns the envelope with its fields in their
+ * contract types, or throws SyncEnvelopeError naming the wrong field.
+ * Required: runId (a non-empty string), mode ("full" or "incremental"), page
+ * (a whole number from 1) and last (true or false). `instance` may be left
+ * out (then "default") but must be a string when given; a missing
+ * `startedAt` becomes now; `stats` is kept as given.
+ */
+export function readSyncEnvelope(value: unknown, now: () => number = Date.now): SyncEnvelope {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new SyncEnvelopeError(`msg.sync must be the run envelope of an Intune source ({runId, instance, mode, page, last, …}), got ${echo(value)}`);
+  }
+  const e = value as Partial<Record<keyof SyncEnvelope, unknown>>;
+  const bad = (field: keyof SyncEnvelope, what: string) => new SyncEnvelopeError(`msg.sync.${field} ${what}`, field);
+  if (typeof e.runId !== 'string' || !e.runId) throw bad('runId', `is missing (got ${echo(e.runId)})`);
+  if (e.instance !== undefined && typeof e.instance !== 'string') throw bad('instance', `must be a string (got ${echo(e.instance)})`);
+  if (e.mode !== 'full' && e.mode !== 'incremental') throw bad('mode', `must be "full" or "incremental" (got ${echo(e.mode)})`);
+  if (typeof e.page !== 'number' || !Number.isInteger(e.page) || e.page < 1) throw bad('page', `must be a whole number from 1 (got ${echo(e.page)})`);
+  if (typeof e.last !== 'boolean') throw bad('last', `must be true or false (got ${echo(e.last)})`);
+  if (e.startedAt !== undefined && typeof e.startedAt !== 'string') throw bad('startedAt', `must be an ISO date text (got ${echo(e.startedAt)})`);
+  if (e.stats !== undefined && (e.stats === null || typeof e.stats !== 'object' || Array.isArray(e.stats))) throw bad('stats', `must be the run's statistics object (got ${echo(e.stats)})`);
+  const env: SyncEnvelope = {
+    runId: e.runId,
+    instance: e.instance || 'default',
+    mode: e.mode,
+    page: e.page,
+    last: e.last,
+    startedAt: e.startedAt ?? new Date(now()).toISOString(),
+  };
+  if (e.stats !== undefined) env.stats = e.stats as RunStats;
+  return env;
+}
+
+/** `msg.sync` as an envelope, or undefined when it is none (for flow control, which must not throw). */
+export function syncEnvelopeIn(value: unknown): SyncEnvelope | undefined {
+  try {
+    return readSyncEnvelope(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A page message of a sync run (`msg.topic`, `msg.payload` = the page's items, `msg.sync`). */
+export interface PageMessage<T> {
+  topic: string;
+  payload: T[];
+  sync: SyncEnvelope;
+}
+
+export type RunResult = 'completed' | 'aborted' | 'failed';
+
+export interface RunSummary {
+  runId: string;
+  instance: string;
+  mode: SyncMode;
+  /** What the run was asked to be (an incremental run without a watermark runs as full). */
+  requestedMode: SyncMode;
+  trigger: string;
+  startedAt: string;
+  finishedAt: string;
+  result: RunResult;
+  stats: RunStats;
+  /** Source-specific extras (e.g. counts per platform). */
+  details?: Record<string, unknown>;
+}
+
+export interface SummaryMessage {
+  topic: string;
+  payload: RunSummary;
 }
 
 export interface DeviceUser {

@@ -19,7 +19,7 @@ import { parseComplianceSettings } from '../../nodes/lib/compliance/compliance-s
 import { parseActionSettings } from '../../nodes/lib/actions/action-settings';
 import { parseFourMeSettings } from '../../nodes/lib/fourme/fourme-connection';
 import { parseSinkSettings as parseFourMeSinkSettings } from '../../nodes/lib/fourme/fourme-sink';
-import { parseSicsSettings, parseServers } from '../../nodes/lib/acmp/sics-client';
+import { parseSicsSettings, parseServers } from '../../nodes/lib/acmp/sics-settings';
 import { resolveServers } from '../../nodes/lib/acmp/acmp-config-api';
 
 export type FlowNode = Record<string, unknown> & { id: string; type: string };

@@ -1,7 +1,8 @@
 /** What nodes that use an `intune-acmp-config` may rely on (imported by node folders, never the other way). */
 import type { Node } from 'node-red';
 import type { HealthBoard } from '../node-red/config-health';
-import { parseSicsSettings, type AcmpServerRoute, type SicsClient } from './sics-client';
+import type { SicsClient } from './sics-client';
+import { parseSicsSettings, type AcmpServerRoute } from './sics-settings';
 
 export interface AcmpConfigCredentials {
   user?: string;

@@ -25,7 +25,9 @@
 import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from '../contracts';
 import { WIRE_VERSION, header, type ReplyItem, type WireFormat, type WireMessage } from './acmp-wire';
-import { SicsError, type AcmpServerRoute, type CallResult } from './sics-client';
+import type { CallResult } from './sics-client';
+import { SicsError } from './sics-errors';
+import type { AcmpServerRoute } from './sics-settings';
 import { flat, forEachPacked, packPairs, storeAs } from '../run/packed-state';
 import { WriteSchedule } from '../node-red/context-state';
 

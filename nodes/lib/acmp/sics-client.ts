@@ -60,253 +60,11 @@ import type https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import type { AxiosInstance } from 'axios';
 import { createAxios, createHttpAgent, createHttpsAgent } from '../shared/http-transport';
-import type { ProxySource } from '../shared/proxy-route';
 import { fromBase64, toBase64 } from './acmp-xml';
-import { DEFAULT_WIRE_FORMAT, encodeMessage, newMessageId, readReply, WireError, type ReplyMessage, type WireFormat, type WireMessage } from './acmp-wire';
-
-// ------------------------------------------------------------------ result codes
-
-export type SicsErrorCode =
-  | 'invalidSession'
-  | 'wrongCredentials'
-  | 'internalError'
-  | 'databaseError'
-  | 'clientMissing'
-  | 'notFound'
-  | 'licenceLimit'
-  | 'invalidRequest'
-  | 'unspecified'
-  | 'unknownCode'
-  | 'unreachable'
-  | 'tlsError'
-  | 'timeout'
-  | 'replyTimeout'
-  | 'httpError'
-  | 'badAnswer'
-  | 'aborted'
-  | 'closed'
-  | 'invalidConfig';
-
-/**
- * The SICS connection's status text per error code in English: the runtime's
- * fallback when the key `intune-acmp-config.status.<code>` is not in the
- * catalog of the node that shows it (the runtime looks keys up in a node's
- * own catalog; the editor finds the config node's). Equal to locales/en-US
- * (checked by the locale test).
- */
-export const SICS_STATUS_EN: Record<SicsErrorCode, string> = {
-  invalidSession: 'session not accepted',
-  wrongCredentials: 'wrong user or password',
-  internalError: 'The ACMP server reported an internal error (result code 18).',
-  databaseError: 'The ACMP server reported a database error (result code 19).',
-  clientMissing: 'The client does not exist in ACMP (result code 26).',
-  notFound: 'SICS or ACMP did not find the element (result code 30), e.g. the virtual router.',
-  licenceLimit: 'The ACMP licence amount is reached (result code 32).',
-  invalidRequest: 'ACMP refused the request as invalid (result code 35).',
-  unspecified: 'The ACMP server reported an unspecified error (result code -1).',
-  unknownCode: 'SICS answered with a result code this connector does not know.',
-  unreachable: 'SICS not reachable',
-  tlsError: 'TLS error',
-  timeout: 'timeout',
-  replyTimeout: 'The ACMP server did not reply in time. Check its server id, virtual router and routing key.',
-  httpError: 'The request to SICS failed.',
-  badAnswer: 'SICS sent an answer that could not be read.',
-  aborted: 'The check was stopped.',
-  closed: 'closed',
-  invalidConfig: 'invalid settings',
-};
-
-interface CodeInfo {
-  code: SicsErrorCode;
-  retry: boolean;
-  text: string;
-}
-
-/** ACMP's result codes, what they mean for this connector, and whether repeating the request may help. */
-export const RESULT_CODES: Readonly<Record<number, CodeInfo>> = {
-  7: { code: 'invalidSession', retry: true, text: 'The SICS session is not valid (it expired or was closed)' },
-  15: { code: 'wrongCredentials', retry: false, text: 'SICS refused the user name or password: check the user and password of the SICS connection (the AESB operator)' },
-  18: { code: 'internalError', retry: true, text: 'The ACMP server reported an internal error' },
-  19: { code: 'databaseError', retry: true, text: 'The ACMP server reported a database error' },
-  26: { code: 'clientMissing', retry: false, text: 'The client does not exist in ACMP' },
-  30: { code: 'notFound', retry: false, text: 'ACMP did not find the element the request refers to' },
-  32: { code: 'licenceLimit', retry: false, text: 'The ACMP licence amount is reached: ACMP accepts no further clients until licences are added or clients removed' },
-  35: { code: 'invalidRequest', retry: false, text: 'ACMP refused the request as invalid (check that the ACMP side reads version 1 of the connector schema)' },
-  [-1]: { code: 'unspecified', retry: true, text: 'The ACMP server reported an unspecified error' },
-};
-
-export class SicsError extends Error {
-  override name = 'SicsError';
-  constructor(
-    readonly code: SicsErrorCode,
-    message: string,
-    readonly params: Record<string, unknown> = {},
-    readonly retryable = false,
-    /** ACMP result code, when the error came from one. */
-    readonly resultCode?: number,
-  ) {
-    super(message);
-  }
-}
-
-/** The error for a non-zero result code, with where it came from. */
-export function resultCodeError(resultCode: number, where: string, detail?: string): SicsError {
-  const info = RESULT_CODES[resultCode];
-  const extra = detail ? ` (${String(detail).slice(0, 300)})` : '';
-  if (!info) return new SicsError('unknownCode', `${where}: result code ${resultCode}, which this connector does not know${extra}`, { resultCode, where }, false, resultCode);
-  return new SicsError(info.code, `${where}: ${info.text} [result code ${resultCode}]${extra}`, { resultCode, where }, info.retry, resultCode);
-}
-
-// ------------------------------------------------------------------ settings
-
-export interface AcmpServerRoute {
-  /** The ACMP server id, as ACMP shows it. */
-  serverId: string;
-  /** Display name (optional). */
-  name?: string;
-  /** The virtual router in SICS through which this server is reached. */
-  virtualRouter: string;
-  /** The routing key this server's messages are published with. */
-  routingKey: string;
-}
-
-export interface SicsSettings {
-  host: string;
-  port: number;
-  tls: boolean;
-  ca?: string | string[];
-  allowUnencrypted: boolean;
-  timeoutMs: number;
-  retries: number;
-  retryBaseMs: number;
-  /** How long one consume call waits for messages. */
-  consumeWaitMs: number;
-  /** Virtual router of this connection's reply target. */
-  replyVirtualRouter: string;
-  servers: AcmpServerRoute[];
-  /** Where the HTTP proxy comes from (proxy-config.ts); none: always direct. */
-  proxy?: ProxySource;
-}
-
-export interface SicsSecrets {
-  user?: string;
-  password?: string;
-}
-
-export const SICS_DEFAULTS = {
-  port: 3900,
-  timeoutSec: 30,
-  retries: 3,
-  retryBaseMs: 250,
-  consumeWaitMs: 10_000,
-  replyVirtualRouter: 'IntuneConnector',
-} as const;
-
-const invalid = (field: string, reason: string) => new SicsError('invalidConfig', `${field} ${reason}`, { field, reason });
-
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.:{}\-]{0,127}$/;
-const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
-
-function flag(v: unknown, fallback: boolean): boolean {
-  if (v === undefined || v === null || v === '') return fallback;
-  return v === true || v === 'true' || v === 1 || v === '1';
-}
-
-function int(v: unknown, fallback: number, field: string, min: number, max: number): number {
-  if (v === undefined || v === null || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalid(field, `must be a whole number from ${min} to ${max}`);
-  return n;
-}
-
-/** Reads the list of ACMP servers (an array, or its JSON text). Throws SicsError('invalidConfig'). */
-export function parseServers(raw: unknown): AcmpServerRoute[] {
-  let list = raw;
-  if (typeof raw === 'string') {
-    if (!raw.trim()) list = [];
-    else {
-      try {
-        list = JSON.parse(raw);
-      } catch {
-        throw invalid('servers', 'is not a valid list of ACMP servers');
-      }
-    }
-  }
-  if (list === undefined || list === null) list = [];
-  if (!Array.isArray(list)) throw invalid('servers', 'must be a list of ACMP servers');
-  const seen = new Set<string>();
-  return list.map((s: unknown, i: number) => {
-    const o = (s && typeof s === 'object' ? s : {}) as Record<string, unknown>;
-    const serverId = String(o.serverId ?? '').trim();
-    const label = `ACMP server ${i + 1}${serverId ? ` (${serverId})` : ''}`;
-    if (!serverId) throw invalid('servers', `: ${label} has no server id`);
-    if (serverId === '*') throw invalid('servers', `: "*" is not a server id (it means "all servers" in the ACMP node)`);
-    if (!ID.test(serverId)) throw invalid('servers', `: the server id of ${label} may use letters, digits and _ . : - { } only`);
-    if (seen.has(serverId.toLowerCase())) throw invalid('servers', `: the server id ${serverId} is listed twice`);
-    seen.add(serverId.toLowerCase());
-    const virtualRouter = String(o.virtualRouter ?? '').trim();
-    const routingKey = String(o.routingKey ?? '').trim();
-    if (!virtualRouter || !ROUTE.test(virtualRouter)) throw invalid('servers', `: ${label} needs a virtual router (letters, digits and _ . : - only)`);
-    if (!routingKey || !ROUTE.test(routingKey)) throw invalid('servers', `: ${label} needs a routing key (letters, digits and _ . : # * - only)`);
-    const name = String(o.name ?? '').trim();
-    return { serverId, virtualRouter, routingKey, ...(name ? { name } : {}) };
-  });
-}
-
-/** Validates raw config-node properties (from the flow or the editor form). Throws SicsError('invalidConfig'). */
-export function parseSicsSettings(raw: Record<string, unknown>, ca?: string | string[]): SicsSettings {
-  const host = String(raw.host ?? '').trim();
-  if (!host) throw invalid('host', 'is required');
-  if (/^[a-z]+:\/\//i.test(host) || /[/\s]/.test(host)) throw invalid('host', 'must be a host name or IP address only, without https:// or a path');
-  if (/^[^[\]]*:\d+$/.test(host)) throw invalid('host', 'must not contain the port: enter the port in its own field');
-  const port = int(raw.port, SICS_DEFAULTS.port, 'port', 1, 65535);
-  const tls = flag(raw.useTls, true);
-  const replyVirtualRouter = String(raw.replyVirtualRouter ?? '').trim() || SICS_DEFAULTS.replyVirtualRouter;
-  if (!ROUTE.test(replyVirtualRouter)) throw invalid('replyVirtualRouter', 'may use letters, digits and _ . : - only');
-  return {
-    host,
-    port,
-    tls,
-    ca: tls ? ca : undefined,
-    allowUnencrypted: tls && flag(raw.allowUnencrypted, false),
-    timeoutMs: int(raw.timeoutSec, SICS_DEFAULTS.timeoutSec, 'timeoutSec', 1, 600) * 1000,
-    retries: int(raw.retries, SICS_DEFAULTS.retries, 'retries', 0, 10),
-    retryBaseMs: int(raw.retryBaseMs, SICS_DEFAULTS.retryBaseMs, 'retryBaseMs', 1, 60_000),
-    consumeWaitMs: int(raw.consumeWaitMs, SICS_DEFAULTS.consumeWaitMs, 'consumeWaitMs', 10, 60_000),
-    replyVirtualRouter,
-    servers: parseServers(raw.servers),
-  };
-}
-
-// ------------------------------------------------------------------ transport errors
-
-const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME|ALTNAME|SSL routines|wrong version number|handshake|alert/i;
-const NET_CODES = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|EPIPE|ERR_SOCKET|socket hang up|ENOTCONN/i;
-const TIMEOUT_CODES = /ETIMEDOUT|ECONNABORTED|timeout/i;
-
-interface RawError {
-  code?: string;
-  message?: string;
-  name?: string;
-  cause?: { code?: string; message?: string };
-}
-
-function transportError(err: unknown, where: string, scheme: 'http' | 'https'): SicsError {
-  const e = (err ?? {}) as RawError;
-  const code = e.code ?? e.cause?.code ?? '';
-  const text = `${code} ${e.message ?? ''} ${e.cause?.message ?? ''}`;
-  if (e.name === 'CanceledError' || code === 'ERR_CANCELED' || e.name === 'AbortError') return new SicsError('aborted', `${where}: stopped`, { where });
-  if (scheme === 'https' && TLS_CODES.test(text)) {
-    return new SicsError(
-      'tlsError',
-      `${where}: the TLS connection failed (${code || e.message}): add the CA of the SICS certificate with a TLS configuration, or allow the unencrypted connection`,
-      { where, reason: code || String(e.message) },
-    );
-  }
-  if (TIMEOUT_CODES.test(text)) return new SicsError('timeout', `${where}: no answer in time (${code || e.message})`, { where, reason: code || String(e.message) }, true);
-  if (NET_CODES.test(text)) return new SicsError('unreachable', `${where}: SICS cannot be reached (${code || e.message})`, { where, reason: code || String(e.message) }, true);
-  return new SicsError('httpError', `${where}: ${e.message ?? String(err)}`, { where, reason: e.message ?? String(err) }, true);
-}
+import { DEFAULT_WIRE_FORMAT, encodeMessage, newMessageId, readReply, type ReplyMessage, type WireFormat, type WireMessage } from './acmp-wire';
+import { sleep } from '../shared/abort';
+import { invalidConfig, resultCodeError, SICS_STATUS_EN, SicsError, transportError } from './sics-errors';
+import type { AcmpServerRoute, SicsSecrets, SicsSettings } from './sics-settings';
 
 // ------------------------------------------------------------------ client
 
@@ -365,38 +123,8 @@ const DRAIN_LIMIT_MS = 12_000;
 export const SESSION_VALID_MS = 60_000;
 const SESSION_SKEW_MS = 10_000;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new SicsError('aborted', 'stopped'));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new SicsError('aborted', 'stopped'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-
-/** Settles like `p`, or rejects with an 'aborted' SicsError as soon as `signal` aborts (the listener is removed either way). */
-function abortable<T>(p: Promise<T>, signal: AbortSignal, where: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new SicsError('aborted', `${where}: stopped`));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new SicsError('aborted', `${where}: stopped`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
+/** What an abortable wait of the client rejects with when the client is stopped. */
+const stopped = () => new SicsError('aborted', 'stopped');
 
 /** A client of one SICS connection. Emits 'health' (SicsHealth) when its state changes. */
 export class SicsClient extends EventEmitter {
@@ -425,8 +153,8 @@ export class SicsClient extends EventEmitter {
     opts: { clientKey?: string; sessionValidMs?: number } = {},
   ) {
     super();
-    if (!secrets.user || !String(secrets.user).trim()) throw invalid('user', 'is required');
-    if (!secrets.password) throw invalid('password', 'is required');
+    if (!secrets.user || !String(secrets.user).trim()) throw invalidConfig('user', 'is required');
+    if (!secrets.password) throw invalidConfig('password', 'is required');
     this.httpsAgent = createHttpsAgent({ ca: settings.ca, proxy: settings.proxy });
     this.httpAgent = createHttpAgent({ ca: settings.ca, proxy: settings.proxy });
     this.http = createAxios(this.httpsAgent, settings.timeoutMs);
@@ -559,7 +287,7 @@ export class SicsClient extends EventEmitter {
           throw e;
         }
         this.stats.retries++;
-        await sleep(this.backoff(attempt++), signal);
+        await sleep(this.backoff(attempt++), signal, stopped);
         scheme = first;
       }
     }
@@ -606,7 +334,7 @@ export class SicsClient extends EventEmitter {
         if (!retry || !e.retryable || e.code === 'invalidSession' || attempt >= this.settings.retries) throw e;
         this.stats.retries++;
         this.log.debug?.(`SICS: ${e.message}; retrying`);
-        await sleep(this.backoff(attempt++), signal);
+        await sleep(this.backoff(attempt++), signal, stopped);
       }
     }
   }
@@ -803,7 +531,7 @@ export class SicsClient extends EventEmitter {
         if (e.code === 'aborted' || e.code === 'closed' || !e.retryable || attempt >= this.settings.retries) throw e;
         this.stats.retries++;
         this.log.debug?.(`${e.message}; retrying`);
-        await sleep(this.backoff(attempt++), signal);
+        await sleep(this.backoff(attempt++), signal, stopped);
       } finally {
         if (channel) this.dropChannel(channel);
       }
@@ -845,76 +573,5 @@ export class SicsClient extends EventEmitter {
     })();
     this.cleanups.add(work);
     void work.finally(() => this.cleanups.delete(work));
-  }
-}
-
-// ------------------------------------------------------------------ verify
-
-export interface VerifyServer {
-  serverId: string;
-  ok: boolean;
-  code: string;
-  message: string;
-  ms?: number;
-}
-
-export interface SicsVerifyAnswer {
-  ok: boolean;
-  code: string;
-  message: string;
-  params: Record<string, unknown>;
-  transport: 'https' | 'http' | 'http-fallback' | null;
-  servers: VerifyServer[];
-  warnings: Array<{ code: string; message: string }>;
-}
-
-/**
- * "Verify connection": sign in, create a reply target, ping every
- * configured ACMP server. Plain words; never a password or token.
- */
-export async function verifySicsConnection(
-  raw: Record<string, unknown>,
-  secrets: SicsSecrets,
-  opts: { ca?: string | string[]; proxy?: ProxySource; signal?: AbortSignal; log?: SicsLog; pingTimeoutMs?: number } = {},
-): Promise<SicsVerifyAnswer> {
-  let client: SicsClient | undefined;
-  const warnings: SicsVerifyAnswer['warnings'] = [];
-  try {
-    const settings = parseSicsSettings(raw, opts.ca);
-    const quick: SicsSettings = { ...settings, retries: Math.min(settings.retries, 1), proxy: opts.proxy };
-    client = new SicsClient(quick, secrets, { warn: (m) => opts.log?.warn(m), debug: (m) => opts.log?.debug?.(m) }, { clientKey: 'verify' });
-    await client.login(opts.signal);
-    const transport = client.transport;
-    if (transport === 'http-fallback') warnings.push({ code: 'unencrypted', message: 'TLS failed; the connection works only unencrypted (allowed by the setting). Passwords and data travel in clear text.' });
-    if (transport === 'http') warnings.push({ code: 'plainHttp', message: 'The connection uses plain HTTP: passwords and data travel in clear text.' });
-    const servers: VerifyServer[] = [];
-    for (const s of settings.servers) {
-      const t0 = Date.now();
-      try {
-        await client.call(s, { kind: 'ping', header: { messageId: newMessageId(), sentAt: new Date().toISOString() } }, { signal: opts.signal, replyTimeoutMs: opts.pingTimeoutMs ?? Math.min(settings.timeoutMs, 10_000) });
-        servers.push({ serverId: s.serverId, ok: true, code: 'ok', message: 'answers', ms: Date.now() - t0 });
-      } catch (err) {
-        const e = err as SicsError;
-        servers.push({ serverId: s.serverId, ok: false, code: e.code ?? 'unexpected', message: e.message });
-      }
-    }
-    const bad = servers.filter((s) => !s.ok);
-    if (!settings.servers.length) warnings.push({ code: 'noServers', message: 'No ACMP server is configured yet: add at least one with its server id and routing.' });
-    return {
-      ok: bad.length === 0,
-      code: bad.length ? 'serverUnanswered' : 'ok',
-      message: bad.length
-        ? `Signed in to SICS, but ${bad.length} of ${servers.length} ACMP server(s) did not answer: ${bad.map((b) => `${b.serverId}: ${b.message}`).join('; ')}`
-        : `Signed in to SICS at ${settings.host}:${settings.port}${servers.length ? `; ${servers.length} ACMP server(s) answer` : ''}`,
-      params: { host: settings.host, port: settings.port, servers: servers.length, failed: bad.length },
-      transport,
-      servers,
-      warnings,
-    };
-  } catch (err) {
-    const e = err instanceof SicsError ? err : err instanceof WireError ? new SicsError('invalidRequest', err.message) : new SicsError('httpError', (err as Error)?.message ?? String(err));
-    return { ok: false, code: e.code, message: e.message, params: e.params, transport: client?.transport ?? null, servers: [], warnings };
-  } finally {
-    await client?.close();
   }
 }

@@ -35,6 +35,7 @@
 import type { ActionDeviceResult, ActionName, ActionOutcome, ActionResult } from '../contracts';
 import type { BatchRequest, BatchResult, CallOptions, StatsSink } from '../graph/graph-client';
 import type { CheckedRequest, RequestEcho, WipeOptions } from './action-request';
+import { sleep } from '../shared/abort';
 
 /** The one Graph call this module needs. */
 export interface BatchClient {
@@ -219,24 +220,6 @@ const CHECK_SELECT: Partial<Record<ActionName, string>> = {
 
 function isAbort(e: unknown): boolean {
   return !!e && typeof e === 'object' && (e as { name?: unknown }).name === 'AbortError';
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
-      return;
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function hhmm(ms: number): string {

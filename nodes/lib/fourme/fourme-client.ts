@@ -36,6 +36,8 @@ import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createAxios, createHttpsAgent } from '../shared/http-transport';
 import type { ProxySource } from '../shared/proxy-route';
 import type { FourMeEndpoints } from './fourme-endpoints';
+import { raceAbort, sleep } from '../shared/abort';
+import { parseRetryAfter } from '../shared/retry-after';
 
 export type FourMeAuth =
   | { kind: 'token'; token: string }
@@ -86,33 +88,6 @@ export function isAbort(err: unknown): boolean {
 function abortError(signal?: AbortSignal): FourMeAbortError {
   const r = signal?.reason;
   return r instanceof FourMeAbortError ? r : new FourMeAbortError(typeof r?.message === 'string' && r.message ? r.message : undefined);
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortError(signal));
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** `Retry-After` in ms: delay-seconds or an HTTP date. Undefined when absent or unreadable. */
-export function parseRetryAfter(v: unknown, now = Date.now()): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  const s = String(v).trim();
-  if (!s) return undefined;
-  if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000);
-  if (!/^[A-Za-z]{3}/.test(s)) return undefined;
-  const at = Date.parse(s);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** Counters of the calls made for one piece of work (a run), with hooks for status dots. */
@@ -403,14 +378,14 @@ export class FourMeClient {
         if (signal.aborted) throw abortError(signal);
         const t = this.transportProblem(err, host);
         if (attempt < this.o.maxRetries && t.init.retryable) {
-          await sleep(Math.min(30_000, 1000 * 2 ** attempt), signal);
+          await sleep(Math.min(30_000, 1000 * 2 ** attempt), signal, abortError);
           continue;
         }
         throw t;
       }
       if (res.status === 429 || res.status === 503) {
         if (attempt >= this.o.maxRetries) throw new FourMeError('throttled', `The 4me token endpoint kept answering HTTP ${res.status}`, { status: res.status, retryable: true });
-        await sleep(parseRetryAfter(headerOf(res, 'retry-after'), this.now()) ?? this.o.retryAfterFallbackMs, signal);
+        await sleep(parseRetryAfter(headerOf(res, 'retry-after'), this.now()) ?? this.o.retryAfterFallbackMs, signal, abortError);
         continue;
       }
       const data = (res.data ?? {}) as { access_token?: unknown; expires_in?: unknown; error?: unknown };
@@ -430,7 +405,7 @@ export class FourMeClient {
         );
       }
       if (res.status >= 500 && attempt < 2) {
-        await sleep(1000 * 2 ** attempt, signal);
+        await sleep(1000 * 2 ** attempt, signal, abortError);
         continue;
       }
       throw new FourMeError('http', `The 4me token endpoint answered HTTP ${res.status}${serverMessage(data) ? `: ${serverMessage(data)}` : ''}`, { status: res.status });
@@ -467,15 +442,7 @@ export class FourMeClient {
       this.gateChain = new Promise<void>((r) => (release = r));
       let ahead = true;
       try {
-        await new Promise<void>((resolve, reject) => {
-          const onAbort = () => reject(abortError(signal));
-          if (signal.aborted) return onAbort();
-          signal.addEventListener('abort', onAbort, { once: true });
-          prev.then(() => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          });
-        });
+        await raceAbort(prev, signal, abortError);
         ahead = false;
         let waited = false;
         for (;;) {
@@ -488,7 +455,7 @@ export class FourMeClient {
             waited = true;
             this.opts.log?.debug?.(`4me: waiting ${Math.ceil(ms / 1000)} s (${reason})`);
           }
-          await sleep(ms, signal);
+          await sleep(ms, signal, abortError);
         }
         if (waited) stats?.resumed();
         this.sending++;
@@ -643,7 +610,7 @@ export class FourMeClient {
           // closed: try again at once (on a new connection); back off from the second failure on.
           const firstReset = code === 'ECONNRESET' && transportFailures === 0;
           transportFailures++;
-          if (!firstReset) await sleep(Math.min(30_000, 1000 * 2 ** attempt), signal);
+          if (!firstReset) await sleep(Math.min(30_000, 1000 * 2 ** attempt), signal, abortError);
           continue;
         }
         throw t;
@@ -687,7 +654,7 @@ export class FourMeClient {
       if (status >= 500) {
         if (idempotent && serverErrors < 2 && attempt < this.o.maxRetries) {
           serverErrors++;
-          await sleep(1000 * 2 ** serverErrors, signal);
+          await sleep(1000 * 2 ** serverErrors, signal, abortError);
           continue;
         }
         throw new FourMeError('http', `4me answered HTTP ${status}${serverMessage(res.data) ? `: ${serverMessage(res.data)}` : ''}`, { status, requestId, retryable: true });
@@ -733,7 +700,7 @@ export class FourMeClient {
     const deadline = this.now() + (co.timeoutMs ?? this.o.asyncTimeoutMs);
     let delay = Math.min(this.o.asyncPollMs, 500);
     for (let attempt = 0; ; attempt++) {
-      await sleep(delay, signal);
+      await sleep(delay, signal, abortError);
       delay = this.o.asyncPollMs;
       let res: AxiosResponse;
       try {
@@ -749,7 +716,7 @@ export class FourMeClient {
         const wait = parseRetryAfter(headerOf(res, 'retry-after'), this.now()) ?? this.o.retryAfterFallbackMs;
         if (this.now() + wait > deadline) throw new FourMeError('asyncTimeout', `The asynchronous 4me result was not ready within ${Math.round((co.timeoutMs ?? this.o.asyncTimeoutMs) / 1000)} s`);
         co.stats?.wait(wait, 'retryAfter');
-        await sleep(wait, signal);
+        await sleep(wait, signal, abortError);
         co.stats?.resumed();
         continue;
       }

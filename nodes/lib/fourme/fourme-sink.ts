@@ -11,7 +11,7 @@
  *
  * The node (nodes/intune-4me) only adds Node-RED: queueing, status, close.
  */
-import type { SyncEnvelope, SyncMode } from '../contracts';
+import { readSyncEnvelope, SyncEnvelopeError, TOPIC_COMPLIANCE, TOPIC_DEVICES, type SourceTopic, type SyncEnvelope, type SyncMode } from '../contracts';
 import { FourMeStats, isAbort, type FourMeClient, type WaitReason } from './fourme-client';
 import { archiveMissing, syncDevicePage, type ItemResult } from './fourme-ci-sync';
 import { deviceProblem, userEmailOf } from './fourme-ci-mapping';
@@ -35,9 +35,7 @@ import type { PeopleDirectory } from './fourme-people';
 import type { SinkState, SinkStateStore } from './sink-fingerprints';
 import { echo } from '../shared/echo';
 
-export const TOPIC_DEVICES = 'intune/devices';
-export const TOPIC_COMPLIANCE = 'intune/compliance';
-export type SinkTopic = typeof TOPIC_DEVICES | typeof TOPIC_COMPLIANCE;
+export type SinkTopic = SourceTopic;
 
 export interface SinkSettings {
   mapping: CiMappingSettings;
@@ -136,23 +134,11 @@ export function envelopeOf(msg: SinkMessage, fallbackId: string): SyncEnvelope {
   if (s === undefined || s === null) {
     return { runId: `single-${fallbackId}`, instance: 'default', mode: 'incremental', page: 1, last: true, startedAt: new Date().toISOString() };
   }
-  if (typeof s !== 'object' || Array.isArray(s)) throw new SinkInputError('msg.sync must be the run envelope of an Intune source ({runId, instance, mode, page, last, …})');
-  const e = s as Partial<SyncEnvelope>;
-  const bad = (what: string) => new SinkInputError(`msg.sync.${what}`);
-  if (typeof e.runId !== 'string' || !e.runId) throw bad('runId is missing');
-  if (e.instance !== undefined && typeof e.instance !== 'string') throw bad('instance must be a string');
-  if (e.mode !== 'full' && e.mode !== 'incremental') throw bad(`mode must be "full" or "incremental" (got ${echo(e.mode)})`);
-  if (!Number.isInteger(e.page) || (e.page as number) < 1) throw bad(`page must be a whole number from 1 (got ${echo(e.page)})`);
-  if (typeof e.last !== 'boolean') throw bad('last must be true or false');
-  return {
-    runId: e.runId,
-    instance: e.instance || 'default',
-    mode: e.mode,
-    page: e.page as number,
-    last: e.last,
-    startedAt: typeof e.startedAt === 'string' ? e.startedAt : new Date().toISOString(),
-    stats: e.stats,
-  };
+  try {
+    return readSyncEnvelope(s);
+  } catch (err) {
+    throw err instanceof SyncEnvelopeError ? new SinkInputError(err.message) : err;
+  }
 }
 
 interface RunTrack {

@@ -57,12 +57,12 @@ import {
   isRetryableTransport,
   isSafeMethod,
   isTransientTransport,
-  parseRetryAfter,
   resolveRetry,
-  sleep,
   type RetryOptions,
   type RetryPolicy,
 } from './graph-retry';
+import { sleep } from '../shared/abort';
+import { parseRetryAfter } from '../shared/retry-after';
 
 export { GraphRequestError, GraphAbortError, isAbortError } from './graph-errors';
 export type { Bucket, PacingLimits } from './graph-pacer';
@@ -430,7 +430,7 @@ class RetryLink extends Link {
     st.budget.spend(ms);
     this.client.count(st, 'retries', st.requests);
     this.client.count(st, 'throttleWaitMs', ms);
-    await sleep(ms, st.signal);
+    await sleep(ms, st.signal, abortReason);
   }
 }
 
@@ -902,7 +902,7 @@ export class GraphClient {
       budget.spend(d.delayMs);
       this.count(st, 'retries', again.length);
       this.count(st, 'throttleWaitMs', d.delayMs);
-      await sleep(d.delayMs, signal);
+      await sleep(d.delayMs, signal, abortReason);
       pending = again;
     }
   }

@@ -28,7 +28,7 @@
  */
 import Bottleneck from 'bottleneck';
 import { abortReason, throwIfAborted } from './graph-errors';
-import { sleep } from './graph-retry';
+import { raceAbort, sleep } from '../shared/abort';
 
 /**
  * "directory" is for Entra ID reads (users): not Intune's limits but
@@ -140,22 +140,10 @@ class TokenBucket {
     });
     job.catch(() => undefined); // rejected only by stop(); the waiter below has gone by then
     if (!signal) return job;
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        abandoned = true;
-        reject(abortReason(signal));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      job.then(
-        () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        (e) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(signal.aborted ? abortReason(signal) : e);
-        },
-      );
+    // Aborted while queued: the job, when it runs, gives its tokens back.
+    await raceAbort(job, signal, (s) => {
+      abandoned = true;
+      return abortReason(s);
     });
   }
 
@@ -222,7 +210,7 @@ export class GraphPacer {
     for (;;) {
       const pause = b.pausedUntil - Date.now();
       if (pause <= 0) break;
-      await sleep(pause, signal);
+      await sleep(pause, signal, abortReason);
     }
     let tookWrites = false;
     try {

@@ -1,6 +1,6 @@
 /**
  * Retry policy of the Graph client: what may be repeated, how long to wait,
- * and when to give up. Pure functions plus an abortable sleep, so the policy
+ * and when to give up. Pure functions, so the policy
  * can be tested without a server.
  *
  * Choices:
@@ -23,7 +23,6 @@
  *   bound we give up at once with a message saying so, instead of sleeping
  *   only to fail.
  */
-import { abortReason, throwIfAborted } from './graph-errors';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 10). */
@@ -54,18 +53,6 @@ export function resolveRetry(o: RetryOptions = {}): RetryPolicy {
     baseDelayMs: pick(o.baseDelayMs, DEFAULT_RETRY.baseDelayMs, 1),
     maxDelayMs: pick(o.maxDelayMs, DEFAULT_RETRY.maxDelayMs, 1),
   };
-}
-
-/** `Retry-After` as milliseconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3). Undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const v = String(value).trim();
-  if (!v) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  if (!/^[A-Za-z]{3}/.test(v)) return undefined; // an HTTP date starts with the day name
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
 }
 
 /** Full-jitter exponential backoff for retry number `retry` (0 for the first retry). */
@@ -138,23 +125,6 @@ export class RetryBudget {
     this.retries++;
     this.waitedMs += delayMs;
   }
-}
-
-/** Sleeps `ms`, or rejects with an AbortError as soon as `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  throwIfAborted(signal);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortReason(signal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Seconds for messages: "12 s", "1.5 s". */

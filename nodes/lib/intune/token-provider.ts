@@ -14,6 +14,7 @@ import {
 import { createMsalNetworkClient } from '../shared/http-transport';
 import type { CloudEndpoints } from './clouds';
 import type { LoadedCertificate } from './certificate';
+import { abortError, raceAbort } from '../shared/abort';
 import { ConnectionError, aadstsNumber, classifyTransportError, firstLine, fromAadsts } from '../shared/connection-errors';
 
 export type AuthType = 'secret' | 'certificate';
@@ -160,25 +161,3 @@ export class TokenProvider {
   }
 }
 
-export function abortError(): Error {
-  const e = new Error('The operation was aborted');
-  e.name = 'AbortError';
-  return e;
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}

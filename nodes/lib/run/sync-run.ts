@@ -20,36 +20,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import type { RunStats, SyncEnvelope, SyncMode } from '../contracts';
+import type { PageMessage, RunResult, RunStats, RunSummary, SummaryMessage, SyncEnvelope, SyncMode } from '../contracts';
 import type { StatsSink } from '../graph/graph-client';
-
-export interface PageMessage<T> {
-  topic: string;
-  payload: T[];
-  sync: SyncEnvelope;
-}
-
-export type RunResult = 'completed' | 'aborted' | 'failed';
-
-export interface RunSummary {
-  runId: string;
-  instance: string;
-  mode: SyncMode;
-  /** What the run was asked to be (an incremental run without a watermark runs as full). */
-  requestedMode: SyncMode;
-  trigger: string;
-  startedAt: string;
-  finishedAt: string;
-  result: RunResult;
-  stats: RunStats;
-  /** Source-specific extras (e.g. counts per platform). */
-  details?: Record<string, unknown>;
-}
-
-export interface SummaryMessage {
-  topic: string;
-  payload: RunSummary;
-}
 
 /** Counters the run's work keeps up to date (so they are right even when it fails). */
 export interface RunCounts {

@@ -105,4 +105,20 @@ describe('page-scheduler: how intune-4me orders its pages', () => {
     expect(queued.started).to.equal(false);
     expect(seen).to.deep.equal(['running']);
   });
+
+  it('after stop(), skipped work gives its slots back: what is queued behind it is skipped too, and drained() resolves', async () => {
+    const s = new PageScheduler();
+    const running = gate('r');
+    const alone = gate('a');
+    const page = gate('p');
+    s.submit(true, running.task, () => undefined);
+    s.submit(false, alone.task, () => undefined);
+    s.submit(true, page.task, () => undefined);
+    await tick();
+    s.stop();
+    running.finish();
+    const drained = await Promise.race([s.drained().then(() => 'drained'), new Promise((r) => setTimeout(() => r('stuck'), 200))]);
+    expect(drained).to.equal('drained');
+    expect([alone.started, page.started, s.busy]).to.deep.equal([false, false, false]);
+  });
 });

@@ -43,7 +43,12 @@ export class PageScheduler {
     const started = this.starts.then(() => this.acquire(weight));
     this.starts = started;
     const outcome = started.then(async (): Promise<Settled<T> | undefined> => {
-      if (this.stopped) return undefined;
+      // Skipped work gives its slots back, or what is queued behind it would wait for ever
+      // (and drained() with it: the node's close would not save its state).
+      if (this.stopped) {
+        this.release(weight);
+        return undefined;
+      }
       try {
         return { value: await task() };
       } catch (error) {

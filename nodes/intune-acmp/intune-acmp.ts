@@ -28,60 +28,18 @@ import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acm
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
 import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
-import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
+import { header, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
+import { parseSinkSettings, type AcmpSinkProperties, type SinkSettings } from '../lib/acmp/acmp-sink-settings';
 import { SicsError, type AcmpServerRoute } from '../lib/acmp/sics-client';
 import { runProgress } from '../lib/run/run-progress';
 
-interface AcmpSinkDef extends NodeDef {
+interface AcmpSinkDef extends NodeDef, AcmpSinkProperties {
   acmp: string;
-  serverId?: string;
-  onDemandDefinition?: string;
-  batchSize?: string | number;
-  reconcile?: boolean | string;
-  removalLimitPercent?: string | number;
-  store?: string;
-  replyTimeoutSec?: string | number;
-  wireFormat?: string | number;
 }
 
 type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
 type Done = (err?: Error) => void;
 type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
-
-const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60, removalLimitPercent: 50 } as const;
-
-interface SinkSettings {
-  serverId: string;
-  onDemandDefinition: string;
-  batchSize: number;
-  reconcile: boolean;
-  removalLimitPercent: number;
-  store: string;
-  replyTimeoutMs: number;
-  format: WireFormat;
-}
-
-function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
-  const serverId = String(def.serverId ?? '').trim() || SINK_DEFAULTS.serverId;
-  const odd = String(def.onDemandDefinition ?? '').trim() || SINK_DEFAULTS.onDemandDefinition;
-  if (odd.length > 200) throw new Error('The on-demand definition name is too long (at most 200 characters)');
-  const num = (v: unknown, fallback: number, what: string, min: number, max: number) => {
-    if (v === undefined || v === null || v === '') return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${what} must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-  return {
-    serverId,
-    onDemandDefinition: odd,
-    batchSize: num(def.batchSize, SINK_DEFAULTS.batchSize, 'Devices per message', 1, 5000),
-    reconcile: !(def.reconcile === false || def.reconcile === 'false'),
-    removalLimitPercent: num(def.removalLimitPercent, SINK_DEFAULTS.removalLimitPercent, 'The removal limit (%)', 1, 100),
-    store: typeof def.store === 'string' ? def.store.trim() : '',
-    replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
-    format: parseWireFormat(def.wireFormat),
-  };
-}
 
 function isSync(v: unknown): v is SyncEnvelope {
   const s = v as SyncEnvelope;

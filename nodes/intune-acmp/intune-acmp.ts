@@ -27,8 +27,8 @@ import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node
 import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
-import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
-import { header, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
+import { jobStatusMessage, statusFromResult, statusRoute, type ResultLike } from '../lib/acmp/acmp-jobs';
+import type { JobClient, WireFormat } from '../lib/acmp/acmp-wire';
 import { parseSinkSettings, type AcmpSinkProperties, type SinkSettings } from '../lib/acmp/acmp-sink-settings';
 import { SicsError, type AcmpServerRoute } from '../lib/acmp/sics-client';
 import { runProgress } from '../lib/run/run-progress';
@@ -213,9 +213,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       const clients = Array.isArray(ctx?.clients) ? (ctx!.clients as JobClient[]).filter((c) => c && typeof c.intuneId === 'string') : undefined;
-      // The job named where its status goes: there, through the server's SICS; else the server's own routing key.
-      const cb = ctx?.callback;
-      const route: AcmpServerRoute = cb && typeof cb.virtualRouter === 'string' && cb.virtualRouter && typeof cb.routingKey === 'string' && cb.routingKey ? { ...server, virtualRouter: cb.virtualRouter, routingKey: cb.routingKey } : server;
+      const route = statusRoute(server, ctx?.callback);
       // Answer in the language the job spoke.
       const format: WireFormat = ctx?.format === 1 || ctx?.format === 2 ? ctx.format : settings!.format;
       const parts = statusFromResult(r, clients);
@@ -224,7 +222,7 @@ export = function register(RED: NodeAPI): void {
       try {
         const { reply, attempts } = await cfg!.client().call(
           route,
-          { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: parts.state, finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
+          jobStatusMessage(parts),
           { signal: closer.signal, replyTimeoutMs: settings!.replyTimeoutMs, format },
         );
         if (closing) return done();

@@ -26,18 +26,13 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { healthPart, type Health } from '../lib/node-red/config-health';
 import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
 import { translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
-import { decodeMessage, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
+import { decodeMessage, formatOf, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
 import { JobProblem, failedStatus, jobStatusMessage, jobToRequest, statusRoute, type JobStatusParts } from '../lib/acmp/acmp-jobs';
 import { JobJournal } from '../lib/acmp/acmp-job-journal';
 import { ContextValue, type ContextLike } from '../lib/node-red/context-state';
 import { SICS_STATUS_EN, SicsError, type AcmpServerRoute, type ConsumedMessage, type SicsClient } from '../lib/acmp/sics-client';
 import type { ActionName } from '../lib/contracts';
 import type { WireFormat } from '../lib/acmp/acmp-wire';
-
-/** The wire format of a document that could not be read as a job (to answer in kind): 1 for the old envelope, else 2. */
-function formatOf(xml: string): WireFormat {
-  return /<IntuneConnector[\s>]/.test(xml) ? 1 : 2;
-}
 
 interface AcmpActionsDef extends NodeDef {
   acmp: string;

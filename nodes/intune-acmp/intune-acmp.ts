@@ -26,8 +26,8 @@ import { healthPart, type Health } from '../lib/node-red/config-health';
 import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
 import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
-import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
-import { jobStatusMessage, statusFromResult, statusRoute, type ResultLike } from '../lib/acmp/acmp-jobs';
+import { InventoryPublisher, pageProblems, type StateStore } from '../lib/acmp/acmp-sync';
+import { isActionResult, jobStatusMessage, statusFromResult, statusRoute, type ResultLike } from '../lib/acmp/acmp-jobs';
 import type { JobClient, WireFormat } from '../lib/acmp/acmp-wire';
 import { parseSinkSettings, type AcmpSinkProperties, type SinkSettings } from '../lib/acmp/acmp-sink-settings';
 import { SicsError, type AcmpServerRoute } from '../lib/acmp/sics-client';
@@ -44,11 +44,6 @@ type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot'
 function isSync(v: unknown): v is SyncEnvelope {
   const s = v as SyncEnvelope;
   return !!s && typeof s === 'object' && typeof s.runId === 'string' && !!s.runId && typeof s.instance === 'string' && (s.mode === 'full' || s.mode === 'incremental') && Number.isInteger(s.page) && typeof s.last === 'boolean';
-}
-
-function isResult(v: unknown): v is ResultLike {
-  const r = v as ResultLike;
-  return !!r && typeof r === 'object' && typeof r.jobId === 'string' && typeof r.status === 'string' && Array.isArray(r.results);
 }
 
 export = function register(RED: NodeAPI): void {
@@ -142,17 +137,6 @@ export = function register(RED: NodeAPI): void {
     show();
 
     // ------------------------------------------------------------ inventory
-
-    function pageProblems(r: PageReport): string[] {
-      const out: string[] = [];
-      for (const s of r.servers) {
-        for (const b of s.batches) if (!b.ok) out.push(`${s.serverId} batch ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
-      }
-      for (const rm of r.removals ?? []) {
-        for (const b of rm.batches) if (!b.ok) out.push(`${rm.serverId} removal ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
-      }
-      return [...out, ...r.warnings];
-    }
 
     async function handlePage(msg: NodeMessageInFlow & { sync: SyncEnvelope }, send: Send, done: Done) {
       const sync = msg.sync;
@@ -249,7 +233,7 @@ export = function register(RED: NodeAPI): void {
         if (!isSync(m.sync)) return done(new Error(t('errors.badSync', 'msg.sync is not a sync-run envelope (runId, instance, mode, page, last)')));
         return handlePage(m as NodeMessageInFlow & { sync: SyncEnvelope }, send, done);
       }
-      if (isResult(msg.payload)) return handleResult(msg, send, done);
+      if (isActionResult(msg.payload)) return handleResult(msg, send, done);
       if (msg.topic === 'acmp/resend') {
         const instance = typeof m.instance === 'string' ? m.instance : typeof msg.payload === 'string' ? msg.payload : '';
         if (!instance) return done(new Error(t('errors.resendInstance', 'acmp/resend needs the instance in msg.instance')));

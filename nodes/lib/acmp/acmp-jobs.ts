@@ -100,6 +100,12 @@ export interface ResultLike {
   dryRun?: boolean;
 }
 
+/** An action result (of intune-action) in a message: what intune-acmp answers a job with. */
+export function isActionResult(v: unknown): v is ResultLike {
+  const r = v as ResultLike;
+  return !!r && typeof r === 'object' && typeof r.jobId === 'string' && typeof r.status === 'string' && Array.isArray(r.results);
+}
+
 export interface JobStatusParts {
   jobId: string;
   action?: ActionName;

@@ -1,11 +1,15 @@
 /**
  * Domain logic the ACMP nodes used to carry themselves, tested without
- * Node-RED: the intune-acmp settings (lib/acmp/acmp-sink-settings.ts) and
- * the job status both ACMP nodes send back (lib/acmp/acmp-jobs.ts).
+ * Node-RED: the intune-acmp settings (lib/acmp/acmp-sink-settings.ts), the
+ * job status both ACMP nodes send back and the result check
+ * (lib/acmp/acmp-jobs.ts), a page's problem lines (acmp-sync.ts) and the
+ * wire format of an unreadable job (acmp-wire.ts).
  */
 import { expect } from 'chai';
 import { parseSinkSettings, SINK_DEFAULTS } from '../nodes/lib/acmp/acmp-sink-settings';
-import { failedStatus, jobStatusMessage, statusRoute } from '../nodes/lib/acmp/acmp-jobs';
+import { failedStatus, isActionResult, jobStatusMessage, statusRoute } from '../nodes/lib/acmp/acmp-jobs';
+import { pageProblems, type PageReport } from '../nodes/lib/acmp/acmp-sync';
+import { formatOf } from '../nodes/lib/acmp/acmp-wire';
 
 describe('ACMP node logic in lib', () => {
   describe('parseSinkSettings (intune-acmp)', () => {
@@ -57,5 +61,30 @@ describe('ACMP node logic in lib', () => {
       const bare = jobStatusMessage({ jobId: 'J2', state: 'finished', clients: [] }, at);
       expect(bare).to.not.have.any.keys('action', 'reason');
     });
+  });
+
+  it('isActionResult: a job id, a status and a list of results', () => {
+    expect(isActionResult({ jobId: 'J', status: 'finished', results: [] })).to.equal(true);
+    expect(isActionResult({ jobId: 7, status: 'finished', results: [] })).to.equal(false);
+    expect(isActionResult({ jobId: 'J', status: 'finished' })).to.equal(false);
+    expect(isActionResult([{ jobId: 'J' }])).to.equal(false);
+    expect(isActionResult(null)).to.equal(false);
+  });
+
+  it('pageProblems: one line per failed batch and removal, then the warnings', () => {
+    const report = {
+      servers: [{ serverId: 's1', batches: [{ batch: 1, devices: 200, ok: true }, { batch: 2, devices: 50, ok: false, code: 7 }] }],
+      removals: [{ serverId: 's2', batches: [{ batch: 1, devices: 3, ok: false, error: 'timeout' }] }],
+      warnings: ['state not written'],
+    } as unknown as PageReport;
+    expect(pageProblems(report)).to.deep.equal(['s1 batch 2 (50 devices): result code 7', 's2 removal 1 (3 devices): timeout', 'state not written']);
+    expect(pageProblems({ servers: [], warnings: [] } as unknown as PageReport)).to.deep.equal([]);
+  });
+
+  it('formatOf: an unreadable job is answered in the old envelope (1) only when it came in one', () => {
+    expect(formatOf('<IntuneConnector><Header/></IntuneConnector>')).to.equal(1);
+    expect(formatOf('<IntuneConnector\n version="1">')).to.equal(1);
+    expect(formatOf('<Command><ActionJob/></Command>')).to.equal(2);
+    expect(formatOf('<IntuneConnectorX/>')).to.equal(2);
   });
 });

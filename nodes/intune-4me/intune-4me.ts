@@ -10,7 +10,7 @@
  *
  * Pages of device runs are handled three at a time (while some wait for
  * 4me's asynchronous results the next is uploaded), everything else one at
- * a time; results go out in arrival order. What the node
+ * a time; results go out in arrival order (lib/fourme/page-scheduler.ts). What the node
  * remembers (fingerprints of what 4me confirmed, the CIs and incidents this
  * instance owns) lives in node context, in the store chosen in the node,
  * per instance (`msg.sync.instance`).
@@ -36,6 +36,7 @@ import { SinkStateStore } from '../lib/fourme/sink-fingerprints';
 import { syncEnvelopeIn, TOPIC_DEVICES } from '../lib/contracts';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { runProgress } from '../lib/run/run-progress';
+import { PageScheduler, type Settled } from '../lib/fourme/page-scheduler';
 
 interface FourMeSinkDef extends NodeDef {
   fourme: string;
@@ -43,12 +44,6 @@ interface FourMeSinkDef extends NodeDef {
 }
 
 const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
-/**
- * Device pages handled side by side (see the input handler): three keep
- * 4me's burst window busy — one page uploads while the others wait for
- * their asynchronous results (polled after 0.5 s and then every second).
- */
-const PAGES_IN_FLIGHT = 3;
 
 export = function register(RED: NodeAPI): void {
   const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-4me');
@@ -74,7 +69,7 @@ export = function register(RED: NodeAPI): void {
     const stateStore = new SinkStateStore(node.context() as unknown as ContextLike, store.unknown ? undefined : settings?.store || undefined);
 
     let closed = false;
-    let busy = false;
+    const pages = new PageScheduler();
     let health: Health | undefined;
     let lastStatus: IntuneNodeStatus = texts.status('grey', 'ring', say('idle', 'idle'), ...memoryNote);
     let working: IntuneNodeStatus | undefined;
@@ -82,7 +77,7 @@ export = function register(RED: NodeAPI): void {
       if (!closed) node.status(s);
     };
     const showIdle = () => {
-      if (busy) return;
+      if (pages.busy) return;
       if (health && health.level === 'error') {
         const part = healthPart(health);
         show(texts.status('red', 'ring', say('connection', 'connection: __text__', { text: typeof part === 'string' ? shorten(part, 60) : part })));
@@ -173,31 +168,12 @@ export = function register(RED: NodeAPI): void {
     /** The run and page of a page message, for the source's flow control (run-progress.ts). */
     const pageOf = (msg: NodeMessageInFlow) => syncEnvelopeIn((msg as { sync?: unknown }).sync);
 
-    // Pages of device runs are handled PAGES_IN_FLIGHT at a time: while pages wait for 4me's
-    // asynchronous results, the next one's look-ups and uploads go out (the client's pacing
-    // keeps both under the limits). Everything else — compliance pages, other messages — is
-    // handled alone. Pages start, and report (send, done), in arrival order.
-    let starts: Promise<void> = Promise.resolve();
-    let reports: Promise<void> = Promise.resolve();
-    let running = 0;
-    let slotWaiters: Array<() => void> = [];
-    const acquire = async (weight: number) => {
-      while (running + weight > PAGES_IN_FLIGHT) await new Promise<void>((r) => slotWaiters.push(r));
-      running += weight;
-      busy = true;
-    };
-    const releaseSlots = (weight: number) => {
-      running -= weight;
-      if (!running) busy = false;
-      const ws = slotWaiters;
-      slotWaiters = [];
-      for (const w of ws) w();
-    };
-    const weightOf = (msg: NodeMessageInFlow): number => {
+    /** Device pages share the scheduler's slots; everything else is handled alone. */
+    const isDevicePage = (msg: NodeMessageInFlow): boolean => {
       try {
-        return topicOf(msg as unknown as SinkMessage) === TOPIC_DEVICES && pageOf(msg) ? 1 : PAGES_IN_FLIGHT;
+        return topicOf(msg as unknown as SinkMessage) === TOPIC_DEVICES && !!pageOf(msg);
       } catch {
-        return PAGES_IN_FLIGHT;
+        return false;
       }
     };
 
@@ -213,25 +189,11 @@ export = function register(RED: NodeAPI): void {
         runProgress.finished(pg.runId, node.id, pg.page);
         if (pg.last) runProgress.release(pg.runId, node.id);
       };
-      const weight = weightOf(msg);
-      if (weight === 1) sink.expect(msg as unknown as SinkMessage);
-      const started = starts.then(() => acquire(weight));
-      starts = started;
-      const outcome = started.then(async () => {
-        if (closed) return { skipped: true as const };
-        try {
-          return { out: await sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal) };
-        } catch (err) {
-          return { err };
-        } finally {
-          releaseSlots(weight);
-        }
-      });
-      reports = reports.then(async () => {
-        const r = await outcome;
-        if ('skipped' in r) return;
-        if ('out' in r && r.out) {
-          const out = r.out;
+      const shared = isDevicePage(msg);
+      if (shared) sink.expect(msg as unknown as SinkMessage);
+      const report = (r: Settled<PageOutcome | undefined>) => {
+        if ('value' in r && r.value) {
+          const out = r.value;
           send(outputs(msg, out));
           if (out.summary) {
             lastStatus = resultStatus(out.summary);
@@ -243,14 +205,14 @@ export = function register(RED: NodeAPI): void {
               );
             }
           }
-          if (!busy) working = undefined;
+          if (!pages.busy) working = undefined;
           showIdle();
           progressed();
           done();
           return;
         }
-        const err = (r as { err: unknown }).err;
-        if (!busy) working = undefined;
+        const err = (r as { error: unknown }).error;
+        if (!pages.busy) working = undefined;
         progressed();
         if (closed && isAbort(err)) return;
         const summary = (err as { summary?: RunSummary4me }).summary;
@@ -261,11 +223,13 @@ export = function register(RED: NodeAPI): void {
         lastStatus = texts.status('red', 'ring', shorten(e.message, 68));
         showIdle();
         done(e);
-      });
+      };
+      pages.submit(shared, () => sink.handle(msg as unknown as Record<string, unknown>, String(msg._msgid ?? RED.util.generateId()), abort.signal), report);
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      pages.stop();
       unwatch?.();
       runProgress.releaseAll(node.id);
       abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
@@ -281,7 +245,7 @@ export = function register(RED: NodeAPI): void {
           clearTimeout(timer);
           once();
         });
-      reports.then(finish, finish);
+      pages.drained().then(finish, finish);
     });
   }
 

@@ -26,8 +26,8 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { healthPart, type Health } from '../lib/node-red/config-health';
 import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
 import { translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
-import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
-import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp/acmp-jobs';
+import { decodeMessage, formatOf, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
+import { JobProblem, failedStatus, jobStatusMessage, jobToRequest, statusRoute, type JobStatusParts } from '../lib/acmp/acmp-jobs';
 import { JobJournal } from '../lib/acmp/acmp-job-journal';
 import { ContextValue, type ContextLike } from '../lib/node-red/context-state';
 import type { ConsumedMessage, SicsClient } from '../lib/acmp/sics-client';
@@ -35,11 +35,6 @@ import { SICS_STATUS_EN, SicsError } from '../lib/acmp/sics-errors';
 import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import type { ActionName } from '../lib/contracts';
 import type { WireFormat } from '../lib/acmp/acmp-wire';
-
-/** The wire format of a document that could not be read as a job (to answer in kind): 1 for the old envelope, else 2. */
-function formatOf(xml: string): WireFormat {
-  return /<IntuneConnector[\s>]/.test(xml) ? 1 : 2;
-}
 
 interface AcmpActionsDef extends NodeDef {
   acmp: string;
@@ -113,13 +108,8 @@ export = function register(RED: NodeAPI): void {
     /** Sends a failed status for a job refused here. Never throws. */
     async function refuse(client: SicsClient, server: AcmpServerRoute, parts: JobStatusParts, m: ConsumedMessage, format?: WireFormat): Promise<void> {
       counts.refused++;
-      const route = m.callback ? { ...server, virtualRouter: m.callback.virtualRouter, routingKey: m.callback.routingKey } : server;
       try {
-        await client.call(
-          route,
-          { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: 'failed', finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
-          { signal: closer.signal, ...(format ? { format } : {}) },
-        );
+        await client.call(statusRoute(server, m.callback), jobStatusMessage(parts), { signal: closer.signal, ...(format ? { format } : {}) });
       } catch (err) {
         if ((err as SicsError).code === 'aborted') return;
         node.error(t('errors.statusNotSent', 'The failed status of job __jobId__ could not be sent to ACMP server __server__: __message__', { jobId: parts.jobId, server: server.serverId, message: (err as Error).message }));

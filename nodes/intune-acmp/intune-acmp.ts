@@ -26,68 +26,21 @@ import { healthPart, type Health } from '../lib/node-red/config-health';
 import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
 import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
 import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
-import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
-import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
-import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
+import { InventoryPublisher, pageProblems, type StateStore } from '../lib/acmp/acmp-sync';
+import { isActionResult, jobStatusMessage, statusFromResult, statusRoute, type ResultLike } from '../lib/acmp/acmp-jobs';
+import type { JobClient, WireFormat } from '../lib/acmp/acmp-wire';
+import { parseSinkSettings, type AcmpSinkProperties, type SinkSettings } from '../lib/acmp/acmp-sink-settings';
 import { SicsError } from '../lib/acmp/sics-errors';
 import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import { runProgress } from '../lib/run/run-progress';
 
-interface AcmpSinkDef extends NodeDef {
+interface AcmpSinkDef extends NodeDef, AcmpSinkProperties {
   acmp: string;
-  serverId?: string;
-  onDemandDefinition?: string;
-  batchSize?: string | number;
-  reconcile?: boolean | string;
-  removalLimitPercent?: string | number;
-  store?: string;
-  replyTimeoutSec?: string | number;
-  wireFormat?: string | number;
 }
 
 type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
 type Done = (err?: Error) => void;
 type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
-
-const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60, removalLimitPercent: 50 } as const;
-
-interface SinkSettings {
-  serverId: string;
-  onDemandDefinition: string;
-  batchSize: number;
-  reconcile: boolean;
-  removalLimitPercent: number;
-  store: string;
-  replyTimeoutMs: number;
-  format: WireFormat;
-}
-
-function parseSinkSettings(def: AcmpSinkDef): SinkSettings {
-  const serverId = String(def.serverId ?? '').trim() || SINK_DEFAULTS.serverId;
-  const odd = String(def.onDemandDefinition ?? '').trim() || SINK_DEFAULTS.onDemandDefinition;
-  if (odd.length > 200) throw new Error('The on-demand definition name is too long (at most 200 characters)');
-  const num = (v: unknown, fallback: number, what: string, min: number, max: number) => {
-    if (v === undefined || v === null || v === '') return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${what} must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-  return {
-    serverId,
-    onDemandDefinition: odd,
-    batchSize: num(def.batchSize, SINK_DEFAULTS.batchSize, 'Devices per message', 1, 5000),
-    reconcile: !(def.reconcile === false || def.reconcile === 'false'),
-    removalLimitPercent: num(def.removalLimitPercent, SINK_DEFAULTS.removalLimitPercent, 'The removal limit (%)', 1, 100),
-    store: typeof def.store === 'string' ? def.store.trim() : '',
-    replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
-    format: parseWireFormat(def.wireFormat),
-  };
-}
-
-function isResult(v: unknown): v is ResultLike {
-  const r = v as ResultLike;
-  return !!r && typeof r === 'object' && typeof r.jobId === 'string' && typeof r.status === 'string' && Array.isArray(r.results);
-}
 
 export = function register(RED: NodeAPI): void {
   function AcmpSink(this: Node, def: AcmpSinkDef) {
@@ -181,17 +134,6 @@ export = function register(RED: NodeAPI): void {
 
     // ------------------------------------------------------------ inventory
 
-    function pageProblems(r: PageReport): string[] {
-      const out: string[] = [];
-      for (const s of r.servers) {
-        for (const b of s.batches) if (!b.ok) out.push(`${s.serverId} batch ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
-      }
-      for (const rm of r.removals ?? []) {
-        for (const b of rm.batches) if (!b.ok) out.push(`${rm.serverId} removal ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
-      }
-      return [...out, ...r.warnings];
-    }
-
     async function handlePage(msg: NodeMessageInFlow & { sync: SyncEnvelope }, send: Send, done: Done) {
       const sync = msg.sync;
       const devices = msg.payload as Device[];
@@ -251,9 +193,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       const clients = Array.isArray(ctx?.clients) ? (ctx!.clients as JobClient[]).filter((c) => c && typeof c.intuneId === 'string') : undefined;
-      // The job named where its status goes: there, through the server's SICS; else the server's own routing key.
-      const cb = ctx?.callback;
-      const route: AcmpServerRoute = cb && typeof cb.virtualRouter === 'string' && cb.virtualRouter && typeof cb.routingKey === 'string' && cb.routingKey ? { ...server, virtualRouter: cb.virtualRouter, routingKey: cb.routingKey } : server;
+      const route = statusRoute(server, ctx?.callback);
       // Answer in the language the job spoke.
       const format: WireFormat = ctx?.format === 1 || ctx?.format === 2 ? ctx.format : settings!.format;
       const parts = statusFromResult(r, clients);
@@ -262,7 +202,7 @@ export = function register(RED: NodeAPI): void {
       try {
         const { reply, attempts } = await cfg!.client().call(
           route,
-          { kind: 'jobStatus', header: header(), jobId: parts.jobId, ...(parts.action ? { action: parts.action } : {}), state: parts.state, finishedAt: new Date().toISOString(), ...(parts.reason ? { reason: parts.reason } : {}), clients: parts.clients },
+          jobStatusMessage(parts),
           { signal: closer.signal, replyTimeoutMs: settings!.replyTimeoutMs, format },
         );
         if (closing) return done();
@@ -294,7 +234,7 @@ export = function register(RED: NodeAPI): void {
         }
         return handlePage({ ...m, sync }, send, done);
       }
-      if (isResult(msg.payload)) return handleResult(msg, send, done);
+      if (isActionResult(msg.payload)) return handleResult(msg, send, done);
       if (msg.topic === 'acmp/resend') {
         const instance = typeof m.instance === 'string' ? m.instance : typeof msg.payload === 'string' ? msg.payload : '';
         if (!instance) return done(new Error(t('errors.resendInstance', 'acmp/resend needs the instance in msg.instance')));

@@ -22,24 +22,9 @@ import type { RequestStats } from '../lib/graph/graph-client';
 import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
 import { parseActionSettings, ACTION_DEFAULTS, type ActionNodeProperties, type ActionSettings } from '../lib/actions/action-settings';
 import { auditLines, type AuditContext } from '../lib/actions/action-audit';
-import {
-  ActionRequestError,
-  checkPolicy,
-  checkRequest,
-  echoOf,
-  type CheckedRequest,
-  type RequestEcho,
-} from '../lib/actions/action-request';
-import { ActionMemory, fingerprintOf } from '../lib/actions/action-journal';
-import {
-  dryRunReport,
-  executeAction,
-  failedReport,
-  rejectedReport,
-  type ActionReport,
-  type DeviceResult,
-  type Progress,
-} from '../lib/actions/action-executor';
+import { ActionMemory } from '../lib/actions/action-journal';
+import { ActionJobs } from '../lib/actions/action-job';
+import type { ActionReport, DeviceResult, Progress } from '../lib/actions/action-executor';
 
 interface IntuneActionDef extends NodeDef, ActionNodeProperties {
   intune: string;
@@ -83,7 +68,6 @@ export = function register(RED: NodeAPI): void {
     const closer = new AbortController();
     let closing = false;
     const jobs = new Set<Job>();
-    const running = new Set<string>();
     let last: IntuneNodeStatus | undefined;
     let ticker: NodeJS.Timeout | undefined;
 
@@ -102,6 +86,7 @@ export = function register(RED: NodeAPI): void {
       store: settings?.store || undefined,
       retentionMs: settings?.retentionMs ?? ACTION_DEFAULTS.retentionHours * 3_600_000,
     });
+    const actions = new ActionJobs(memory);
     if (!store.persistent) {
       node.warn(
         `Executed job ids are remembered in the non-persistent context store "${store.name}": after a restart a replayed job would run again. Choose a persistent store (e.g. localfilesystem) in the node.`,
@@ -198,222 +183,61 @@ export = function register(RED: NodeAPI): void {
       send(settings?.perDevice ? [msg, null] : msg);
     }
 
-    /**
-     * The error for Catch nodes when any device did not get the action (failed, notFound,
-     * unsupported, or rejected by the notification limit), also when others did: the result
-     * message has already gone out with every device's outcome (so a flow reporting back to ACMP
-     * gets it), and the error tells whoever watches with a Catch node that the request was not
-     * carried out in full. undefined when every device accepted it.
-     */
-    function shortfallError(report: ActionReport): (Error & { code?: string }) | undefined {
-      const missed = report.results.filter((r) => r.outcome !== 'accepted');
-      if (!missed.length) return undefined;
-      const c = report.counts;
-      const parts = [
-        c.failed ? `${c.failed} failed` : '',
-        c.notFound ? `${c.notFound} not found` : '',
-        c.unsupported ? `${c.unsupported} unsupported` : '',
-        c.rejected ? `${c.rejected} rejected` : '',
-      ].filter(Boolean);
-      const first = missed[0];
-      const e = new Error(
-        `${report.action}: ${missed.length} of ${report.results.length} device(s) not carried out (job ${report.jobId}; ${parts.join(', ')}; ${c.accepted} accepted): ${first.deviceId}: ${first.error ?? first.outcome}`,
-      ) as Error & { code?: string };
-      e.code = report.status;
-      return e;
-    }
-
     function audit(report: ActionReport, extra: AuditContext) {
       for (const line of auditLines(report, extra)) node.log(line);
-    }
-
-    function reject(send: Send, done: Done, msg: NodeMessageInFlow, echo: RequestEcho, err: ActionRequestError | Error, startedAt: number) {
-      const code = err instanceof ActionRequestError ? err.code : undefined;
-      const report = rejectedReport(echo, { message: err.message, code }, startedAt, Date.now());
-      audit(report, { rejected: true });
-      emit(send, msg, report, false);
-      showResult(report);
-      const e = new Error(`Action request refused: ${err.message}`) as Error & { code?: string };
-      if (code) e.code = code;
-      done(e);
     }
 
     // ------------------------------------------------------------ input
 
     async function handle(msg: NodeMessageInFlow, send: Send, done: Done): Promise<void> {
-      const startedAt = Date.now();
-      const echo = echoOf(msg.payload);
-      let req: CheckedRequest;
+      // The job of a request that runs (for the status dot and for close to wait on).
+      let job: Job | undefined;
+      let release: (() => void) | undefined;
       try {
-        if (settingsProblem || !settings) throw new ActionRequestError('misconfigured', `The node is misconfigured: ${settingsProblem}`);
-        req = checkRequest(msg.payload);
-        checkPolicy(req, settings.policy);
-      } catch (err) {
-        reject(send, done, msg, echo, err as Error, startedAt);
-        return;
-      }
-
-      if (req.jobIdGiven) {
-        // Marked before the first await: a second message with the same job id arriving meanwhile is refused.
-        if (running.has(req.jobId)) {
-          reject(send, done, msg, echo, new ActionRequestError('alreadyRunning', `Job ${req.jobId} is being executed right now; it is not started a second time`), startedAt);
-          return;
-        }
-        running.add(req.jobId);
-      }
-      try {
-        await proceed(msg, send, done, req, echo, settings, startedAt);
-      } finally {
-        if (req.jobIdGiven) running.delete(req.jobId);
-      }
-    }
-
-    async function proceed(msg: NodeMessageInFlow, send: Send, done: Done, req: CheckedRequest, echo: RequestEcho, conf: ActionSettings, startedAt: number): Promise<void> {
-      // replay protection
-      if (req.jobIdGiven) {
-        let entry;
-        try {
-          entry = await memory.lookup(req.jobId);
-        } catch (err) {
-          // Without the journal a replay cannot be recognised: do not run (a wipe must never run twice).
-          const report = failedReport(req, `The journal of executed jobs cannot be read (${(err as Error).message}); nothing was sent`, startedAt, Date.now());
-          emit(send, msg, report, false);
-          showResult(report);
-          done(new Error(report.error));
-          return;
-        }
-        if (entry) {
-          if (entry.fingerprint !== fingerprintOf(req.action, req.deviceIds)) {
-            reject(
-              send,
-              done,
-              msg,
-              echo,
-              new ActionRequestError('jobIdReused', `Job ${req.jobId} was already used on ${new Date(entry.at).toISOString()} for a different request (${entry.action} on ${entry.devices} device(s)); use a new job id`),
-              startedAt,
-            );
-            return;
-          }
-          if (entry.state === 'started' || !entry.result) {
-            reject(
-              send,
-              done,
-              msg,
-              echo,
-              new ActionRequestError(
-                'interrupted',
-                `Job ${req.jobId} was started on ${new Date(entry.at).toISOString()} but never finished (Node-RED stopped while it ran); some devices may have been actioned, so it is not run again – check the devices in Intune and send a new job for the rest`,
-              ),
-              startedAt,
-            );
-            return;
-          }
-          const earlier: ActionReport = { ...entry.result, replayed: true };
-          audit(earlier, { replayed: true });
-          emit(send, msg, earlier, false);
-          showResult(earlier, true);
-          const e = new Error(`Action request refused: job ${req.jobId} was already executed on ${earlier.startedAt} (${earlier.status}); not executed again, the earlier result was sent again`) as Error & { code?: string };
-          e.code = 'replayed';
-          done(e);
-          return;
-        }
-      }
-
-      // dry run: guards passed, nothing is sent
-      if (conf.dryRun || req.dryRun) {
-        const report = dryRunReport(req, startedAt, Date.now());
-        audit(report, { dryRun: true, notification: req.notification });
-        emit(send, msg, report, false);
-        showResult(report);
-        done();
-        return;
-      }
-
-      // connection
-      let graph;
-      try {
-        if (!cfg) throw new Error('no Intune connection (intune-config) is selected in the node');
-        graph = cfg.connection().graph;
-      } catch (err) {
-        const report = failedReport(req, `Nothing was sent: ${(err as Error).message}`, startedAt, Date.now());
-        audit(report, { notification: req.notification });
-        emit(send, msg, report, false);
-        showResult(report);
-        done(new Error(report.error));
-        return;
-      }
-
-      const stats: RequestStats = { requests: 0, retries: 0, throttled: 0, throttleWaitMs: 0, batches: 0, pacingWaitMs: 0 };
-      let release!: () => void;
-      const job: Job = {
-        action: req.action,
-        progress: { phase: 'sending', done: 0, total: req.deviceIds.length },
-        stats,
-        lastThrottled: 0,
-        throttledAt: 0,
-        finished: new Promise<void>((r) => (release = r)),
-      };
-      jobs.add(job);
-      if (!ticker) ticker = setInterval(render, STATUS_TICK_MS);
-      render();
-
-      let wrote = false;
-      try {
-        const meta = { fingerprint: fingerprintOf(req.action, req.deviceIds), action: req.action, devices: req.deviceIds.length, requestedBy: req.requestedBy };
-        const report = await executeAction(req, {
-          graph,
+        const outcome = await actions.handle(msg.payload, settings ? { settings } : { problem: settingsProblem ?? '' }, {
+          connect: () => {
+            if (!cfg) throw new Error('no Intune connection (intune-config) is selected in the node');
+            return cfg.connection().graph;
+          },
           signal: closer.signal,
-          stats,
-          followUp: conf.followUp,
-          notifications: memory,
-          beforeWrite: async () => {
-            wrote = true;
-            if (req.jobIdGiven) await memory.start(req.jobId, meta);
+          onExecute: (req, stats) => {
+            job = {
+              action: req.action,
+              progress: { phase: 'sending', done: 0, total: req.deviceIds.length },
+              stats,
+              lastThrottled: 0,
+              throttledAt: 0,
+              finished: new Promise<void>((r) => (release = r)),
+            };
+            jobs.add(job);
+            if (!ticker) ticker = setInterval(render, STATUS_TICK_MS);
+            render();
           },
           onProgress: (p) => {
-            job.progress = p;
+            if (job) job.progress = p;
           },
-          onDevice: (r) => {
-            if (conf.perDevice && !closing) send([null, deviceMessage(msg, req, r, req.deviceIds.length)]);
+          onDevice: (r, req) => {
+            if (settings?.perDevice && !closing) send([null, deviceMessage(msg, req, r, req.deviceIds.length)]);
           },
         });
-        // Remember the outcome: also when nothing was written (a replay then gets the same answer),
-        // but not when the node stopped before anything was written (a redelivery may run it then).
-        if (req.jobIdGiven && (wrote || !report.aborted)) {
-          if (!wrote) await memory.start(req.jobId, meta);
-          await memory.finish(req.jobId, report);
-        }
-        audit(report, { notification: req.notification });
-        if (closing) return done();
-        emit(send, msg, report, true);
-        jobs.delete(job);
-        showResult(report);
-        const err = shortfallError(report);
-        if (err) done(err);
+        if (outcome.audit) audit(outcome.report, outcome.audit);
+        if (job) jobs.delete(job);
+        // A request that ran while the node was closing ends quietly: its flow is gone.
+        if (closing && outcome.kind === 'executed') return done();
+        emit(send, msg, outcome.report, outcome.kind === 'executed');
+        showResult(outcome.report, outcome.kind === 'replayed');
+        if (outcome.error) done(outcome.error);
         else done();
-      } catch (err) {
-        // Not a per-device failure (those are in the report): the journal or the ledger failed, or a bug.
-        const report = failedReport(
-          req,
-          `The request stopped with an error${wrote ? ' after sending had begun; some devices may have been actioned – check them in Intune' : '; nothing was sent'}: ${(err as Error)?.message ?? String(err)}`,
-          startedAt,
-          Date.now(),
-        );
-        audit(report, { notification: req.notification });
-        jobs.delete(job);
-        if (!closing) {
-          emit(send, msg, report, false);
-          showResult(report);
-        }
-        done(new Error(report.error));
       } finally {
-        jobs.delete(job);
-        if (!jobs.size && ticker) {
-          clearInterval(ticker);
-          ticker = undefined;
+        if (job) {
+          jobs.delete(job);
+          if (!jobs.size && ticker) {
+            clearInterval(ticker);
+            ticker = undefined;
+          }
+          release?.();
+          render();
         }
-        release();
-        render();
       }
     }
 

@@ -18,7 +18,7 @@ import type { Request, Response } from 'express';
 import { TOPIC_DEVICES, type Device, type PageMessage, type RunSummary, type SummaryMessage, type SyncMode } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
 import { deviceSelect, FILTER_SELECT } from '../lib/devices/device-normaliser';
-import { filterFingerprint } from '../lib/devices/device-filters';
+import { planRun, settingsFingerprint, stateAfterRun, type DeviceSyncState } from '../lib/devices/device-watermark';
 import { emptyTally, scanDevices } from '../lib/devices/device-scan';
 import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
 import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/devices/device-source-settings';
@@ -34,17 +34,6 @@ interface IntuneDevicesDef extends NodeDef {
   [prop: string]: unknown;
 }
 
-/** What the node keeps in context, per node (context is per node id) and checked against tenant + settings. */
-interface DeviceSyncState {
-  v: 1;
-  tenantId: string;
-  fingerprint: string;
-  /** Newest last sync (Graph's clock) covered by a completed run, capped at that run's start. */
-  watermark?: string;
-  lastFullAt?: string;
-  lastRunAt?: string;
-}
-
 /** Context key of the state (no '.', which context reads as a path). */
 const STATE_KEY = 'intuneDevicesSync';
 const TOPIC = TOPIC_DEVICES;
@@ -55,10 +44,6 @@ const PAGES_AHEAD = 4;
 /** Longest wait for the sinks before one Graph page (a paging link must not sit unused for long). */
 const SINK_WAIT_MS = 5 * 60_000;
 /** Delay of the first scheduled run when nothing says it is due later. */
-
-function settingsFingerprint(s: DeviceSourceSettings, tenantId: string): string {
-  return JSON.stringify([tenantId, filterFingerprint(s.filters), s.collapseDuplicates, s.checkDeletedUsers, s.placeholderSerials]);
-}
 
 /** Primary users whose directory look-up failed in this run (summary details). */
 function failedLookups(sum: RunSummary): number {
@@ -139,19 +124,15 @@ export = function register(RED: NodeAPI): void {
       const tenantId = conn.settings.tenantId;
       const fingerprint = settingsFingerprint(s, tenantId);
       const saved = await state.get();
-      const valid = !!saved && saved.v === 1 && saved.tenantId === tenantId && saved.fingerprint === fingerprint;
-      let since: string | undefined;
-      if (run.requestedMode === 'incremental') {
-        if (valid && saved!.watermark) {
-          since = new Date(Date.parse(saved!.watermark) - s.overlapMs).toISOString();
-        } else {
-          run.mode = 'full';
-          node.log(
-            saved && !valid
-              ? 'Incremental run done as a full run: the tenant or the filter settings changed since the last run'
-              : 'Incremental run done as a full run: no earlier run to continue from',
-          );
-        }
+      const plan = planRun(saved, run.requestedMode, { tenantId, fingerprint }, s.overlapMs);
+      const since = plan.since;
+      if (plan.fullBecause) {
+        run.mode = 'full';
+        node.log(
+          plan.fullBecause === 'changed'
+            ? 'Incremental run done as a full run: the tenant or the filter settings changed since the last run'
+            : 'Incremental run done as a full run: no earlier run to continue from',
+        );
       }
       const tally = emptyTally();
       const users = new DeletedUserCheck({
@@ -230,17 +211,7 @@ export = function register(RED: NodeAPI): void {
         };
       }
       if (run.aborted) return;
-      const newest = tally.newestSyncMs ? Math.min(tally.newestSyncMs, run.startedMs) : run.mode === 'full' ? run.startedMs : 0;
-      const prev = valid && saved!.watermark ? Date.parse(saved!.watermark) : 0;
-      const mark = Math.max(prev, newest);
-      await state.set({
-        v: 1,
-        tenantId,
-        fingerprint,
-        watermark: mark ? new Date(mark).toISOString() : undefined,
-        lastFullAt: run.mode === 'full' ? run.startedAt : valid ? saved!.lastFullAt : undefined,
-        lastRunAt: run.startedAt,
-      });
+      await state.set(stateAfterRun(saved, plan.valid, { tenantId, fingerprint, mode: run.mode, startedMs: run.startedMs, startedAt: run.startedAt, newestSyncMs: tally.newestSyncMs }));
     }
 
     function resultStatus(sum: RunSummary): IntuneNodeStatus {

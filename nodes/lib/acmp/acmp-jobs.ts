@@ -13,10 +13,13 @@
  * - `statusFromResult` turns the executor's result into the job status ACMP's
  *   Job Monitor shows: finished when Intune accepted the action for every
  *   device, failed with the reason otherwise (partial when some were).
+ * - `jobStatusMessage` and `statusRoute` say what is sent back for a job,
+ *   and where: both ACMP nodes answer jobs (the source refuses, the sink
+ *   reports results) the same way.
  */
 import type { ActionName, ActionOutcome, ActionRequest } from '../contracts';
 import { isGuid } from '../shared/validation';
-import type { ActionJobMessage, JobClient, JobClientStatus, JobState, WireFormat } from './acmp-wire';
+import { header, type ActionJobMessage, type JobClient, type JobClientStatus, type JobState, type JobStatusMessage, type WireFormat } from './acmp-wire';
 
 export class JobProblem extends Error {
   override name = 'JobProblem';
@@ -97,6 +100,12 @@ export interface ResultLike {
   dryRun?: boolean;
 }
 
+/** An action result (of intune-action) in a message: what intune-acmp answers a job with. */
+export function isActionResult(v: unknown): v is ResultLike {
+  const r = v as ResultLike;
+  return !!r && typeof r === 'object' && typeof r.jobId === 'string' && typeof r.status === 'string' && Array.isArray(r.results);
+}
+
 export interface JobStatusParts {
   jobId: string;
   action?: ActionName;
@@ -149,4 +158,30 @@ export function failedStatus(jobId: string, reason: string, clients: JobClient[]
     reason,
     clients: clients.map((c) => ({ intuneId: c.intuneId, ...(c.acmpClientId ? { acmpClientId: c.acmpClientId } : {}), state: 'failed' as const, outcome: 'rejected' as const, error: reason })),
   };
+}
+
+/** The job-status message for `parts`, finished at `finishedAt`. */
+export function jobStatusMessage(parts: JobStatusParts, finishedAt = new Date()): JobStatusMessage {
+  return {
+    kind: 'jobStatus',
+    header: header(),
+    jobId: parts.jobId,
+    ...(parts.action ? { action: parts.action } : {}),
+    state: parts.state,
+    finishedAt: finishedAt.toISOString(),
+    ...(parts.reason ? { reason: parts.reason } : {}),
+    clients: parts.clients,
+  };
+}
+
+/**
+ * Where a job's status goes: the place the job named (the Callback_* it was published with,
+ * carried as `callback`), through the server's SICS; else the server's own routing key.
+ * A callback without both names is no place.
+ */
+export function statusRoute<S extends { virtualRouter: string; routingKey: string }>(server: S, callback: unknown): S {
+  const cb = callback as { virtualRouter?: unknown; routingKey?: unknown } | null | undefined;
+  return cb && typeof cb.virtualRouter === 'string' && cb.virtualRouter && typeof cb.routingKey === 'string' && cb.routingKey
+    ? { ...server, virtualRouter: cb.virtualRouter, routingKey: cb.routingKey }
+    : server;
 }

@@ -109,6 +109,18 @@ export interface PageReport {
   run?: { sent: number; failed: number; firstProblem?: string };
 }
 
+/** Every problem of a page in one line each: failed batches, failed removals, then the warnings. */
+export function pageProblems(r: PageReport): string[] {
+  const out: string[] = [];
+  for (const s of r.servers) {
+    for (const b of s.batches) if (!b.ok) out.push(`${s.serverId} batch ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
+  }
+  for (const rm of r.removals ?? []) {
+    for (const b of rm.batches) if (!b.ok) out.push(`${rm.serverId} removal ${b.batch} (${b.devices} devices): ${b.error ?? `result code ${b.code}`}`);
+  }
+  return [...out, ...r.warnings];
+}
+
 interface SinkState {
   v: 1;
   instance: string;

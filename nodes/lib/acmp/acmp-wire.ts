@@ -50,6 +50,11 @@ export type WireFormat = 1 | 2;
 export const WIRE_FORMATS: readonly WireFormat[] = [1, 2];
 export const DEFAULT_WIRE_FORMAT: WireFormat = 2;
 
+/** The wire format of a document that could not be read as a job (to answer in kind): 1 for the old envelope, else 2. */
+export function formatOf(xml: string): WireFormat {
+  return /<IntuneConnector[\s>]/.test(xml) ? 1 : 2;
+}
+
 /** Reads a wire format setting ("1", "2", 1, 2; empty = the default). Throws for anything else. */
 export function parseWireFormat(v: unknown): WireFormat {
   if (v === undefined || v === null || v === '') return DEFAULT_WIRE_FORMAT;

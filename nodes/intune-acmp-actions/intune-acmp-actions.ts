@@ -25,7 +25,8 @@
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { healthPart, type Health } from '../lib/node-red/config-health';
 import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
-import { translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import type { AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { translator } from '../lib/node-red/i18n';
 import { decodeMessage, header, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
 import { JobProblem, failedStatus, jobToRequest, type JobStatusParts } from '../lib/acmp/acmp-jobs';
 import { JobJournal } from '../lib/acmp/acmp-job-journal';

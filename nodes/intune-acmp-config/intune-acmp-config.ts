@@ -10,7 +10,8 @@ import type { ProxySource } from '../lib/shared/proxy-route';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/node-red/config-health';
-import { secretEndpoint, translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { secretEndpoint, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { translator } from '../lib/node-red/i18n';
 import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute } from '../lib/acmp/sics-client';
 
 interface AcmpConfigDef extends NodeDef {

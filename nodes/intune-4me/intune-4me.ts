@@ -51,7 +51,7 @@ const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents
 const PAGES_IN_FLIGHT = 3;
 
 export = function register(RED: NodeAPI): void {
-  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-4me');
+  const texts = new StatusTexts(RED, 'intune-4me');
   const say = (key: string, en: string, params?: Record<string, StatusParam>) => texts.msg(`status.${key}`, en, params);
 
   function IntuneFourMe(this: Node, def: FourMeSinkDef) {

@@ -58,8 +58,8 @@ export = function register(RED: NodeAPI): void {
   function AcmpActions(this: Node, def: AcmpActionsDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-actions');
-    const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-acmp-actions');
+    const t = translator(RED, 'intune-acmp-actions');
+    const texts = new StatusTexts(RED, 'intune-acmp-actions');
     const say = (key: string, en: string, params?: Record<string, StatusParam>) => StatusText.of(texts.msg(`status.${key}`, en, params));
 
     const virtualRouter = String(def.virtualRouter ?? '').trim() || DEFAULTS.virtualRouter;

@@ -31,7 +31,7 @@ interface AcmpConfigDef extends NodeDef {
 
 
 export = function register(RED: NodeAPI): void {
-  const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-config');
+  const t = translator(RED, 'intune-acmp-config');
 
   function AcmpConfig(this: AcmpConfigNode, def: AcmpConfigDef) {
     RED.nodes.createNode(this, def);

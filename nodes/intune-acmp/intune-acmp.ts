@@ -98,8 +98,8 @@ export = function register(RED: NodeAPI): void {
   function AcmpSink(this: Node, def: AcmpSinkDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp');
-    const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-acmp');
+    const t = translator(RED, 'intune-acmp');
+    const texts = new StatusTexts(RED, 'intune-acmp');
     const say = (key: string, en: string, params?: Record<string, StatusParam>) => StatusText.of(texts.msg(`status.${key}`, en, params));
 
     let settings: SinkSettings | undefined;

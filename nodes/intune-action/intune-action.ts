@@ -62,7 +62,7 @@ const STATUS_TICK_MS = 500;
 const THROTTLED_SHOWN_MS = 3000;
 
 export = function register(RED: NodeAPI): void {
-  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-action');
+  const texts = new StatusTexts(RED, 'intune-action');
   const say = (key: string, en: string, params?: Record<string, StatusParam>) => texts.msg(`status.${key}`, en, params);
 
   function IntuneAction(this: Node, def: IntuneActionDef) {

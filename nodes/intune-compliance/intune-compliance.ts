@@ -70,7 +70,7 @@ export = function register(RED: NodeAPI): void {
     return s && s !== id ? s : en;
   };
 
-  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-compliance');
+  const texts = new StatusTexts(RED, 'intune-compliance');
 
   /** The deployed configuration of a node (env references as they are). */
   function deployedDef(id: string): Record<string, unknown> | undefined {

@@ -86,7 +86,7 @@ export = function register(RED: NodeAPI): void {
     return s && s !== id ? s : en;
   };
 
-  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-devices');
+  const texts = new StatusTexts(RED, 'intune-devices');
   /** "full" / "incremental" in the editor's language. */
   const modeWord = (mode: SyncMode) => texts.msg(`status.mode.${mode}`, mode);
 

@@ -136,7 +136,7 @@ describe('status texts in the editor\u2019s language', () => {
           }
           if (/modeWord/.test(src)) for (const mode of ['full', 'incremental']) found.push({ key: `${type}.status.mode.${mode}`, en: mode });
         }
-        const shows = /node\.status\(|new SourceStatus\(|sourceNode\(/.test(fs.readFileSync(files[type][0], 'utf8'));
+        const shows = /node\.status\(|new SourceStatus\(|new StatusDot\(|sourceNode\(/.test(fs.readFileSync(files[type][0], 'utf8'));
         if (shows) expect(found.length, 'status texts found in the source').to.be.greaterThan(0);
         const wrong: string[] = [];
         for (const { key, en } of found) {

@@ -10,6 +10,7 @@ import type { ProxySource } from '../lib/shared/proxy-route';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/node-red/config-health';
+import { defRecord, registerNode } from '../lib/node-red/register';
 import { secretEndpoint, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
 import { translator } from '../lib/node-red/i18n';
 import { SicsClient, SicsError, parseSicsSettings, verifySicsConnection, type AcmpServerRoute } from '../lib/acmp/sics-client';
@@ -44,7 +45,7 @@ export = function register(RED: NodeAPI): void {
     let problem: Error | undefined;
 
     try {
-      const settings = parseSicsSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      const settings = parseSicsSettings(defRecord(def), caFromTlsConfig(RED, def.tls));
       // proxy: the chosen http proxy node, else the environment
       settings.proxy = proxySource(RED, def.proxy);
       servers = settings.servers;
@@ -84,7 +85,7 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-acmp-config', AcmpConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+  registerNode(RED, 'intune-acmp-config', AcmpConfig, {
     credentials: {
       user: { type: 'text' },
       password: { type: 'password' },

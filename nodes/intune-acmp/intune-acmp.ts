@@ -22,11 +22,13 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { Device, SyncEnvelope } from '../lib/contracts';
-import { healthPart, type Health } from '../lib/node-red/config-health';
-import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
+import { healthPart } from '../lib/node-red/config-health';
+import { StatusText, StatusTexts, type StatusParam } from '../lib/node-red/status-text';
+import { StatusDot, type DotFill, type DotShape } from '../lib/node-red/status-dot';
 import { resolveServers, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
 import { translator } from '../lib/node-red/i18n';
-import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { ContextValue, storeInfo } from '../lib/node-red/context-state';
+import { configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
 import { InventoryPublisher, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
 import { statusFromResult, type ResultLike } from '../lib/acmp/acmp-jobs';
 import { header, parseWireFormat, type JobClient, type WireFormat } from '../lib/acmp/acmp-wire';
@@ -47,7 +49,7 @@ interface AcmpSinkDef extends NodeDef {
 
 type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
 type Done = (err?: Error) => void;
-type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
+type Status = { fill: DotFill; shape: DotShape; text: StatusText };
 
 const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60, removalLimitPercent: 50 } as const;
 
@@ -110,21 +112,14 @@ export = function register(RED: NodeAPI): void {
       problem = (err as Error).message;
       node.error(t('log.misconfigured', 'intune-acmp is misconfigured: __message__', { message: problem }));
     }
-    const cfg = def.acmp ? (RED.nodes.getNode(def.acmp) as AcmpConfigNode | null) : null;
-    let health: Health | undefined;
+    const cfg = configNode<AcmpConfigNode>(RED, def.acmp);
+    const dot = new StatusDot(node, texts);
     const closer = new AbortController();
     let closing = false;
     let chain: Promise<void> = Promise.resolve();
     let last: Status | undefined;
 
-    const contextStorage = (() => {
-      try {
-        return (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
-      } catch {
-        return undefined;
-      }
-    })();
-    const store = storeInfo(contextStorage, settings?.store);
+    const store = storeInfo(contextStorageOf(RED), settings?.store);
     // Said once, with the first device page: a node that only reports job statuses keeps no state worth warning about.
     let memoryWarned = store.persistent;
     const warnMemory = () => {
@@ -134,7 +129,7 @@ export = function register(RED: NodeAPI): void {
     };
     if (store.unknown) node.warn(t('log.unknownStore', "The context store \"__store__\" does not exist; the store \"__used__\" is used", { store: settings?.store ?? '', used: store.name }));
 
-    const context = node.context() as unknown as ContextLike;
+    const context = contextOf(node);
     const stateStore: StateStore = {
       get: (key) => new ContextValue<unknown>(context, key, settings?.store).get(),
       set: (key, value) => new ContextValue<unknown>(context, key, settings?.store).set(value),
@@ -162,6 +157,7 @@ export = function register(RED: NodeAPI): void {
     // ------------------------------------------------------------ status
 
     function idle(): Status {
+      const health = dot.health;
       if (problem) return { fill: 'red', shape: 'ring', text: say('misconfigured', 'misconfigured') };
       if (!cfg) return { fill: 'red', shape: 'ring', text: say('noConfig', 'no SICS connection selected') };
       if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: StatusText.of(healthPart(health)) };
@@ -173,15 +169,12 @@ export = function register(RED: NodeAPI): void {
     function show(s?: Status) {
       if (closing) return;
       if (s) last = s;
-      const h = health?.level === 'warn' && last ? { ...last, text: last.text.plus(' · ', say('unencrypted', 'unencrypted')) } : last;
+      const h = dot.health?.level === 'warn' && last ? { ...last, text: last.text.plus(' · ', say('unencrypted', 'unencrypted')) } : last;
       const shown = h ?? idle();
-      node.status(toStatus(shown.fill, shown.shape, shown.text, texts.tr));
+      dot.paint(shown.fill, shown.shape, shown.text);
     }
 
-    const unwatch = cfg?.board?.watch((h) => {
-      health = h;
-      show();
-    });
+    const unwatch = dot.watch(cfg?.board, () => show());
     show();
 
     // ------------------------------------------------------------ inventory
@@ -332,17 +325,18 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      dot.close();
       runProgress.releaseAll(node.id);
       closer.abort();
       unwatch?.();
       chain
         .finally(() => publisher?.saveAllChanged())
         .finally(() => {
-          node.status({});
+          dot.clear();
           done();
         });
     });
   }
 
-  RED.nodes.registerType('intune-acmp', AcmpSink as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  registerNode(RED, 'intune-acmp', AcmpSink);
 };

@@ -13,6 +13,9 @@ import type { ContextLike, ContextStorageSetting } from './context-state';
 /** What `credentials` in registerType() says for each secret: 'password' ones never go back to the editor. */
 export type CredentialTypes<C> = { [K in keyof C]-?: { type: 'text' | 'password' } };
 
+/** The credentials type of a node type (`Node<C>`). */
+type CredentialsOf<N> = N extends Node<infer C> ? C : never;
+
 /** A value the runtime hands to the editor as RED.settings.<name> (registerType's `settings`). */
 export type NodeSettingValues = Record<string, { value: unknown; exportable?: boolean }>;
 
@@ -21,11 +24,11 @@ export type NodeSettingValues = Record<string, { value: unknown; exportable?: bo
  * and definition types (a config node's `this` carries its API; `def` the
  * node's properties).
  */
-export function registerNode<TNode extends Node<C>, TDef extends NodeDef, C extends object = object>(
+export function registerNode<TNode extends Node<object>, TDef extends NodeDef>(
   RED: NodeAPI,
   type: string,
   ctor: (this: TNode, def: TDef) => void,
-  opts?: { credentials?: CredentialTypes<C>; settings?: NodeSettingValues },
+  opts?: { credentials?: CredentialTypes<CredentialsOf<TNode>>; settings?: NodeSettingValues },
 ): void {
   RED.nodes.registerType(type, ctor as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], opts as Parameters<NodeAPI['nodes']['registerType']>[2]);
 }

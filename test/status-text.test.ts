@@ -122,8 +122,9 @@ describe('status texts in the editor\u2019s language', () => {
     /** Type → the source files whose status texts it sends. */
     const files: Record<string, string[]> = {};
     for (const type of sources) files[type] = [path.join(root, 'nodes', type, `${type}.ts`)];
-    files['intune-devices'].push(path.join(root, 'nodes', 'lib', 'node-red', 'source-status.ts'));
-    files['intune-compliance'].push(path.join(root, 'nodes', 'lib', 'node-red', 'source-status.ts'));
+    for (const type of ['intune-devices', 'intune-compliance']) {
+      files[type].push(path.join(root, 'nodes', 'lib', 'node-red', 'source-status.ts'), path.join(root, 'nodes', 'lib', 'source', 'source-node.ts'));
+    }
 
     for (const type of sources) {
       it(`${type}: every status key is in the en-US and de catalogs, with the English text the code falls back to`, () => {
@@ -135,7 +136,7 @@ describe('status texts in the editor\u2019s language', () => {
           }
           if (/modeWord/.test(src)) for (const mode of ['full', 'incremental']) found.push({ key: `${type}.status.mode.${mode}`, en: mode });
         }
-        const shows = /node\.status\(|new SourceStatus\(/.test(fs.readFileSync(files[type][0], 'utf8'));
+        const shows = /node\.status\(|new SourceStatus\(|new StatusDot\(|sourceNode\(/.test(fs.readFileSync(files[type][0], 'utf8'));
         if (shows) expect(found.length, 'status texts found in the source').to.be.greaterThan(0);
         const wrong: string[] = [];
         for (const { key, en } of found) {

@@ -11,6 +11,7 @@ import { formProxy, proxySource } from '../lib/node-red/proxy-config';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/node-red/config-health';
+import { defRecord, registerNode } from '../lib/node-red/register';
 import {
   FourMeConnection,
   FourMeConfigError,
@@ -49,7 +50,7 @@ export = function register(RED: NodeAPI): void {
     let problem: Error | undefined;
     try {
       if (def.tls && !RED.nodes.getNode(def.tls)) throw new FourMeConfigError('tls', `refers to a TLS configuration (${def.tls}) that is not deployed`);
-      const settings = parseFourMeSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      const settings = parseFourMeSettings(defRecord(def), caFromTlsConfig(RED, def.tls));
       // proxy: the chosen http proxy node, else the environment
       settings.proxy = proxySource(RED, def.proxy);
       conn = new FourMeConnection(settings, node.credentials ?? {}, { debug: (m) => node.debug(m), warn: (m) => node.warn(m) });
@@ -75,7 +76,7 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-4me-config', FourMeConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+  registerNode(RED, 'intune-4me-config', FourMeConfig, {
     credentials: {
       token: { type: 'password' },
       clientSecret: { type: 'password' },

@@ -17,7 +17,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { healthPart, type Health } from '../lib/node-red/config-health';
+import { healthPart } from '../lib/node-red/config-health';
+import { StatusDot } from '../lib/node-red/status-dot';
 import { StatusTexts, shorten, type IntuneNodeStatus, type StatusParam } from '../lib/node-red/status-text';
 import { FourMeConfigError, errorCode, type FourMeConfigNode } from '../lib/fourme/fourme-connection';
 import { isAbort } from '../lib/fourme/fourme-client';
@@ -34,7 +35,8 @@ import {
 } from '../lib/fourme/fourme-sink';
 import { SinkStateStore } from '../lib/fourme/sink-fingerprints';
 import { syncEnvelopeIn, TOPIC_DEVICES } from '../lib/contracts';
-import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { storeInfo } from '../lib/node-red/context-state';
+import { asMessage, configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
 import { runProgress } from '../lib/run/run-progress';
 import { PageScheduler, type Settled } from '../lib/fourme/page-scheduler';
 
@@ -46,7 +48,7 @@ interface FourMeSinkDef extends NodeDef {
 const OUT_TOPIC = { devices: 'intune-4me/cis', compliance: 'intune-4me/incidents', summary: 'intune-4me/summary' } as const;
 
 export = function register(RED: NodeAPI): void {
-  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-4me');
+  const texts = new StatusTexts(RED, 'intune-4me');
   const say = (key: string, en: string, params?: Record<string, StatusParam>) => texts.msg(`status.${key}`, en, params);
 
   function IntuneFourMe(this: Node, def: FourMeSinkDef) {
@@ -59,25 +61,23 @@ export = function register(RED: NodeAPI): void {
     } catch (err) {
       problem = err as Error;
     }
-    const cfg = def.fourme ? (RED.nodes.getNode(def.fourme) as FourMeConfigNode | null) : null;
+    const cfg = configNode<FourMeConfigNode>(RED, def.fourme);
     if (!problem && !cfg) problem = new SinkSettingsError('fourme', 'No 4me connection is selected: pick an intune-4me-config node in this node\u2019s settings');
 
-    const contextStorage = (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
-    const store = storeInfo(contextStorage, settings?.store);
+    const store = storeInfo(contextStorageOf(RED), settings?.store);
     if (!problem && store.unknown) node.warn(`The context store "${settings?.store}" does not exist; the cache is kept in the default store "${store.name}"`);
     const memoryNote = store.persistent ? [] : [say('notPersistent', ' · cache in memory only')];
-    const stateStore = new SinkStateStore(node.context() as unknown as ContextLike, store.unknown ? undefined : settings?.store || undefined);
+    const stateStore = new SinkStateStore(contextOf(node), store.unknown ? undefined : settings?.store || undefined);
 
     let closed = false;
     const pages = new PageScheduler();
-    let health: Health | undefined;
+    const dot = new StatusDot(node, texts);
     let lastStatus: IntuneNodeStatus = texts.status('grey', 'ring', say('idle', 'idle'), ...memoryNote);
     let working: IntuneNodeStatus | undefined;
-    const show = (s: IntuneNodeStatus) => {
-      if (!closed) node.status(s);
-    };
+    const show = (s: IntuneNodeStatus) => dot.show(s);
     const showIdle = () => {
       if (pages.busy) return;
+      const health = dot.health;
       if (health && health.level === 'error') {
         const part = healthPart(health);
         show(texts.status('red', 'ring', say('connection', 'connection: __text__', { text: typeof part === 'string' ? shorten(part, 60) : part })));
@@ -85,15 +85,10 @@ export = function register(RED: NodeAPI): void {
     };
 
     if (problem) {
-      node.status(texts.status('red', 'ring', shorten(problem.message, 58)));
+      show(texts.status('red', 'ring', shorten(problem.message, 58)));
       node.error(`Not started: ${problem.message}`);
     }
-    const unwatch = !problem && cfg?.board
-      ? cfg.board.watch((h) => {
-          health = h;
-          showIdle();
-        })
-      : undefined;
+    const unwatch = !problem ? dot.watch(cfg?.board, showIdle) : undefined;
     if (!problem) showIdle();
 
     const abort = new AbortController();
@@ -152,8 +147,8 @@ export = function register(RED: NodeAPI): void {
       m.topic = out.topic === TOPIC_DEVICES ? OUT_TOPIC.devices : OUT_TOPIC.compliance;
       m.payload = out.items;
       m.sync = out.sync;
-      const summary = out.summary ? ({ topic: OUT_TOPIC.summary, payload: out.summary, sync: out.sync, _msgid: RED.util.generateId() } as unknown as NodeMessage) : null;
-      return [m as unknown as NodeMessage, summary];
+      const summary = out.summary ? asMessage({ topic: OUT_TOPIC.summary, payload: out.summary, sync: out.sync, _msgid: RED.util.generateId() }) : null;
+      return [asMessage(m), summary];
     }
 
     /** The error for done(err): plain words, a code for Catch-node logic, never a secret. */
@@ -230,6 +225,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       pages.stop();
+      dot.close();
       unwatch?.();
       runProgress.releaseAll(node.id);
       abort.abort(Object.assign(new Error('The flow was stopped'), { name: 'AbortError' }));
@@ -249,5 +245,5 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-4me', IntuneFourMe as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  registerNode(RED, 'intune-4me', IntuneFourMe);
 };

@@ -22,14 +22,17 @@
  * journals what it returns; the next node with this id hands on what the
  * journal holds before it reads new jobs.
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
-import { healthPart, type Health } from '../lib/node-red/config-health';
-import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
-import { translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import type { NodeAPI, Node, NodeDef } from 'node-red';
+import { healthPart } from '../lib/node-red/config-health';
+import { StatusText, StatusTexts, type StatusParam } from '../lib/node-red/status-text';
+import { StatusDot, type DotFill, type DotShape } from '../lib/node-red/status-dot';
+import { asMessage, configNode, contextOf, registerNode } from '../lib/node-red/register';
+import type { AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { translator } from '../lib/node-red/i18n';
 import { decodeMessage, formatOf, WireError, type ActionJobMessage, type JobClient } from '../lib/acmp/acmp-wire';
 import { JobProblem, failedStatus, jobStatusMessage, jobToRequest, statusRoute, type JobStatusParts } from '../lib/acmp/acmp-jobs';
 import { JobJournal } from '../lib/acmp/acmp-job-journal';
-import { ContextValue, type ContextLike } from '../lib/node-red/context-state';
+import { ContextValue } from '../lib/node-red/context-state';
 import type { ConsumedMessage, SicsClient } from '../lib/acmp/sics-client';
 import { SICS_STATUS_EN, SicsError } from '../lib/acmp/sics-errors';
 import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
@@ -42,7 +45,7 @@ interface AcmpActionsDef extends NodeDef {
   routingKey?: string;
 }
 
-type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
+type Status = { fill: DotFill; shape: DotShape; text: StatusText };
 
 const DEFAULTS = { virtualRouter: 'IntuneConnector', routingKey: 'intune.jobs' } as const;
 const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
@@ -54,8 +57,8 @@ export = function register(RED: NodeAPI): void {
   function AcmpActions(this: Node, def: AcmpActionsDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-actions');
-    const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-acmp-actions');
+    const t = translator(RED, 'intune-acmp-actions');
+    const texts = new StatusTexts(RED, 'intune-acmp-actions');
     const say = (key: string, en: string, params?: Record<string, StatusParam>) => StatusText.of(texts.msg(`status.${key}`, en, params));
 
     const virtualRouter = String(def.virtualRouter ?? '').trim() || DEFAULTS.virtualRouter;
@@ -66,19 +69,20 @@ export = function register(RED: NodeAPI): void {
     else if (!ROUTE.test(routingKey)) problem = t('errors.badRoutingKey', 'The routing key may use letters, digits and _ . : # * - only');
     if (problem) node.error(problem);
 
-    const cfg = def.acmp ? (RED.nodes.getNode(def.acmp) as AcmpConfigNode | null) : null;
+    const cfg = configNode<AcmpConfigNode>(RED, def.acmp);
     const closer = new AbortController();
     // Aborts a consume under way only when closing has waited long enough for it (its jobs would be lost).
     const consumeCloser = new AbortController();
     let closing = false;
     // In the flow's (the instance's) context, not the node's: Node-RED drops a node's context whenever
     // the node closes unless a context store is configured; a flow's context lives until the flow is deleted.
-    const journal = new JobJournal(new ContextValue<unknown>((node.context() as unknown as { flow: ContextLike }).flow, `intuneAcmpJobs_${node.id.replace(/[^A-Za-z0-9_]/g, '_')}`));
-    let health: Health | undefined;
+    const journal = new JobJournal(new ContextValue<unknown>(contextOf(node).flow, `intuneAcmpJobs_${node.id.replace(/[^A-Za-z0-9_]/g, '_')}`));
+    const dot = new StatusDot(node, texts);
     let last: Status | undefined;
     const counts = { received: 0, forwarded: 0, refused: 0 };
 
     function idle(): Status {
+      const health = dot.health;
       if (problem) return { fill: 'red', shape: 'ring', text: say('misconfigured', 'misconfigured') };
       if (!cfg) return { fill: 'red', shape: 'ring', text: say('noConfig', 'no SICS connection selected') };
       if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: StatusText.of(healthPart(health)) };
@@ -89,14 +93,11 @@ export = function register(RED: NodeAPI): void {
       if (closing) return;
       if (s) last = s;
       const base = last ?? idle();
-      const shown = health?.level === 'warn' ? { ...base, fill: base.fill === 'green' ? ('yellow' as const) : base.fill, text: base.text.plus(' · ', say('unencrypted', 'unencrypted')) } : base;
-      node.status(toStatus(shown.fill, shown.shape, shown.text, texts.tr));
+      const shown = dot.health?.level === 'warn' ? { ...base, fill: base.fill === 'green' ? ('yellow' as const) : base.fill, text: base.text.plus(' · ', say('unencrypted', 'unencrypted')) } : base;
+      dot.paint(shown.fill, shown.shape, shown.text);
     }
 
-    const unwatch = cfg?.board?.watch((h) => {
-      health = h;
-      show();
-    });
+    const unwatch = dot.watch(cfg?.board, () => show());
     show();
 
     function listening(): Status {
@@ -162,7 +163,7 @@ export = function register(RED: NodeAPI): void {
       }
       counts.forwarded++;
       node.log(t('log.forwarded', 'Job __jobId__ (__action__ on __devices__ device(s)) from __server__, requested by __by__', { jobId: job.jobId, action: job.action, devices: out.request.deviceIds.length, server: server.serverId, by: out.request.requestedBy ?? '' }));
-      node.send({ topic: 'intune/action/request', payload: out.request, acmp: out.context } as unknown as NodeMessage);
+      node.send(asMessage({ topic: 'intune/action/request', payload: out.request, acmp: out.context }));
     }
 
     const sleep = (ms: number) =>
@@ -251,6 +252,7 @@ export = function register(RED: NodeAPI): void {
     // published meanwhile wait in SICS; it is deleted only when the node is removed.
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;
+      dot.close();
       closer.abort();
       unwatch?.();
       const cut = setTimeout(() => consumeCloser.abort(), CLOSE_DRAIN_MS);
@@ -273,11 +275,11 @@ export = function register(RED: NodeAPI): void {
         .then(() => client?.deleteTarget(targetName, AbortSignal.timeout(2_000)).catch(() => undefined))
         .finally(() => {
           clearTimeout(cut);
-          node.status({});
+          dot.clear();
           done();
         });
     });
   }
 
-  RED.nodes.registerType('intune-acmp-actions', AcmpActions as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  registerNode(RED, 'intune-acmp-actions', AcmpActions);
 };

@@ -10,7 +10,9 @@ import type { ProxySource } from '../lib/shared/proxy-route';
 import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { HealthBoard } from '../lib/node-red/config-health';
-import { secretEndpoint, translator, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { defRecord, registerNode } from '../lib/node-red/register';
+import { secretEndpoint, type AcmpConfigCredentials, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { translator } from '../lib/node-red/i18n';
 import { SicsClient } from '../lib/acmp/sics-client';
 import { SicsError } from '../lib/acmp/sics-errors';
 import { parseSicsSettings, type AcmpServerRoute } from '../lib/acmp/sics-settings';
@@ -33,7 +35,7 @@ interface AcmpConfigDef extends NodeDef {
 
 
 export = function register(RED: NodeAPI): void {
-  const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp-config');
+  const t = translator(RED, 'intune-acmp-config');
 
   function AcmpConfig(this: AcmpConfigNode, def: AcmpConfigDef) {
     RED.nodes.createNode(this, def);
@@ -46,7 +48,7 @@ export = function register(RED: NodeAPI): void {
     let problem: Error | undefined;
 
     try {
-      const settings = parseSicsSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      const settings = parseSicsSettings(defRecord(def), caFromTlsConfig(RED, def.tls));
       // proxy: the chosen http proxy node, else the environment
       settings.proxy = proxySource(RED, def.proxy);
       servers = settings.servers;
@@ -86,7 +88,7 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-acmp-config', AcmpConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+  registerNode(RED, 'intune-acmp-config', AcmpConfig, {
     credentials: {
       user: { type: 'text' },
       password: { type: 'password' },

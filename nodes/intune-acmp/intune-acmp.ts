@@ -22,10 +22,13 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { readSyncEnvelope, syncEnvelopeIn, type Device, type SyncEnvelope } from '../lib/contracts';
-import { healthPart, type Health } from '../lib/node-red/config-health';
-import { StatusText, StatusTexts, toStatus, type StatusParam } from '../lib/node-red/status-text';
-import { resolveServers, translator, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
-import { ContextValue, storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { healthPart } from '../lib/node-red/config-health';
+import { StatusText, StatusTexts, type StatusParam } from '../lib/node-red/status-text';
+import { StatusDot, type DotFill, type DotShape } from '../lib/node-red/status-dot';
+import { resolveServers, type AcmpConfigNode } from '../lib/acmp/acmp-config-api';
+import { translator } from '../lib/node-red/i18n';
+import { ContextValue, storeInfo } from '../lib/node-red/context-state';
+import { configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
 import { InventoryPublisher, pageProblems, type StateStore } from '../lib/acmp/acmp-sync';
 import { isActionResult, jobStatusMessage, statusFromResult, statusRoute, type ResultLike } from '../lib/acmp/acmp-jobs';
 import type { JobClient, WireFormat } from '../lib/acmp/acmp-wire';
@@ -40,14 +43,14 @@ interface AcmpSinkDef extends NodeDef, AcmpSinkProperties {
 
 type Send = (msg: NodeMessageInFlow | NodeMessageInFlow[]) => void;
 type Done = (err?: Error) => void;
-type Status = { fill: 'green' | 'yellow' | 'red' | 'grey' | 'blue'; shape: 'dot' | 'ring'; text: StatusText };
+type Status = { fill: DotFill; shape: DotShape; text: StatusText };
 
 export = function register(RED: NodeAPI): void {
   function AcmpSink(this: Node, def: AcmpSinkDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const t = translator(RED as unknown as { _: (id: string, p?: never) => string }, 'intune-acmp');
-    const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-acmp');
+    const t = translator(RED, 'intune-acmp');
+    const texts = new StatusTexts(RED, 'intune-acmp');
     const say = (key: string, en: string, params?: Record<string, StatusParam>) => StatusText.of(texts.msg(`status.${key}`, en, params));
 
     let settings: SinkSettings | undefined;
@@ -58,21 +61,14 @@ export = function register(RED: NodeAPI): void {
       problem = (err as Error).message;
       node.error(t('log.misconfigured', 'intune-acmp is misconfigured: __message__', { message: problem }));
     }
-    const cfg = def.acmp ? (RED.nodes.getNode(def.acmp) as AcmpConfigNode | null) : null;
-    let health: Health | undefined;
+    const cfg = configNode<AcmpConfigNode>(RED, def.acmp);
+    const dot = new StatusDot(node, texts);
     const closer = new AbortController();
     let closing = false;
     let chain: Promise<void> = Promise.resolve();
     let last: Status | undefined;
 
-    const contextStorage = (() => {
-      try {
-        return (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
-      } catch {
-        return undefined;
-      }
-    })();
-    const store = storeInfo(contextStorage, settings?.store);
+    const store = storeInfo(contextStorageOf(RED), settings?.store);
     // Said once, with the first device page: a node that only reports job statuses keeps no state worth warning about.
     let memoryWarned = store.persistent;
     const warnMemory = () => {
@@ -82,7 +78,7 @@ export = function register(RED: NodeAPI): void {
     };
     if (store.unknown) node.warn(t('log.unknownStore', "The context store \"__store__\" does not exist; the store \"__used__\" is used", { store: settings?.store ?? '', used: store.name }));
 
-    const context = node.context() as unknown as ContextLike;
+    const context = contextOf(node);
     const stateStore: StateStore = {
       get: (key) => new ContextValue<unknown>(context, key, settings?.store).get(),
       set: (key, value) => new ContextValue<unknown>(context, key, settings?.store).set(value),
@@ -110,6 +106,7 @@ export = function register(RED: NodeAPI): void {
     // ------------------------------------------------------------ status
 
     function idle(): Status {
+      const health = dot.health;
       if (problem) return { fill: 'red', shape: 'ring', text: say('misconfigured', 'misconfigured') };
       if (!cfg) return { fill: 'red', shape: 'ring', text: say('noConfig', 'no SICS connection selected') };
       if (health?.level === 'error') return { fill: 'red', shape: 'ring', text: StatusText.of(healthPart(health)) };
@@ -121,15 +118,12 @@ export = function register(RED: NodeAPI): void {
     function show(s?: Status) {
       if (closing) return;
       if (s) last = s;
-      const h = health?.level === 'warn' && last ? { ...last, text: last.text.plus(' · ', say('unencrypted', 'unencrypted')) } : last;
+      const h = dot.health?.level === 'warn' && last ? { ...last, text: last.text.plus(' · ', say('unencrypted', 'unencrypted')) } : last;
       const shown = h ?? idle();
-      node.status(toStatus(shown.fill, shown.shape, shown.text, texts.tr));
+      dot.paint(shown.fill, shown.shape, shown.text);
     }
 
-    const unwatch = cfg?.board?.watch((h) => {
-      health = h;
-      show();
-    });
+    const unwatch = dot.watch(cfg?.board, () => show());
     show();
 
     // ------------------------------------------------------------ inventory
@@ -272,17 +266,18 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      dot.close();
       runProgress.releaseAll(node.id);
       closer.abort();
       unwatch?.();
       chain
         .finally(() => publisher?.saveAllChanged())
         .finally(() => {
-          node.status({});
+          dot.clear();
           done();
         });
     });
   }
 
-  RED.nodes.registerType('intune-acmp', AcmpSink as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  registerNode(RED, 'intune-acmp', AcmpSink);
 };

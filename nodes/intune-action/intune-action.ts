@@ -16,10 +16,12 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { ActionName } from '../lib/contracts';
 import type { IntuneConfigNode } from '../lib/intune/intune-config-api';
-import { healthPart, type Health } from '../lib/node-red/config-health';
+import { healthPart } from '../lib/node-red/config-health';
+import { StatusDot } from '../lib/node-red/status-dot';
+import { configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
 import { StatusTexts, type IntuneNodeStatus, type StatusParam } from '../lib/node-red/status-text';
 import type { RequestStats } from '../lib/graph/graph-client';
-import { storeInfo, type ContextLike, type ContextStorageSetting } from '../lib/node-red/context-state';
+import { storeInfo } from '../lib/node-red/context-state';
 import { parseActionSettings, ACTION_DEFAULTS, type ActionNodeProperties, type ActionSettings } from '../lib/actions/action-settings';
 import { auditLines, type AuditContext } from '../lib/actions/action-audit';
 import { ActionMemory } from '../lib/actions/action-journal';
@@ -47,7 +49,7 @@ const STATUS_TICK_MS = 500;
 const THROTTLED_SHOWN_MS = 3000;
 
 export = function register(RED: NodeAPI): void {
-  const texts = new StatusTexts(RED as unknown as { _: (key: string, params?: never) => string }, 'intune-action');
+  const texts = new StatusTexts(RED, 'intune-action');
   const say = (key: string, en: string, params?: Record<string, StatusParam>) => texts.msg(`status.${key}`, en, params);
 
   function IntuneAction(this: Node, def: IntuneActionDef) {
@@ -63,26 +65,19 @@ export = function register(RED: NodeAPI): void {
       node.error(`intune-action is misconfigured: ${settingsProblem}`);
     }
 
-    const cfg = def.intune ? (RED.nodes.getNode(def.intune) as IntuneConfigNode | null) : null;
-    let health: Health | undefined;
+    const cfg = configNode<IntuneConfigNode>(RED, def.intune);
+    const dot = new StatusDot(node, texts);
     const closer = new AbortController();
     let closing = false;
     const jobs = new Set<Job>();
     let last: IntuneNodeStatus | undefined;
     let ticker: NodeJS.Timeout | undefined;
 
-    const contextStorage = (() => {
-      try {
-        return (RED.settings as unknown as { contextStorage?: ContextStorageSetting }).contextStorage;
-      } catch {
-        return undefined;
-      }
-    })();
-    const store = storeInfo(contextStorage, settings?.store);
+    const store = storeInfo(contextStorageOf(RED), settings?.store);
     const memory = new ActionMemory<ActionReport>({
-      context: node.context() as unknown as ContextLike,
+      context: contextOf(node),
       // Intune counts notifications per device, whoever sends: one ledger per connection.
-      ledgerContext: cfg ? (cfg.context() as unknown as ContextLike) : undefined,
+      ledgerContext: cfg ? contextOf(cfg) : undefined,
       store: settings?.store || undefined,
       retentionMs: settings?.retentionMs ?? ACTION_DEFAULTS.retentionHours * 3_600_000,
     });
@@ -98,6 +93,7 @@ export = function register(RED: NodeAPI): void {
     // ------------------------------------------------------------ status
 
     function idleStatus(): IntuneNodeStatus {
+      const health = dot.health;
       if (settingsProblem) return texts.status('red', 'ring', say('misconfigured', 'misconfigured'));
       if (!cfg) return texts.status('red', 'ring', say('noConfig', 'no Intune connection selected'));
       if (health && health.level === 'error') return texts.status('red', 'ring', healthPart(health));
@@ -109,7 +105,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     function render() {
-      if (closing) return;
+      if (dot.isClosed) return;
       if (jobs.size) {
         let done = 0;
         let total = 0;
@@ -129,13 +125,13 @@ export = function register(RED: NodeAPI): void {
           action = j.action;
         }
         const params = { done, total, action: jobs.size === 1 ? (action ?? '') : say('jobs', '__jobs__ jobs', { jobs: jobs.size }) };
-        if (throttled) node.status(texts.status('yellow', 'dot', say('throttled', 'throttled: __done__ of __total__', params)));
-        else if (phase === 'following') node.status(texts.status('blue', 'ring', say('following', 'following up: __done__ of __total__ done', params)));
-        else if (phase === 'checking') node.status(texts.status('blue', 'ring', say('checking', '__action__: checking __done__ of __total__', params)));
-        else node.status(texts.status('blue', 'dot', say('running', '__action__: __done__ of __total__', params)));
+        if (throttled) dot.paint('yellow', 'dot', say('throttled', 'throttled: __done__ of __total__', params));
+        else if (phase === 'following') dot.paint('blue', 'ring', say('following', 'following up: __done__ of __total__ done', params));
+        else if (phase === 'checking') dot.paint('blue', 'ring', say('checking', '__action__: checking __done__ of __total__', params));
+        else dot.paint('blue', 'dot', say('running', '__action__: __done__ of __total__', params));
         return;
       }
-      node.status(last ?? idleStatus());
+      dot.show(last ?? idleStatus());
     }
 
     function showResult(report: ActionReport, replayed = false) {
@@ -150,10 +146,7 @@ export = function register(RED: NodeAPI): void {
       render();
     }
 
-    const unwatch = cfg?.board?.watch((h) => {
-      health = h;
-      render();
-    });
+    const unwatch = dot.watch(cfg?.board, render);
     render();
 
     // ------------------------------------------------------------ output
@@ -243,24 +236,25 @@ export = function register(RED: NodeAPI): void {
 
     node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
       handle(msg, send, done).catch((err) => {
-        node.status(texts.status('red', 'dot', say('error', 'error')));
+        dot.paint('red', 'dot', say('error', 'error'));
         done(err instanceof Error ? err : new Error(String(err)));
       });
     });
 
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;
+      dot.close();
       closer.abort();
       if (ticker) clearInterval(ticker);
       ticker = undefined;
       unwatch?.();
       const waits = [...jobs].map((j) => j.finished);
       Promise.allSettled(waits).then(() => {
-        node.status({});
+        dot.clear();
         done();
       });
     });
   }
 
-  RED.nodes.registerType('intune-action', IntuneAction as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  registerNode(RED, 'intune-action', IntuneAction);
 };

@@ -7,6 +7,7 @@ import type { NodeAPI, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
 import { ConnectionError } from '../lib/shared/connection-errors';
 import { HealthBoard } from '../lib/node-red/config-health';
+import { defRecord, registerNode } from '../lib/node-red/register';
 import { caFromTlsConfig } from '../lib/node-red/editor-form';
 import { isRefusal, readForm, rememberDeployed, type SecretRules } from '../lib/node-red/saved-secrets';
 import { formProxy, proxySource } from '../lib/node-red/proxy-config';
@@ -68,7 +69,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     try {
-      const settings = parseSettings(def as unknown as Record<string, unknown>, caFromTlsConfig(RED, def.tls));
+      const settings = parseSettings(defRecord(def), caFromTlsConfig(RED, def.tls));
       // proxy: the chosen http proxy node, else the environment
       settings.proxy = proxySource(RED, def.proxy);
       conn = new IntuneConnection(settings, node.credentials ?? {}, log);
@@ -96,7 +97,7 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('intune-config', IntuneConfig as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+  registerNode(RED, 'intune-config', IntuneConfig, {
     credentials: {
       clientSecret: { type: 'password' },
       // 'password' so that Node-RED never sends the key material back to the editor (it gets has_pfx).

@@ -7,28 +7,24 @@
  * into its own language (status-text.ts).
  */
 import type { Node } from 'node-red';
-import { healthPart, type Health, type HealthBoard } from './config-health';
+import { healthPart, type HealthBoard } from './config-health';
 import { shorten, type IntuneNodeStatus, type StatusMessage, type StatusTexts } from './status-text';
+import { StatusDot } from './status-dot';
 
-export class SourceStatus {
-  private closed = false;
-  private health: Health | undefined;
+export class SourceStatus extends StatusDot {
   /** Appended to result texts when the state is in memory only. */
   readonly memoryNote: StatusMessage[];
   last: IntuneNodeStatus;
 
   constructor(
-    private readonly node: Node,
-    readonly texts: StatusTexts,
+    node: Node,
+    texts: StatusTexts,
     persistent: boolean,
     private readonly busy: () => boolean,
   ) {
+    super(node, texts);
     this.memoryNote = persistent ? [] : [texts.msg('status.notPersistent', ' · state in memory only')];
     this.last = texts.status('grey', 'ring', texts.msg('status.idle', 'idle'), ...this.memoryNote);
-  }
-
-  show(s: IntuneNodeStatus): void {
-    if (!this.closed) this.node.status(s);
   }
 
   /** Shows what an idle node should show (does nothing during a run). */
@@ -55,18 +51,7 @@ export class SourceStatus {
   }
 
   /** Follows the connection's health; returns the function that stops following. */
-  watch(board: HealthBoard): () => void {
-    return board.watch((h) => {
-      this.health = h;
-      this.idle();
-    });
-  }
-
-  close(): void {
-    this.closed = true;
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
+  follow(board: HealthBoard): () => void {
+    return this.watch(board, () => this.idle())!;
   }
 }

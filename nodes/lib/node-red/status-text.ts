@@ -30,6 +30,7 @@
  * only fill, shape and text), so a flow can use either.
  */
 import type { NodeStatus } from 'node-red';
+import { runtimeTranslator, type Catalog, type RuntimeTranslate } from './i18n';
 
 export type StatusParam = string | number | boolean | null | undefined | StatusMessage;
 
@@ -42,9 +43,6 @@ export interface StatusMessage {
 
 /** A part of a status text: a message, or literal text (shown as it is). */
 export type StatusPart = string | StatusMessage;
-
-/** The runtime's translation of a full key, or undefined when its catalog has none. */
-export type RuntimeTranslate = (key: string, params: Record<string, string>) => string | undefined;
 
 /** What our nodes pass to node.status(). */
 export type IntuneNodeStatus = NodeStatus & { runtimeText?: string };
@@ -121,19 +119,6 @@ function renderPart(p: StatusPart, tr?: RuntimeTranslate): string {
   return tr?.(p.key, params) ?? interpolate(p.en, params);
 }
 
-/** The runtime's translations through RED._ (undefined when the catalog has no such key, as in the test helper). */
-export function runtimeTranslator(RED: { _: (key: string, params?: never) => string }): RuntimeTranslate {
-  return (key, params) => {
-    let s: unknown;
-    try {
-      s = RED._(key, params as never);
-    } catch {
-      return undefined;
-    }
-    return typeof s === 'string' && s && s !== key ? s : undefined;
-  };
-}
-
 /**
  * The status texts of one node type: `msg('status.idle', 'idle')` is the
  * message `<type>.status.idle` with its English text; `status(fill, shape,
@@ -143,7 +128,7 @@ export class StatusTexts {
   readonly tr: RuntimeTranslate;
 
   constructor(
-    RED: { _: (key: string, params?: never) => string },
+    RED: Catalog,
     readonly ns: string,
   ) {
     this.tr = runtimeTranslator(RED);

@@ -114,7 +114,6 @@ export function runtimeNodeSettings(): Record<string, unknown> {
   return { intuneDevicesFilterDefaults: editorFilterSettings(), intuneComplianceFilterDefaults: editorFilterSettings() };
 }
 
-/** What each node's HTML registers, run with the given `RED.settings` (default: what the runtime exports). */
 /** A node's editor HTML as the build assembles it (the toolkit of nodes/lib/editor/ inlined: scripts/editor-html.js). */
 export function editorHtml(root: string, type: string): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -122,6 +121,7 @@ export function editorHtml(root: string, type: string): string {
   return assembleEditorHtml(root, type);
 }
 
+/** What each node's HTML registers, run with the given `RED.settings` (default: what the runtime exports). */
 export function editorDefs(root: string, types: string[], current: () => FlowNode[] = () => [], settings: Record<string, unknown> = runtimeNodeSettings()): Map<string, EditorDef> {
   const defs = new Map<string, EditorDef>();
   const t = catalog(root);

@@ -37,6 +37,22 @@ function checkLimit(lim, key) {
     return checkNumber(lim.min, lim.max, key);
 }
 
+// Validator of a run interval in minutes or hours: 0 (off), or from 1 minute to a year (366 days), the
+// runtime's rule (nodes/lib/run/run-schedule.ts, intervalMs). The message is <TYPE>.validation.<key> with {min, max}.
+function checkInterval(unit, key) {
+    var max = unit === "hours" ? 366 * 24 : 366 * 24 * 60;
+    var minute = unit === "hours" ? 1 / 60 : 1;
+    return function (v, opt) {
+        var s = str(v);
+        if (s === "" || ENV_RE.test(s)) { return true; }
+        var n = Number(s);
+        if (!isFinite(n) || n < 0 || n > max || (n > 0 && n < minute)) {
+            return t(TYPE + ".validation." + key, { min: 0, max: max });
+        }
+        return true;
+    };
+}
+
 // Adds the dialog's style sheet once per page (id "<TYPE>-style").
 function injectStyle(rules) {
     var id = TYPE + "-style";

@@ -5,7 +5,8 @@
  * inlined) is evaluated in the sandbox of test/support/example-checks.ts, and
  * its validators are compared with the runtime's parse function of the same
  * node:
- *   - the editor's defaults, as a whole, are settings the runtime accepts;
+ *   - the editor's defaults, as a whole, are settings the runtime accepts, and
+ *     they are the runtime's own defaults (a node imported without them runs alike);
  *   - every number property: the bounds the validator names in its message
  *     (and the values around them) are accepted or refused alike;
  *   - every choice a <select> of the dialog offers is one the runtime accepts,
@@ -47,6 +48,13 @@ const CHOICE_NEEDS: Record<string, Record<string, Raw>> = {
   'intune-config': { 'cloud=custom': { authorityHost: 'https://login.example.test', graphBaseUrl: 'https://graph.example.test' } },
   'intune-4me-config': { 'environment=custom': { graphqlUrl: 'https://graphql.example.test' }, 'authType=oauth': { clientId: 'connector-client' } },
 };
+/**
+ * Settings where a node without the property runs differently from a freshly dropped one, on purpose so far:
+ * the schedule. Without fullEveryHours / everyMinutes (a flow from before the schedule existed) the runtime
+ * schedules nothing; a new node starts with a daily (devices) or hourly (compliance) run. Reported to the lead
+ * (issue #19): whether a bare node should be scheduled is a behaviour decision, not part of this refactor.
+ */
+const ABSENT_DIFFERS: Record<string, string[]> = { 'intune-devices': ['fullEveryMs'], 'intune-compliance': ['everyMs'] };
 /** Switches that make the runtime read more of the numbers (the follow-up ones only with follow-up on). */
 const SWITCHED_ON: Record<string, Raw> = { 'intune-action': { followUp: true } };
 
@@ -107,6 +115,19 @@ describe('editor and runtime agree (drift)', function () {
 
       it("the editor's defaults are settings the runtime accepts", () => {
         expect(() => RUNTIME[type](fresh(def))).to.not.throw();
+      });
+
+      it('a node with no properties at all (imported bare) runs like a fresh node of the editor: the defaults are the same', () => {
+        const without = (settings: unknown) => {
+          const out = { ...(settings as Raw) };
+          for (const k of ABSENT_DIFFERS[type] ?? []) delete out[k];
+          return out;
+        };
+        const bare = RUNTIME[type]({ ...SWITCHED_ON[type] });
+        const dropped = RUNTIME[type](switchedOn(type, def));
+        expect(without(bare)).to.deep.equal(without(dropped));
+        // The known difference is still there (else it goes from ABSENT_DIFFERS).
+        for (const k of ABSENT_DIFFERS[type] ?? []) expect((bare as Raw)[k], `${type}: ${k}`).to.not.deep.equal((dropped as Raw)[k]);
       });
 
       it('every number property: the validator and the runtime accept and refuse the same values', () => {

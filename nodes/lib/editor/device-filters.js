@@ -1,6 +1,7 @@
 // ---- device filters (nodes/lib/editor/device-filters.js, inlined by scripts/editor-html.js) ----
 // The editor half of the device filters of a source node (intune-devices, intune-compliance); the form is
-// device-filters.html. Needs the toolkit, and `var session` (null, or { id } of the node whose dialog is open).
+// device-filters.html (and source-header.html, the rows above them). Needs the toolkit, and `var session`
+// (null, or { id, xhr } of the node whose dialog is open and its request under way).
 //
 // The filter defaults and the management states offered come from the runtime
 // (nodes/lib/devices/device-source-settings.ts, handed over as the node setting <type in camelCase>FilterDefaults):
@@ -49,6 +50,12 @@ function anyDevicePlatform(node) {
         if ($in && $in.length ? $in.prop("checked") : (v === true || v === "true")) { return true; }
     }
     return false;
+}
+
+// The dialog closes (Done or Cancel): a request still running is not wanted any more.
+function closeSession() {
+    if (session && session.xhr) { session.xhr.abort(); }
+    session = null;
 }
 
 // The management states ticked in the open dialog.

@@ -17,6 +17,22 @@ var DEVICE_PLATFORMS = [
     { prop: "platformOther", key: "other" }
 ];
 
+// The style rules of a source dialog (the form, its sections, hints and filter checkboxes), for injectStyle.
+var SOURCE_STYLE = [
+    "." + TYPE + "-form .form-row > label { width: 150px; }",
+    "." + TYPE + "-section { margin: 16px 0 8px; padding-bottom: 3px; border-bottom: 1px solid var(--red-ui-secondary-border-color, #ddd); font-weight: bold; }",
+    "." + TYPE + "-hint { margin: 2px 0 8px 154px; font-size: 0.85em; line-height: 1.35; color: var(--red-ui-secondary-text-color, #888); }",
+    "." + TYPE + "-checks { display: inline-grid; grid-template-columns: repeat(2, minmax(140px, auto)); gap: 4px 16px; vertical-align: top; }",
+    // Node-RED's ".red-ui-editor .form-row input { width: 70% }" would stretch the checkboxes:
+    // these selectors must be more specific than that one.
+    "." + TYPE + "-form .form-row ." + TYPE + "-checks label { display: flex; align-items: center; width: auto !important; margin: 0; font-weight: normal; }",
+    "." + TYPE + "-form .form-row ." + TYPE + "-checks input[type=checkbox] { flex: 0 0 auto; width: auto; margin: 0 6px 0 0; }",
+    "." + TYPE + "-form .form-row." + TYPE + "-check { margin-left: 154px; }",
+    "." + TYPE + "-form .form-row." + TYPE + "-check input[type=checkbox] { width: auto; margin: 0 6px 0 0; vertical-align: middle; }",
+    "." + TYPE + "-form .form-row." + TYPE + "-check label { width: auto !important; margin: 0; font-weight: normal; vertical-align: middle; }",
+    "." + TYPE + "-form textarea { width: 70%; font-family: monospace; font-size: 0.9em; }"
+];
+
 // A copy of the runtime's default of a filter property.
 function filterDefault(prop) {
     var v = FILTERS.defaults[prop];

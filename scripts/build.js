@@ -36,17 +36,9 @@ function copyTree(from, to, filter = () => true, transform) {
 // so its files carry no sourceMappingURL pointing at a file that is not there.
 const stripSourceMapUrl = (code) => code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n');
 
-// Status texts in the editor's language (nodes/lib/node-red/status-text.ts): the editor half,
-// nodes/lib/node-red/editor-status-i18n.js, goes into each node HTML that marks its place.
-const STATUS_MARK = '<!-- intune:status-i18n -->';
-function inlineStatusI18n(file, type) {
-  if (!fs.existsSync(file)) return;
-  const html = fs.readFileSync(file, 'utf8');
-  if (!html.includes(STATUS_MARK)) return;
-  const code = fs.readFileSync(r('nodes', 'lib', 'node-red', 'editor-status-i18n.js'), 'utf8').trim();
-  const script = `<script type="text/javascript">\n(function () {\n${code}\ninstallIntuneStatusI18n(${JSON.stringify(type)});\n})();\n</script>`;
-  fs.writeFileSync(file, html.split(STATUS_MARK).join(script));
-}
+// The editor HTML: the node's .html with the editor toolkit (nodes/lib/editor/) and the status
+// translation inlined where it marks their place (scripts/editor-html.js).
+const { assembleEditorHtml } = require('./editor-html');
 
 fs.rmSync(r('build'), { recursive: true, force: true });
 fs.rmSync(r('dist'), { recursive: true, force: true });
@@ -68,8 +60,9 @@ for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
     path.join(nodesOut, `${name}.js`),
     `'use strict';\n// The file Node-RED loads for ${name} (package.json node-red.nodes); its code is in ${name}/.\nmodule.exports = require('./${name}/${name}.js');\n`,
   );
-  copyTree(r('nodes', name), nodesOut, (f) => f.endsWith('.html'));
-  inlineStatusI18n(path.join(nodesOut, `${name}.html`), name);
+  if (fs.existsSync(r('nodes', name, `${name}.html`))) {
+    fs.writeFileSync(path.join(nodesOut, `${name}.html`), assembleEditorHtml(root, name));
+  }
   for (const lang of locales) {
     for (const ext of ['json', 'html']) {
       const src = r('locales', lang, `${name}.${ext}`);

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import { editorHtml } from './support/example-checks';
 import { SICS_STATUS_EN, type SicsErrorCode } from '../nodes/lib/acmp/sics-errors';
 
 const NODES = ['intune-acmp-config', 'intune-acmp', 'intune-acmp-actions'] as const;
@@ -59,7 +60,7 @@ describe('intune-acmp editor, help and catalogs', () => {
       });
 
       it('the editor uses only existing keys, parses, and has a field for every property', () => {
-        const html = read('nodes', node, `${node}.html`);
+        const html = editorHtml(root!, node); // as the build assembles it: the editor toolkit inlined
         const keys = new Set([...html.matchAll(/data-i18n="(?:\[[a-z]+\])?([^"]+)"/g)].map((m) => m[1]).concat([...html.matchAll(/\bt\("([A-Za-z-]+\.[A-Za-z.]+)"/g)].map((m) => m[1])));
         expect(keys.size).to.be.greaterThan(3);
         for (const k of keys) expect(en(), k).to.have.property(k);

@@ -114,6 +114,13 @@ export function runtimeNodeSettings(): Record<string, unknown> {
   return { intuneDevicesFilterDefaults: editorFilterSettings(), intuneComplianceFilterDefaults: editorFilterSettings() };
 }
 
+/** A node's editor HTML as the build assembles it (the toolkit of nodes/lib/editor/ inlined: scripts/editor-html.js). */
+export function editorHtml(root: string, type: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { assembleEditorHtml } = require(path.join(root, 'scripts', 'editor-html.js')) as { assembleEditorHtml: (root: string, type: string) => string };
+  return assembleEditorHtml(root, type);
+}
+
 /** What each node's HTML registers, run with the given `RED.settings` (default: what the runtime exports). */
 export function editorDefs(root: string, types: string[], current: () => FlowNode[] = () => [], settings: Record<string, unknown> = runtimeNodeSettings()): Map<string, EditorDef> {
   const defs = new Map<string, EditorDef>();
@@ -130,7 +137,7 @@ export function editorDefs(root: string, types: string[], current: () => FlowNod
   };
   const $ = inertStub();
   for (const type of types) {
-    const html = fs.readFileSync(path.join(root, 'nodes', type, `${type}.html`), 'utf8');
+    const html = editorHtml(root, type);
     const scripts = [...html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)].map((m) => m[1]);
     for (const code of scripts) vm.runInNewContext(code, { RED, $, jQuery: $, document: inertStub(), window: {}, console, URL }, { filename: `${type}.html` });
     if (!defs.has(type)) throw new Error(`${type}.html does not register ${type}`);

@@ -613,7 +613,8 @@ describe('intune-4me (sink) against the simulated 4me', function () {
       const r = summary.requests as Record<string, number>;
       expect(r.throttled).to.be.at.least(4);
       expect(r.retries).to.equal(4);
-      expect(r.throttleWaitMs).to.be.at.least(3000);
+      // 3 waits of 1 s; timers may fire a millisecond or two early against Date.now()
+      expect(r.throttleWaitMs).to.be.at.least(2950);
       expect(d.sink.status.args.some(([s]) => /throttled, waiting 1 s/.test(s.runtimeText ?? ''))).to.equal(true);
       expect(d.sink.status.args.some(([s]) => s.text === 'intune-4me.status.throttled {"seconds":1}'), 'the form the editor translates').to.equal(true);
       expect(ciBySource().get(devs[249].id)).to.not.equal(undefined);

@@ -242,8 +242,19 @@ describe('browser: intune-config dialog', function () {
     expect(await visibleFieldOrder()).to.include.members(['keyPassphrase']);
     await ed!.page.locator('#node-config-input-certificatefile').setInputFiles({ name: 'connector.crt', mimeType: 'application/x-pem-file', buffer: Buffer.from(cert.certPem) });
     await ed!.page.locator('#node-config-input-keyfile').setInputFiles({ name: 'connector.key', mimeType: 'application/x-pem-file', buffer: Buffer.from(keyPem) });
-    await ed!.page.waitForFunction(() => document.getElementById('intune-config-cert-info')!.className.includes('is-error'), undefined, { timeout: 10_000 });
-    expect(squash(await certBox().innerText())).to.include(en('reason.passphraseRequired'));
+    // The box is already red after the certificate alone (no key yet): wait for the key's own verdict, not the colour.
+    const needsPassphrase = en('reason.passphraseRequired');
+    await ed!.page
+      .waitForFunction(
+        (want) => {
+          const box = document.getElementById('intune-config-cert-info')!;
+          return box.className.includes('is-error') && box.innerText.replace(/\s+/g, ' ').includes(want);
+        },
+        needsPassphrase,
+        { timeout: 10_000 },
+      )
+      .catch(() => undefined);
+    expect(squash(await certBox().innerText())).to.include(needsPassphrase);
     await field('keyPassphrase').fill('wrong');
     await ed!.page.waitForFunction(() => /wrong passphrase/i.test(document.getElementById('intune-config-cert-info')!.innerText), undefined, { timeout: 10_000 });
     await field('keyPassphrase').fill('pem-pass-7');

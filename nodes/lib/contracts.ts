@@ -162,6 +162,29 @@ export interface Device {
   phoneNumber: string | null;
   wifiMac: string | null;
   deepLinks: { overview: string; compliance: string };
+  /**
+   * The apps Intune discovered on the device (its discovered-apps report),
+   * present only when the device source reads software ("Discovered apps" on).
+   * `undefined` = not read in this run: a sink must leave the device's software
+   * as it is. `[]` = read, and Intune reports none: a sink removes what it had.
+   * Sorted by name, then version, so equal lists compare equal.
+   */
+  software?: InstalledApp[];
+}
+
+/**
+ * One discovered app on one device (a row of Intune's discovered-apps
+ * report). `key` identifies the app title+version across devices (Intune's
+ * ApplicationKey where the report has one, else derived from name, publisher,
+ * version and platform); sinks use it as the software's idempotency key.
+ */
+export interface InstalledApp {
+  key: string;
+  name: string;
+  version: string | null;
+  publisher: string | null;
+  platform: string | null;
+  sizeBytes: number | null;
 }
 
 export interface ViolationSetting {

@@ -24,11 +24,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from '../contracts';
-import { WIRE_VERSION, header, type ReplyItem, type WireFormat, type WireMessage } from './acmp-wire';
+import { fingerprint } from './acmp-fingerprint';
+import { header, type ReplyItem, type WireFormat, type WireMessage } from './acmp-wire';
 import type { CallResult } from './sics-client';
 import { SicsError } from './sics-errors';
 import type { AcmpServerRoute } from './sics-settings';
-import { flat, forEachPacked, packPairs, storeAs } from '../run/packed-state';
+import { forEachPacked, packPairs, storeAs } from '../run/packed-state';
 import { WriteSchedule } from '../node-red/context-state';
 
 export interface StateStore {
@@ -179,25 +180,11 @@ interface RunState {
   firstProblem?: string;
 }
 
+export { fingerprint };
+
 /** Context keys must not contain '.': a short hash of instance and server. */
 export function stateKey(instance: string, serverId: string): string {
   return `acmpSink_${createHash('sha256').update(`${instance}\u0000${serverId}`).digest('hex').slice(0, 24)}`;
-}
-
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .sort()
-    .filter((k) => o[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-    .join(',')}}`;
-}
-
-export function fingerprint(d: Device, onDemandDefinition: string): string {
-  // A flat copy: the 22-character slice would keep the whole 43-character digest alive, per device in the state.
-  return flat(createHash('sha256').update(`${WIRE_VERSION}\u0000${onDemandDefinition}\u0000${canonical(d)}`).digest('base64url').slice(0, 22));
 }
 
 function chunks<T>(list: T[], size: number): T[][] {

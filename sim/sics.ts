@@ -47,6 +47,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { KeyPairPem } from './pki';
 import type { ActionName, Device } from '../nodes/lib/contracts';
 import { fromBase64, isBase64, toBase64 } from '../nodes/lib/acmp/acmp-xml';
+import { softwareOf, withKeptSoftware } from './acmp-software';
 import {
   COMMAND_OF,
   WireError,
@@ -673,6 +674,11 @@ export class AcmpServerSim {
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** The software list the server holds for a device (undefined: none ever received, or no such device). */
+  softwareOf(intuneId: string): ReturnType<typeof softwareOf> {
+    return softwareOf(this.devices.get(intuneId)?.device);
+  }
+
   clear(): void {
     this.devices.clear();
     this.jobs.clear();
@@ -779,7 +785,7 @@ export class AcmpServerSim {
             failed.push({ intuneId: d.id, code: 32, message: 'licence amount reached' });
             continue;
           }
-          this.devices.set(d.id, { device: d, owner, onDemandDefinition: msg.onDemandDefinition, runId: msg.runId, updatedAt: Date.now() });
+          this.devices.set(d.id, { device: withKeptSoftware(d, known?.device), owner, onDemandDefinition: msg.onDemandDefinition, runId: msg.runId, updatedAt: Date.now() });
         }
         return { code: 0, failed };
       }

@@ -4,11 +4,14 @@
  * devices to ACMP servers through a SicsClient.
  *
  * - Only devices that changed since the last successful publish *to that
- *   server* are sent. "Changed" = a different fingerprint (SHA-256 of the
- *   device in canonical JSON, the on-demand definition name and the wire
- *   schema version), remembered per instance and server once the server
- *   confirmed the device (reply code 0 and the device not listed as failed).
- * - Devices go out in batches (one message per batch); batches to one
+ *   server* are sent. "Changed" = a different fingerprint (acmp-fingerprint.ts:
+ *   the device without its software, and its software when the run read it),
+ *   remembered per instance and server once the server confirmed the device
+ *   (reply code 0 and the device not listed as failed). A device whose
+ *   software changed goes out with its whole current list; a run that did
+ *   not read software sends no list and keeps the remembered one.
+ * - Devices go out in batches (one message per batch, at most `batchSize`
+ *   devices and `maxMessageBytes` of XML, acmp-batches.ts); batches to one
  *   server are sent one after the other, servers in parallel.
  * - A run is complete only when this sink saw every page of a `full` run,
  *   from page 1 to `last: true`, without `stats.aborted`, and the state
@@ -24,7 +27,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from '../contracts';
-import { fingerprint } from './acmp-fingerprint';
+import { changeOf, fingerprint, fingerprintOf, remembered, type DeviceFingerprint } from './acmp-fingerprint';
+import { inventoryBatches } from './acmp-batches';
 import { header, type ReplyItem, type WireFormat, type WireMessage } from './acmp-wire';
 import type { CallResult } from './sics-client';
 import { SicsError } from './sics-errors';
@@ -57,6 +61,8 @@ export interface InventoryOptions {
   /** Least time between two state writes within a run (default STATE_WRITE_INTERVAL_MS); a run's end always writes. */
   stateWriteIntervalMs?: number;
   replyTimeoutMs?: number;
+  /** Most bytes of XML one inventory message may carry (acmp-batches.ts; default DEFAULT_MAX_MESSAGE_BYTES). */
+  maxMessageBytes?: number;
   /** The wire format the messages are written in (acmp-wire.ts; default: its default). */
   format?: WireFormat;
   log?: { warn(m: string): void; debug?(m: string): void };
@@ -76,6 +82,8 @@ export interface ServerPageReport {
   serverId: string;
   changed: number;
   unchanged: number;
+  /** Of `changed`: devices sent only because their software changed (the rest of the device did not). */
+  softwareChanged: number;
   sent: number;
   failed: number;
   batches: BatchReport[];
@@ -107,7 +115,7 @@ export interface PageReport {
   /** Problems that are not per batch (state could not be read or written). */
   warnings: string[];
   /** On the last page: what the whole run did (all its pages seen by this sink), so a run that failed on an earlier page does not end looking fine. */
-  run?: { sent: number; failed: number; firstProblem?: string };
+  run?: { sent: number; failed: number; softwareChanged: number; firstProblem?: string };
 }
 
 /** Every problem of a page in one line each: failed batches, failed removals, then the warnings. */
@@ -177,9 +185,11 @@ interface RunState {
   seen: Set<string>;
   sent: number;
   failed: number;
+  softwareChanged: number;
   firstProblem?: string;
 }
 
+/** The device part of what is remembered per device (acmp-fingerprint.ts). */
 export { fingerprint };
 
 /** Context keys must not contain '.': a short hash of instance and server. */
@@ -265,7 +275,7 @@ export class InventoryPublisher {
   private track(sync: SyncEnvelope): RunState {
     let run = this.runs.get(sync.instance);
     if (!run || run.runId !== sync.runId) {
-      run = { runId: sync.runId, instance: sync.instance, mode: sync.mode, nextPage: sync.page + 1, contiguous: sync.page === 1, stateTrouble: false, seen: new Set(), sent: 0, failed: 0 };
+      run = { runId: sync.runId, instance: sync.instance, mode: sync.mode, nextPage: sync.page + 1, contiguous: sync.page === 1, stateTrouble: false, seen: new Set(), sent: 0, failed: 0, softwareChanged: 0 };
       this.runs.set(sync.instance, run);
       return run;
     }
@@ -282,13 +292,14 @@ export class InventoryPublisher {
     const run = this.track(sync);
     for (const d of devices) run.seen.add(d.id);
     const report: PageReport = { runId: sync.runId, instance: sync.instance, mode: sync.mode, page: sync.page, last: sync.last, devices: devices.length, servers: [], warnings: [] };
-    const fps = new Map<string, string>();
-    for (const d of devices) fps.set(d.id, fingerprint(d, this.o.onDemandDefinition));
+    const fps = new Map<string, DeviceFingerprint>();
+    for (const d of devices) fps.set(d.id, fingerprintOf(d, this.o.onDemandDefinition));
 
     report.servers = await Promise.all(servers.map((s) => this.publishToServer(s, sync, run, devices, fps, report, signal)));
     for (const s of report.servers) {
       run.sent += s.sent;
       run.failed += s.failed;
+      run.softwareChanged += s.softwareChanged;
       const bad = s.batches.find((b) => !b.ok);
       if (bad && !run.firstProblem) run.firstProblem = `${s.serverId} page ${sync.page} batch ${bad.batch}: ${bad.error ?? `result code ${bad.code}`}`;
     }
@@ -311,7 +322,7 @@ export class InventoryPublisher {
       report.complete = sync.mode === 'full' && !sync.stats?.aborted && run.contiguous && !run.stateTrouble;
       if (why) report.removalSkipped = why;
       else report.removals = await Promise.all(servers.map((s) => this.removeGone(s, sync, run, report, signal)));
-      report.run = { sent: run.sent, failed: run.failed, ...(run.firstProblem ? { firstProblem: run.firstProblem } : {}) };
+      report.run = { sent: run.sent, failed: run.failed, softwareChanged: run.softwareChanged, ...(run.firstProblem ? { firstProblem: run.firstProblem } : {}) };
     }
     return report;
   }
@@ -321,11 +332,11 @@ export class InventoryPublisher {
     sync: SyncEnvelope,
     run: RunState,
     devices: Device[],
-    fps: Map<string, string>,
+    fps: Map<string, DeviceFingerprint>,
     report: PageReport,
     signal?: AbortSignal,
   ): Promise<ServerPageReport> {
-    const out: ServerPageReport = { serverId: server.serverId, changed: 0, unchanged: 0, sent: 0, failed: 0, batches: [] };
+    const out: ServerPageReport = { serverId: server.serverId, changed: 0, unchanged: 0, softwareChanged: 0, sent: 0, failed: 0, batches: [] };
     let state: SinkState;
     try {
       state = await this.loadState(sync.instance, server.serverId);
@@ -334,11 +345,17 @@ export class InventoryPublisher {
       report.warnings.push(`${server.serverId}: what was published before cannot be read (${(err as Error).message}); every device is sent`);
       state = newState(sync.instance, server.serverId);
     }
-    const changed = devices.filter((d) => state.devices.get(d.id) !== fps.get(d.id));
+    const changed: Device[] = [];
+    for (const d of devices) {
+      const change = changeOf(state.devices.get(d.id), fps.get(d.id)!);
+      if (change === 'none') continue;
+      changed.push(d);
+      if (change === 'software') out.softwareChanged++;
+    }
     out.changed = changed.length;
     out.unchanged = devices.length - changed.length;
     let n = 0;
-    for (const batch of chunks(changed, this.o.batchSize)) {
+    for (const batch of inventoryBatches(changed, this.o.batchSize, this.o.maxMessageBytes)) {
       n++;
       if (signal?.aborted) throw new SicsError('aborted', 'stopped');
       const message: WireMessage = {
@@ -354,7 +371,7 @@ export class InventoryPublisher {
       try {
         const { reply, attempts } = await this.o.caller.call(server, message, { signal, replyTimeoutMs: this.o.replyTimeoutMs, ...(this.o.format ? { format: this.o.format } : {}) });
         const failed = new Map(reply.failed.map((f) => [f.intuneId, f]));
-        for (const d of batch) if (!failed.has(d.id)) state.devices.set(d.id, fps.get(d.id)!);
+        for (const d of batch) if (!failed.has(d.id)) state.devices.set(d.id, remembered(state.devices.get(d.id), fps.get(d.id)!));
         out.sent += batch.length - failed.size;
         out.failed += failed.size;
         out.batches.push({ batch: n, devices: batch.length, ok: failed.size === 0, attempts, code: reply.code, ...(failed.size ? { failed: reply.failed, error: failedText(reply.failed) } : {}) });

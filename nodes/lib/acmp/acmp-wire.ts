@@ -32,16 +32,20 @@
  *
  * Every Device field of contracts.ts travels: a null value is an absent
  * element, an empty string an empty one, so `decode(encode(d))` equals `d`.
+ * The device's software (when the source read it) travels as `<Software>`
+ * at the end of `<Device>` (acmp-wire-software.ts); no element = not read.
  * Free text goes into element content (never attributes) and is escaped by
  * acmp-xml; a value XML cannot carry is sent Base64-encoded (enc="base64").
  */
 import { randomUUID } from 'node:crypto';
 import type { ActionName, ActionOutcome, Device, DeviceUser, SyncMode } from '../contracts';
 import { XmlError, child, childrenNamed, el, parseXml, renderXml, textElement, textOf, type XmlElement, type XmlNode } from './acmp-xml';
+import { softwareFromXml, softwareToXml } from './acmp-wire-software';
 
 export const WIRE_NAMESPACE = 'urn:x-intune-connector:acmp:v1';
 export const WIRE_MAJOR = 1;
-export const WIRE_VERSION = '1.0';
+/** 1.1 added the optional `<Software>` of a device (acmp-wire-software.ts); a 1.0 reader ignores it. */
+export const WIRE_VERSION = '1.1';
 /** Namespace of the version-2 (command-framed) messages. */
 export const WIRE_NAMESPACE_V2 = 'urn:x-intune-connector:acmp:v2';
 
@@ -255,6 +259,7 @@ export function deviceToXml(d: Device): XmlNode {
     opt('PhoneNumber', d.phoneNumber),
     opt('WifiMac', d.wifiMac),
     el('Links', null, textElement('Overview', d.deepLinks?.overview ?? ''), textElement('Compliance', d.deepLinks?.compliance ?? '')),
+    softwareToXml(d.software),
   );
 }
 
@@ -303,6 +308,7 @@ export function deviceFromXml(e: XmlElement): Device {
   const storage = child(e, 'Storage');
   const userEl = child(e, 'User');
   const links = child(e, 'Links');
+  const software = softwareFromXml(e, path, wireFail);
   const user: DeviceUser | null = userEl
     ? { id: txt(userEl, 'Id', `${path}/User`), upn: txt(userEl, 'Upn', `${path}/User`), email: txt(userEl, 'Email', `${path}/User`), displayName: txt(userEl, 'DisplayName', `${path}/User`) }
     : null;
@@ -334,6 +340,8 @@ export function deviceFromXml(e: XmlElement): Device {
     phoneNumber: txt(e, 'PhoneNumber', path),
     wifiMac: txt(e, 'WifiMac', path),
     deepLinks: { overview: (links && txt(links, 'Overview', `${path}/Links`)) ?? '', compliance: (links && txt(links, 'Compliance', `${path}/Links`)) ?? '' },
+    // Absent, not undefined: a device read without software equals one that never had the field.
+    ...(software !== undefined ? { software } : {}),
   };
 }
 

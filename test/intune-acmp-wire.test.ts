@@ -161,7 +161,7 @@ describe('acmp-wire', () => {
       for (const m of msgs) {
         const back = decodeMessage(encodeMessage(m, format));
         const { version, format: f, ...h } = back.header;
-        expect(version).to.equal(format === 1 ? '1.0' : '2');
+        expect(version).to.equal(format === 1 ? '1.1' : '2');
         expect(f).to.equal(format);
         const rest = { ...back, header: h } as Record<string, unknown>;
         if (format === 2 && m.kind === 'reply') {
@@ -264,7 +264,7 @@ describe('acmp-wire', () => {
     const xml = encodeMessage(job, 1);
     expect(() => decodeMessage(xml.replace(WIRE_NAMESPACE, 'urn:x-intune-connector:acmp:v2'))).to.throw(WireError, /version 2/);
     expect(() => decodeMessage(xml.replace(WIRE_NAMESPACE, 'urn:other'))).to.throw(WireError, /namespace/);
-    const withVersion = (v: string) => xml.replace(/(xmlns="[^"]+") version="1\.0"/, `$1 version="${v}"`);
+    const withVersion = (v: string) => xml.replace(/(xmlns="[^"]+") version="1\.1"/, `$1 version="${v}"`);
     expect(withVersion('2.0')).to.include('version="2.0"');
     expect(() => decodeMessage(withVersion('2.0'))).to.throw(WireError, /not 1\.x/);
     expect(decodeMessage(withVersion('1.7')).kind).to.equal('actionJob');

@@ -26,6 +26,7 @@ import { renderXml } from '../nodes/lib/acmp/acmp-xml';
 import { canonical, changeOf, fingerprintOf, remembered } from '../nodes/lib/acmp/acmp-fingerprint';
 import { DEFAULT_MAX_MESSAGE_BYTES, inventoryBatches } from '../nodes/lib/acmp/acmp-batches';
 import { InventoryPublisher, type PageReport } from '../nodes/lib/acmp/acmp-sync';
+import { parseSinkSettings } from '../nodes/lib/acmp/acmp-sink-settings';
 import type { WireMessage } from '../nodes/lib/acmp/acmp-wire';
 import { acmpConfigFlow, helper, loadFlow, makeDevice, sleep, startAcmpEnv, syncPages, tlsNode, type AcmpEnv } from './support/acmp-fixtures';
 
@@ -147,6 +148,14 @@ describe('ACMP software: message size', () => {
     expect(batches.map((b) => b.map((d) => d.id))).to.deep.equal([[small[0].id], [big.id], [small[1].id]]);
   });
 
+  it('"Largest message (KB)" is a node setting: 4096 KB by default, 64 to 65536 KB', () => {
+    expect(parseSinkSettings({}).maxMessageBytes).to.equal(DEFAULT_MAX_MESSAGE_BYTES).and.to.equal(4096 * 1024);
+    expect(parseSinkSettings({ maxMessageKb: '256' }).maxMessageBytes).to.equal(256 * 1024);
+    expect(() => parseSinkSettings({ maxMessageKb: 10 })).to.throw(/Largest message \(KB\) must be a whole number from 64 to 65536/);
+    // a device-only page of 1,000 typical devices still fits one default message, as before the limit existed
+    expect(inventoryBatches(Array.from({ length: 1000 }, () => makeDevice()), 1000)).to.have.length(1);
+  });
+
   it('the publisher uses the limit: many messages for one page when the devices carry many apps', async () => {
     const sent: WireMessage[] = [];
     const caller = { call: async (_s: unknown, m: WireMessage) => (sent.push(m), { reply: { kind: 'reply', header: header(), inReplyTo: '', code: 0, failed: [] }, attempts: 1 }) as never };
@@ -209,11 +218,11 @@ describe('intune-acmp with software against the simulated ACMP server', function
     for (const s of env.servers) s.clear();
   });
 
-  async function deploySink(wireFormat: 1 | 2) {
+  async function deploySink(wireFormat: 1 | 2, props: Record<string, unknown> = {}) {
     const { nodes, credentials } = acmpConfigFlow(env);
     await loadFlow(
       [tlsNode, acmpConfigNode, acmpNode],
-      [{ id: 'f1', type: 'tab', label: 'acmp' }, ...nodes, { id: 'sink', z: 'f1', type: 'intune-acmp', acmp: 'acmpcfg', serverId: '*', batchSize: 200, wireFormat, wires: [['out']] }, { id: 'out', z: 'f1', type: 'helper' }],
+      [{ id: 'f1', type: 'tab', label: 'acmp' }, ...nodes, { id: 'sink', z: 'f1', type: 'intune-acmp', acmp: 'acmpcfg', serverId: '*', batchSize: 200, wireFormat, wires: [['out']], ...props }, { id: 'out', z: 'f1', type: 'helper' }],
       credentials,
     );
   }
@@ -289,8 +298,8 @@ describe('intune-acmp with software against the simulated ACMP server', function
     });
   }
 
-  it('a page of devices with many apps is split so that no message exceeds the limit', async () => {
-    await deploySink(2);
+  it('a page of devices with many apps is split so that no message exceeds the node\'s "Largest message"', async () => {
+    await deploySink(2, { maxMessageKb: 256 });
     const srv = env.servers[0];
     const apps = Array.from({ length: 40 }, (_, i) => app(`Application ${String(i).padStart(2, '0')} of a vendor with a name`, `${i}.0.${i}`, { publisher: 'Vendor Software Corporation GmbH & Co. KG' }));
     const devices = Array.from({ length: 200 }, (_, i) => makeDevice({ id: `fat-${String(i).padStart(3, '0')}`, software: apps }));
@@ -302,7 +311,7 @@ describe('intune-acmp with software against the simulated ACMP server', function
     expect(r.errors.map(String)).to.deep.equal([]);
     expect(srv.stats.inventoryBatches - before, 'one page of 200, more than one message').to.be.greaterThan(1);
     expect(seen.length).to.equal(srv.stats.inventoryBatches - before);
-    for (const xml of seen) expect(Buffer.byteLength(xml)).to.be.at.most(DEFAULT_MAX_MESSAGE_BYTES);
+    for (const xml of seen) expect(Buffer.byteLength(xml)).to.be.at.most(256 * 1024);
     expect(srv.storedDevices().length).to.equal(200);
     expect(srv.softwareOf('fat-199')).to.deep.equal(apps);
   });

@@ -92,6 +92,7 @@ export = function register(RED: NodeAPI): void {
           caller: client,
           onDemandDefinition: settings!.onDemandDefinition,
           batchSize: settings!.batchSize,
+          maxMessageBytes: settings!.maxMessageBytes,
           reconcile: settings!.reconcile,
           removalLimitPercent: settings!.removalLimitPercent,
           store: stateStore,

@@ -5,8 +5,10 @@
  * The byte limit is our own choice: neither sics.md nor any public Aagon
  * material states a size limit for a SICS message (docs/acmp-wire-format.md,
  * "Message size"). With software a device grows from some 2 KB to 2 KB plus
- * ~150 bytes per app, so a count alone no longer bounds a message: 200
- * devices with 40 apps each would be ~1.6 MB, 200 with 1,000 apps 30 MB.
+ * 200-300 bytes per app, so a count alone no longer bounds a message: 200
+ * Windows devices with 200 discovered apps each would be ~10 MB. 4 MiB
+ * leaves every message of a device-only run as it was (1,000 devices of
+ * ~2 KB per message still fit) and bounds what software adds.
  * One device larger than the limit goes alone in its message (a device is
  * never split; whether the bus takes it is the bus's call, and a refusal is
  * reported for that device only).
@@ -16,7 +18,7 @@ import { deviceToXml } from './acmp-wire';
 import { renderXml } from './acmp-xml';
 
 /** Default most bytes of XML one inventory message may carry (our choice; see above). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** Room for the envelope around the devices (ICQL, command, header attributes, DeviceInventory): generous, it is under 1 KB. */
 export const ENVELOPE_BYTES = 2048;

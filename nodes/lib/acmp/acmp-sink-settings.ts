@@ -2,7 +2,8 @@
  * The properties of an `intune-acmp` node, checked once at deploy: which
  * ACMP server(s) it publishes to, the on-demand definition, the batch size,
  * removals after a complete full run and their limit, where its state is
- * kept, how long it waits for a reply, and the wire format it writes.
+ * kept, how long it waits for a reply, the wire format it writes and the
+ * largest message it sends.
  */
 import { parseWireFormat, type WireFormat } from './acmp-wire';
 
@@ -16,9 +17,10 @@ export interface AcmpSinkProperties {
   store?: string;
   replyTimeoutSec?: string | number;
   wireFormat?: string | number;
+  maxMessageKb?: string | number;
 }
 
-export const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60, removalLimitPercent: 50 } as const;
+export const SINK_DEFAULTS = { serverId: '*', onDemandDefinition: 'IntuneMobileDevices_1', batchSize: 200, replyTimeoutSec: 60, removalLimitPercent: 50, maxMessageKb: 4096 } as const;
 
 export interface SinkSettings {
   serverId: string;
@@ -29,6 +31,8 @@ export interface SinkSettings {
   store: string;
   replyTimeoutMs: number;
   format: WireFormat;
+  /** Most bytes of XML per inventory message (acmp-batches.ts; our choice, nothing public states a SICS limit). */
+  maxMessageBytes: number;
 }
 
 /** Throws a plain-words Error naming the property. */
@@ -51,5 +55,6 @@ export function parseSinkSettings(def: AcmpSinkProperties): SinkSettings {
     store: typeof def.store === 'string' ? def.store.trim() : '',
     replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,
     format: parseWireFormat(def.wireFormat),
+    maxMessageBytes: num(def.maxMessageKb, SINK_DEFAULTS.maxMessageKb, 'Largest message (KB)', 64, 65536) * 1024,
   };
 }

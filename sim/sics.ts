@@ -38,7 +38,9 @@
  * naming no message). It can be told to emit query-action jobs (with a
  * callback routing key for their status, or without), to answer with any
  * result code, to drop replies, and to enforce a licence limit (result code
- * 32 per device).
+ * 32 per device). A device's software list is replaced when one arrives and
+ * kept when the device comes without one (acmp-software.ts; `softwareOf()`).
+ * No message size limit: none is published for SICS.
  */
 import http from 'node:http';
 import https from 'node:https';

@@ -23,13 +23,14 @@ describe('ACMP node logic in lib', () => {
         store: '',
         replyTimeoutMs: 60_000,
         format: 2,
+        maxMessageBytes: 4096 * 1024,
       });
       expect(SINK_DEFAULTS.batchSize).to.equal(200);
     });
 
     it('reads the editor\u2019s strings: trimmed names, numbers, "false", format 1', () => {
-      const s = parseSinkSettings({ serverId: ' acmp1 ', onDemandDefinition: ' Mine ', batchSize: '50', reconcile: 'false', removalLimitPercent: '10', store: ' file ', replyTimeoutSec: '5', wireFormat: '1' });
-      expect(s).to.deep.equal({ serverId: 'acmp1', onDemandDefinition: 'Mine', batchSize: 50, reconcile: false, removalLimitPercent: 10, store: 'file', replyTimeoutMs: 5000, format: 1 });
+      const s = parseSinkSettings({ serverId: ' acmp1 ', onDemandDefinition: ' Mine ', batchSize: '50', reconcile: 'false', removalLimitPercent: '10', store: ' file ', replyTimeoutSec: '5', wireFormat: '1', maxMessageKb: '512' });
+      expect(s).to.deep.equal({ serverId: 'acmp1', onDemandDefinition: 'Mine', batchSize: 50, reconcile: false, removalLimitPercent: 10, store: 'file', replyTimeoutMs: 5000, format: 1, maxMessageBytes: 512 * 1024 });
     });
 
     it('refuses what is out of range, in words naming the property', () => {

@@ -4,7 +4,7 @@
  *
  * The byte limit is our own choice: neither sics.md nor any public Aagon
  * material states a size limit for a SICS message (docs/acmp-wire-format.md,
- * "Message size"). With software a device grows from some 2 KB to 2 KB plus
+ * "Message size"). With software a device grows from some 1.5 KB by
  * 200-300 bytes per app, so a count alone no longer bounds a message: 200
  * Windows devices with 200 discovered apps each would be ~10 MB. 4 MiB
  * leaves every message of a device-only run as it was (1,000 devices of

@@ -27,7 +27,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Device, SyncEnvelope } from '../contracts';
-import { changeOf, fingerprint, fingerprintOf, remembered, type DeviceFingerprint } from './acmp-fingerprint';
+import { changeOf, fingerprintOf, remembered, type DeviceFingerprint } from './acmp-fingerprint';
 import { inventoryBatches } from './acmp-batches';
 import { header, type ReplyItem, type WireFormat, type WireMessage } from './acmp-wire';
 import type { CallResult } from './sics-client';
@@ -188,9 +188,6 @@ interface RunState {
   softwareChanged: number;
   firstProblem?: string;
 }
-
-/** The device part of what is remembered per device (acmp-fingerprint.ts). */
-export { fingerprint };
 
 /** Context keys must not contain '.': a short hash of instance and server. */
 export function stateKey(instance: string, serverId: string): string {

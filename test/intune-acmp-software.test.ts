@@ -125,6 +125,11 @@ describe('ACMP software: change detection', () => {
     expect(after.split(':')[1], 'ACMP kept its list, so do we').to.equal(stored.split(':')[1]);
     expect(changeOf(after, fingerprintOf({ ...d, name: 'renamed' }, ODD)), 'same list read again later: nothing to send').to.equal('none');
     expect(fingerprintOf({ ...d, software: [] }, ODD).software).to.not.equal(undefined);
+    // remembered before software existed (device part only): the first run that reads software sends it once
+    const old = remembered(undefined, fingerprintOf({ ...d, software: undefined }, ODD));
+    expect(old).to.not.include(':');
+    expect(changeOf(old, fp)).to.equal('software');
+    expect(changeOf(old, fingerprintOf({ ...d, software: [] }, ODD)), 'none is a list ACMP must learn too').to.equal('software');
   });
 });
 

@@ -12,6 +12,8 @@
  * "<host>/<Type>/<n>", with one counter per type across all accounts.
  */
 
+import { dropCiRelations } from './fourme-ci-relations';
+
 export const NODE_ID_HOST = '4me-sim.test';
 
 /** Value of a custom field, as stored and as returned by `customFields { id value }`. */
@@ -99,6 +101,8 @@ export interface FourMeConfigurationItem extends BaseRecord {
   nrOfProcessors: number | null;
   operatingSystemId: string | null;
   alternateNames: string[];
+  /** Node IDs of the CIs related as "child" (software installed on it, …); fourme-ci-relations.ts. */
+  childIds: string[];
 }
 
 export interface FourMeNote {
@@ -580,6 +584,7 @@ export class FourMeData {
       nrOfProcessors: null,
       operatingSystemId: null,
       alternateNames: [],
+      childIds: [],
       createdAt: t,
       updatedAt: t,
     };
@@ -606,6 +611,7 @@ export class FourMeData {
       ci.userIds = []; // setting "removed" drops the user relations
       changed = true;
     }
+    if (ci.status === 'removed' && dropCiRelations(this, ci)) changed = true; // … and its CI relations
     if (changed) {
       ci.updatedAt = nowIso();
       s.indexCi(ci, old);

@@ -61,8 +61,8 @@ export interface CiSyncContext {
   persist(): Promise<void>;
   /** Called before each upload call (for "writing page n, batch k/m"). */
   onBatch?(done: number, total: number): void;
-  /** Relate each device's CI to its software CIs (when the device carries its software). */
-  software?: boolean;
+  /** Relate each device's CI to its software CIs (when the device carries its software): the run's instance, or undefined to leave relations alone. */
+  softwareInstance?: string;
 }
 
 /** Errors after which no further call can succeed: they end the page (and go to done(err)). */
@@ -221,7 +221,7 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
     const prev = ctx.state.cis.get(d.id);
     if (prev?.id) r.ciId = prev.id;
     // Software relations: sent whenever the device carries its software; the device is written when they changed.
-    const kids = ctx.software ? childIdsOf(d, ctx.state.software) : undefined;
+    const kids = ctx.softwareInstance !== undefined ? childIdsOf(d, ctx.state.software, ctx.softwareInstance) : undefined;
     const rel = kids && relationsFingerprint(kids);
     const relChanged = rel !== undefined && ctx.state.software.devices.get(d.id) !== rel;
     if (prev && prev.f === m.fingerprint && !relChanged) continue;

@@ -346,7 +346,7 @@ export class FourMeSink {
       if (typeof k === 'string' && k) r.seen.add(k);
       else r.incomplete ??= `an item without a ${topic === TOPIC_DEVICES ? 'device id' : 'violation key'} was received`;
     }
-    if (topic === TOPIC_DEVICES && s.software.enabled) r.sw.notePage(payload);
+    if (topic === TOPIC_DEVICES && s.software.enabled) r.sw.notePage(payload, env.instance);
     const items: Array<ItemResult | IncidentResult> = [];
     let client: FourMeClient;
     let state: SinkState;
@@ -370,7 +370,7 @@ export class FourMeSink {
           r.uploads += sw.uploads;
         }
         const res = await syncDevicePage(payload, {
-          software: s.software.enabled,
+          softwareInstance: s.software.enabled ? env.instance : undefined,
           client,
           people: s.matchPeople ? this.d.people() : null,
           settings: s.mapping,
@@ -499,6 +499,7 @@ export class FourMeSink {
   private softwareContext(client: FourMeClient, state: SinkState, r: RunTrack, env: SyncEnvelope, persist: () => Promise<void>, signal?: AbortSignal): SoftwareSyncContext {
     const s = this.d.settings;
     return {
+      instance: env.instance,
       client,
       settings: s.mapping,
       software: s.software,

@@ -63,9 +63,14 @@ function sourceIdOf(raw: string): string {
   return raw.length <= 128 ? raw : `${raw.slice(0, 100)}#${fingerprint(raw)}`;
 }
 
-/** The software CI's sourceID of an app. */
-export function softwareSourceId(app: Pick<InstalledApp, 'key'>): string {
-  return sourceIdOf(`app:${app.key}`);
+/**
+ * The software CI's sourceID of an app for an instance (tenant). Per
+ * instance, because each instance sets inactive what its own devices do not
+ * have any more: two tenants sharing one software CI would take turns
+ * archiving it.
+ */
+export function softwareSourceId(app: Pick<InstalledApp, 'key'>, instance: string): string {
+  return sourceIdOf(`app:${instance}:${app.key}`);
 }
 
 export interface MappedSoftware {
@@ -86,14 +91,14 @@ export function appProblem(a: unknown): string | null {
   return null;
 }
 
-export function mapApp(app: InstalledApp, s: SoftwareSettings, m: CiMappingSettings): MappedSoftware {
+export function mapApp(app: InstalledApp, instance: string, s: SoftwareSettings, m: CiMappingSettings): MappedSoftware {
   const name = clean(app.name);
   const brand = cap(clean(app.publisher) || 'Unknown', 100);
   const title = name.toLowerCase().startsWith(brand.toLowerCase()) ? name : `${brand} ${name}`;
   const version = clean(app.version);
   const productKey = sourceIdOf(`sw|${brand}|${name}`.toLowerCase());
   const product: ProductEntry = { c: s.reference, cn: s.name, b: brand, m: cap(name, 100), n: cap(title, 160), s: productKey };
-  const ci: DiscoveredCi = { sourceID: softwareSourceId(app), name: cap(version ? `${title} ${version}` : title, 160), status: m.ciStatus };
+  const ci: DiscoveredCi = { sourceID: softwareSourceId(app, instance), name: cap(version ? `${title} ${version}` : title, 160), status: m.ciStatus };
   return { sourceID: ci.sourceID, ci, productKey, product, fingerprint: fingerprint([ci, product, m.supportTeam]) };
 }
 
@@ -113,12 +118,12 @@ export function appsOf(d: Pick<Device, 'software'>): InstalledApp[] | undefined 
  * apps' software CIs (those 4me confirmed), sorted; undefined when the
  * device's software was not read (its relations are left as they are).
  */
-export function childIdsOf(d: Pick<Device, 'software'>, ledger: SoftwareLedger): string[] | undefined {
+export function childIdsOf(d: Pick<Device, 'software'>, ledger: SoftwareLedger, instance: string): string[] | undefined {
   const apps = appsOf(d);
   if (!apps) return undefined;
   const ids = new Set<string>();
   for (const app of apps) {
-    const id = ledger.app(softwareSourceId(app))?.id;
+    const id = ledger.app(softwareSourceId(app, instance))?.id;
     if (id) ids.add(id);
   }
   return [...ids].sort();

@@ -27,6 +27,8 @@ export interface SoftwareItemError {
 }
 
 export interface SoftwareSyncContext {
+  /** The run's instance (tenant): part of the software CIs' sourceIDs. */
+  instance: string;
   client: FourMeClient;
   settings: CiMappingSettings;
   software: SoftwareSettings;
@@ -60,7 +62,7 @@ export async function syncSoftwarePage(devices: Device[], ctx: SoftwareSyncConte
   const waitFor = new Set<Promise<void>>();
   for (const d of devices) {
     for (const app of appsOf(d) ?? []) {
-      const sid = softwareSourceId(app);
+      const sid = softwareSourceId(app, ctx.instance);
       if (outcomes.has(sid)) continue;
       const busy = ledger.inFlight.get(sid);
       if (busy) {
@@ -69,7 +71,7 @@ export async function syncSoftwarePage(devices: Device[], ctx: SoftwareSyncConte
         outcomes.set(sid, 'unchanged');
         continue;
       }
-      const m = mapApp(app, ctx.software, ctx.settings);
+      const m = mapApp(app, ctx.instance, ctx.software, ctx.settings);
       const prev = ledger.app(sid);
       if (prev && !prev.st && prev.f === m.fingerprint) {
         outcomes.set(sid, 'unchanged');
@@ -146,7 +148,7 @@ export class SoftwareTally {
   private counted = new Set<string>();
 
   /** Notes what a page's payload carries (before anything is written: a page that fails is still seen). */
-  notePage(payload: unknown[]): void {
+  notePage(payload: unknown[], instance: string): void {
     for (const d of payload) {
       const apps = d && typeof d === 'object' ? appsOf(d as Device) : undefined;
       if (!apps) {
@@ -154,7 +156,7 @@ export class SoftwareTally {
         continue;
       }
       this.read++;
-      for (const a of apps) this.seen.add(softwareSourceId(a));
+      for (const a of apps) this.seen.add(softwareSourceId(a, instance));
     }
   }
 

@@ -4,11 +4,15 @@
  * CI's `ciRelations` connection shows (docs/fourme-software.md).
  *
  * Rules (docs/fourme-software.md says which are documented, which assumed):
- *  - a relation is stored once, on the parent, as the child's node ID
- *    (`FourMeConfigurationItem.childIds`); the child shows it as "parent";
+ *  - a relation is stored once, on the parent, with the source that wrote
+ *    it (`FourMeConfigurationItem.childRelations`); the child shows it as
+ *    "parent";
  *  - `ciRelations` given on a discovered CI REPLACES that CI's child
- *    relations with the ones listed (`childIds: []` removes them all);
- *    `ciRelations` absent leaves them as they are [assumed];
+ *    relations of the upload's source with the ones listed (`childIds: []`
+ *    removes them); relations of other sources or made by hand stay.
+ *    Documented for relation import files with a Source
+ *    (https://developer.4me.com/v1/import/discovery_tools/); assumed for
+ *    discovery. `ciRelations` absent leaves them all as they are [assumed];
  *  - `childIds` must be CIs of the same account, `childSourceRefs` must name
  *    a CI by source (default: the upload's source) + sourceID that exists
  *    once the call's CIs are written (children created in the same call
@@ -64,20 +68,21 @@ export function applyCiRelations(data: FourMeData, accountId: string, source: st
       errors.push(...errs);
       continue;
     }
-    const next = [...new Set(wanted)];
     if (p.ci.status === 'removed') continue; // a removed CI keeps no CI relations
-    if (JSON.stringify(next) !== JSON.stringify(p.ci.childIds)) data.updateConfigurationItem(p.ci, { childIds: next });
+    const kept = p.ci.childRelations.filter((r) => r.source !== source);
+    const next = [...kept, ...[...new Set(wanted)].filter((id) => !kept.some((r) => r.childId === id)).map((childId) => ({ childId, source }))];
+    if (JSON.stringify(next) !== JSON.stringify(p.ci.childRelations)) data.updateConfigurationItem(p.ci, { childRelations: next });
   }
   return errors;
 }
 
 /** Drops every CI relation of `ci` (its children, and it as the child of others). Returns whether any existed. */
 export function dropCiRelations(data: FourMeData, ci: FourMeConfigurationItem): boolean {
-  let any = ci.childIds.length > 0;
-  ci.childIds = [];
+  let any = ci.childRelations.length > 0;
+  ci.childRelations = [];
   for (const other of data.account(ci.accountId).configurationItems) {
-    if (other.childIds.includes(ci.id)) {
-      other.childIds = other.childIds.filter((id) => id !== ci.id);
+    if (other.childRelations.some((r) => r.childId === ci.id)) {
+      other.childRelations = other.childRelations.filter((r) => r.childId !== ci.id);
       any = true;
     }
   }
@@ -88,24 +93,21 @@ export interface CiRelationView {
   id: string;
   relationType: 'child' | 'parent';
   configurationItem: FourMeConfigurationItem;
+  source: string | null;
 }
 
 /** What a CI's `ciRelations` connection lists: its children, then the CIs it is a child of. */
 export function ciRelationsOf(data: FourMeData, ci: FourMeConfigurationItem): CiRelationView[] {
   const out: CiRelationView[] = [];
-  for (const id of ci.childIds) {
-    const child = data.nodeOf<FourMeConfigurationItem>(id, 'ConfigurationItem');
-    if (child) out.push({ id: relationId(ci.id, child.id), relationType: 'child', configurationItem: child });
+  for (const r of ci.childRelations) {
+    const child = data.nodeOf<FourMeConfigurationItem>(r.childId, 'ConfigurationItem');
+    if (child) out.push({ id: relationId(ci.id, child.id), relationType: 'child', configurationItem: child, source: r.source });
   }
   for (const other of data.account(ci.accountId).configurationItems) {
-    if (other.childIds.includes(ci.id)) out.push({ id: relationId(other.id, ci.id), relationType: 'parent', configurationItem: other });
+    const r = other.childRelations.find((x) => x.childId === ci.id);
+    if (r) out.push({ id: relationId(other.id, ci.id), relationType: 'parent', configurationItem: other, source: r.source });
   }
   return out;
-}
-
-/** The children of a CI (tests read a device's software this way). */
-export function childrenOf(data: FourMeData, ci: FourMeConfigurationItem): FourMeConfigurationItem[] {
-  return ci.childIds.map((id) => data.nodeOf<FourMeConfigurationItem>(id, 'ConfigurationItem')).filter((c): c is FourMeConfigurationItem => !!c);
 }
 
 function relationId(parent: string, child: string): string {

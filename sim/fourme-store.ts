@@ -101,8 +101,15 @@ export interface FourMeConfigurationItem extends BaseRecord {
   nrOfProcessors: number | null;
   operatingSystemId: string | null;
   alternateNames: string[];
-  /** Node IDs of the CIs related as "child" (software installed on it, …); fourme-ci-relations.ts. */
-  childIds: string[];
+  /** The CIs related as "child" (software installed on it, …) and the source that wrote each relation; fourme-ci-relations.ts. */
+  childRelations: FourMeChildRelation[];
+}
+
+export interface FourMeChildRelation {
+  /** Node ID of the child CI. */
+  childId: string;
+  /** Source of the relation (the upload's source), null when made by hand. */
+  source: string | null;
 }
 
 export interface FourMeNote {
@@ -584,7 +591,7 @@ export class FourMeData {
       nrOfProcessors: null,
       operatingSystemId: null,
       alternateNames: [],
-      childIds: [],
+      childRelations: [],
       createdAt: t,
       updatedAt: t,
     };

@@ -2,7 +2,7 @@
  * intune-4me with devices that carry their discovered apps (Device.software):
  * software products and CIs in the simulated 4me, related to the device CIs
  * as children, written in bulk, set inactive when on no device any more.
- * Results are read from the sim's own records (a device CI's `childIds`),
+ * Results are read from the sim's own records (a device CI's `childRelations`),
  * not from what the node says.
  */
 import fs from 'node:fs';
@@ -123,7 +123,7 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
   const deviceCi = (d: Device) => acc().ciBySource('Intune', d.id)!;
   const swCi = (a: InstalledApp) => acc().ciBySource('Intune', swSourceId(a));
   /** The sourceIDs of a device CI's software children, as 4me holds them. */
-  const childrenOf = (ci: FourMeConfigurationItem) => ci.childIds.map((id) => acc().configurationItem(id)!.sourceID).sort();
+  const childrenOf = (ci: FourMeConfigurationItem) => ci.childRelations.filter((r) => r.source === 'Intune').map((r) => acc().configurationItem(r.childId)!.sourceID).sort();
   const expectedChildren = (d: Device) => (d.software ?? []).map((a) => swSourceId(a)).sort();
 
   // 200 devices × 40 apps; device 7 also has an app no other device has.
@@ -167,6 +167,9 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
 
   it('an app removed from one device removes that relation only; the software stays where other devices have it', async () => {
     const gone = devices[4].software![0];
+    // a relation made by hand in 4me (no source) is not Intune's to replace
+    const byHand = { childId: deviceCi(devices[9]).id, source: null };
+    deviceCi(devices[4]).childRelations.push(byHand);
     devices[4] = { ...devices[4], software: devices[4].software!.slice(1) };
     const c0 = calls();
     const summary = await run(devices);
@@ -174,6 +177,7 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
     expect(summary.software).to.include({ created: 0, updated: 0, inactivated: 0, relationsChanged: 1 });
     expect(summary.cis).to.include({ updated: 1, unchanged: 199 });
     expect(childrenOf(deviceCi(devices[4]))).to.deep.equal(expectedChildren(devices[4])).and.not.include(swSourceId(gone));
+    expect(deviceCi(devices[4]).childRelations).to.deep.include(byHand);
     const others = devices.filter((d) => d.software!.some((a) => a.key === gone.key));
     expect(others.length).to.be.greaterThan(10);
     for (const d of others) expect(childrenOf(deviceCi(d))).to.include(swSourceId(gone));
@@ -269,14 +273,14 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
     expect(summary.software).to.include({ inactivated: 0 });
     expect(summary.softwareNotInactivated).to.match(/no device/);
     expect(acc().ciBySource('Intune', swSourceId(app(5), 'tenant-b'))!.status).to.equal('in_production');
-    expect(deviceCi(makeDevice(9001)).childIds, '[] = read, none: its relations are removed').to.deep.equal([]);
+    expect(deviceCi(makeDevice(9001)).childRelations, '[] = read, none: its relations are removed').to.deep.equal([]);
   });
 
   it('with software switched off in the node, devices are written without software relations', async () => {
     const d = makeDevice(7001, { software: [app(1)] });
     const summary = await run([d], { instance: 'tenant-c', mode: 'incremental' }, sink2, summaries2);
     expect(summary.software).to.equal(undefined);
-    expect(deviceCi(d).childIds).to.deep.equal([]);
+    expect(deviceCi(d).childRelations).to.deep.equal([]);
     expect(acc().ciBySource('Intune', swSourceId(app(1), 'tenant-c'))).to.equal(undefined);
   });
 });

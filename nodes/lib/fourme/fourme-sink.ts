@@ -6,7 +6,9 @@
  * after the last page of a run that was complete — a full run, not
  * aborted, every page from 1 to the last seen, no page failed, no item
  * without an id — reconciles what is gone: CIs archived, incidents
- * resolved, only among what this instance owns. It reports per item (one
+ * resolved, software on no device set inactive, only among what this
+ * instance owns. Device pages that carry software write it first
+ * (fourme-software-sync.ts), then the devices with their relations. It reports per item (one
  * result message per page) and per run (a summary on the last page).
  *
  * The node (nodes/intune-4me) only adds Node-RED: queueing, status, close.

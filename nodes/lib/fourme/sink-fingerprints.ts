@@ -10,6 +10,9 @@
  * - `products`: the products those CIs hang under (for archival uploads).
  * - `incidents`: per violation key (deviceId:policyId) the incident this
  *   instance raised or adopted and whether it is still open.
+ * - `software`: the software CIs this instance wrote and each device's
+ *   software relations (fourme-software-ledger.ts); stored as `software`
+ *   next to the `v: 3` fields, absent in states written before.
  *
  * The state is a cache: losing it costs a full re-upload (discovered CIs are
  * upserts keyed by source + sourceID) and a query per incident before any

@@ -34,6 +34,7 @@ type Msg = { topic?: string; payload: unknown; error?: { message: string } };
 interface TestNode {
   on(ev: string, fn: (m: Msg) => void): void;
   receive(m: Record<string, unknown>): void;
+  context(): { get(k: string): unknown; set(k: string, v: unknown): void; keys(): string[] };
 }
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -83,7 +84,7 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
       id: 'cfg', type: 'intune-4me-config', name: 'sim', accountId: ACCOUNT, environment: 'custom', region: 'global', brand: '4me',
       graphqlUrl: sim.graphqlUrl, tokenUrl: sim.tokenUrl, tls: 'tls1', authType: 'token', clientId: '', requestsPer2s: 19, asyncPollMs: 50, retryAfterFallbackSec: 1, asyncTimeoutSec: 30,
     };
-    const flow = [
+    flow = [
       { id: 'f1', type: 'tab', label: '4me' },
       { id: 'tls1', type: 'tls-config', name: 'sim CA', cert: '', key: '', ca: caFile, verifyservercert: true },
       cfg,
@@ -95,14 +96,22 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
       { id: 'c1', type: 'catch', z: 'f1', scope: null, uncaught: false, wires: [['caught']] },
       { id: 'caught', type: 'helper', z: 'f1' },
     ];
+    await deploy();
+  });
+
+  let flow: unknown[];
+  async function deploy(): Promise<void> {
     await helper.load([tlsNode, configNode, sinkNode], flow as never, { cfg: { token: PAT } } as never);
+    attach();
+  }
+  function attach(): void {
     sink = helper.getNode('s1') as unknown as TestNode;
     sink2 = helper.getNode('s2') as unknown as TestNode;
     (helper.getNode('out') as unknown as TestNode).on('input', (m) => out.push(m));
     (helper.getNode('sum') as unknown as TestNode).on('input', (m) => summaries.push(m));
     (helper.getNode('sum2') as unknown as TestNode).on('input', (m) => summaries2.push(m));
     (helper.getNode('caught') as unknown as TestNode).on('input', (m) => errors.push(m));
-  });
+  }
   after(async () => {
     await helper.unload();
     await sim?.stop();
@@ -274,6 +283,35 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
     expect(summary.softwareNotInactivated).to.match(/no device/);
     expect(acc().ciBySource('Intune', swSourceId(app(5), 'tenant-b'))!.status).to.equal('in_production');
     expect(deviceCi(makeDevice(9001)).childRelations, '[] = read, none: its relations are removed').to.deep.equal([]);
+  });
+
+  it('after a restart with the cache kept nothing is sent again; with the cache lost the software is re-sent, never duplicated', async () => {
+    // flows stopped and started, node context carried over as a serialising store would (JSON)
+    const red = (helper as unknown as { _redNodes: { stopFlows(): Promise<void>; startFlows(): Promise<void> } })._redNodes;
+    const ctx = () => (helper.getNode('s1') as unknown as TestNode).context();
+    const saved = Object.fromEntries(ctx().keys().map((k) => [k, JSON.parse(JSON.stringify(ctx().get(k)))]));
+    await red.stopFlows();
+    await red.startFlows();
+    for (const [k, v] of Object.entries(saved)) ctx().set(k, v);
+    attach();
+    let c0 = calls();
+    let summary = await run(devices);
+    expect(calls() - c0).to.equal(0);
+    expect(summary.software).to.include({ created: 0, updated: 0, unchanged: TITLES, relationsChanged: 0 });
+
+    await helper.unload(); // context cleaned: the cache is gone
+    await deploy();
+    const n0 = acc().configurationItems.length;
+    const relations = new Map(devices.map((d) => [d.id, childrenOf(deviceCi(d))]));
+    c0 = calls();
+    summary = await run(devices);
+    expect(summary.software).to.include({ created: TITLES, failed: 0, inactivated: 0 });
+    expect(calls() - c0, 'software and devices, in bulk').to.equal(2 + Math.ceil(devices.length / 100));
+    expect(acc().configurationItems.length, 'no duplicate').to.equal(n0);
+    for (const d of devices) expect(childrenOf(deviceCi(d))).to.deep.equal(relations.get(d.id));
+    c0 = calls();
+    await run(devices);
+    expect(calls() - c0).to.equal(0);
   });
 
   it('with software switched off in the node, devices are written without software relations', async () => {

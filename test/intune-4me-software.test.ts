@@ -70,6 +70,8 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
   const out: Msg[] = [];
   const summaries: Msg[] = [];
   const summaries2: Msg[] = [];
+  const summaries3: Msg[] = [];
+  let sink3: TestNode;
   const errors: Msg[] = [];
 
   before(async () => {
@@ -90,6 +92,8 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
       cfg,
       { id: 's1', type: 'intune-4me', z: 'f1', name: '', fourme: 'cfg', matchPeople: false, wires: [['out'], ['sum']] },
       { id: 's2', type: 'intune-4me', z: 'f1', name: '', fourme: 'cfg', matchPeople: false, software: false, wires: [[], ['sum2']] },
+      { id: 's3', type: 'intune-4me', z: 'f1', name: '', fourme: 'cfg', matchPeople: false, softwareCategoryRef: 'software/legacy_tools', wires: [[], ['sum3']] },
+      { id: 'sum3', type: 'helper', z: 'f1' },
       { id: 'out', type: 'helper', z: 'f1' },
       { id: 'sum', type: 'helper', z: 'f1' },
       { id: 'sum2', type: 'helper', z: 'f1' },
@@ -110,6 +114,8 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
     (helper.getNode('out') as unknown as TestNode).on('input', (m) => out.push(m));
     (helper.getNode('sum') as unknown as TestNode).on('input', (m) => summaries.push(m));
     (helper.getNode('sum2') as unknown as TestNode).on('input', (m) => summaries2.push(m));
+    sink3 = helper.getNode('s3') as unknown as TestNode;
+    (helper.getNode('sum3') as unknown as TestNode).on('input', (m) => summaries3.push(m));
     (helper.getNode('caught') as unknown as TestNode).on('input', (m) => errors.push(m));
   }
   after(async () => {
@@ -320,5 +326,21 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
     expect(summary.software).to.equal(undefined);
     expect(deviceCi(d).childRelations).to.deep.equal([]);
     expect(acc().ciBySource('Intune', swSourceId(app(1), 'tenant-c'))).to.equal(undefined);
+  });
+
+  it('software is not written into a category that is missing or not of rule set Software; the devices keep their relations', async () => {
+    const d = makeDevice(8001, { software: [app(2)] });
+    // missing: discovery would create it with a rule set it cannot choose
+    let summary = await run([d], { instance: 'tenant-d', mode: 'incremental' }, sink3, summaries3);
+    expect(summary.errors.map((e) => e.error)).to.deep.include('The software product category "software/legacy_tools" does not exist in 4me: create it in 4me (Settings → Product Categories) with rule set "Software", or name an existing software category in the node. Software was not written');
+    expect(acc().productCategories.map((c) => c.reference)).to.not.include('software/legacy_tools');
+    expect(acc().ciBySource('Intune', swSourceId(app(2), 'tenant-d'))).to.equal(undefined);
+    expect(deviceCi(d).childRelations).to.deep.equal([]);
+    expect(summary.cis).to.include({ created: 1 });
+    // present, but a physical-asset category
+    sim.seedProductCategory({ name: 'Legacy Tools', group: 'software', ruleSet: 'physical_asset' }, ACCOUNT);
+    summary = await run([d], { instance: 'tenant-d', mode: 'incremental' }, sink3, summaries3);
+    expect(summary.errors[0].error).to.match(/rule set "physical_asset", not "software"/);
+    expect(acc().ciBySource('Intune', swSourceId(app(2), 'tenant-d'))).to.equal(undefined);
   });
 });

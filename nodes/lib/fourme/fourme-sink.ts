@@ -37,7 +37,7 @@ import type { PeopleDirectory } from './fourme-people';
 import type { SinkState, SinkStateStore } from './sink-fingerprints';
 import { echo } from '../shared/echo';
 import { parseSoftwareSettings, SoftwareSettingsError, type SoftwareSettings } from './fourme-software-mapping';
-import { inactivateGone, SoftwareTally, syncSoftwarePage, type SoftwareItemError, type SoftwareSyncContext } from './fourme-software-sync';
+import { inactivateGone, softwareCategoryProblem, SoftwareTally, syncSoftwarePage, type SoftwareItemError, type SoftwareSyncContext } from './fourme-software-sync';
 import type { Device } from '../contracts';
 
 export type SinkTopic = SourceTopic;
@@ -364,15 +364,30 @@ export class FourMeSink {
       state = (await this.d.store.load(env.instance, scope)).state;
       if (topic === TOPIC_DEVICES) {
         this.d.onWork?.({ topic, page: env.page, phase: 'page' });
-        if (s.software.enabled) {
-          // Software CIs first: the devices relate them by their node ids.
-          const sw = await syncSoftwarePage(payload.filter((d) => !deviceProblem(d)) as Device[], this.softwareContext(client, state, r, env, persist, signal));
-          r.sw.add(sw.outcomes);
-          this.softwareErrors(r, sw.errors);
-          r.uploads += sw.uploads;
+        let writeSoftware = s.software.enabled;
+        if (writeSoftware && payload.some((d) => Array.isArray((d as Device | null)?.software))) {
+          const swCtx = this.softwareContext(client, state, r, env, persist, signal);
+          if (!r.sw.category) {
+            r.sw.category = softwareCategoryProblem(swCtx);
+            const problem = await r.sw.category;
+            if (problem) {
+              r.errorCount++;
+              r.errors.push({ outcome: 'failed', software: true, error: problem });
+              this.d.warn?.(problem);
+            }
+          }
+          r.sw.skipped = (await r.sw.category) ?? undefined;
+          if (r.sw.skipped) writeSoftware = false; // devices go without software relations: theirs stay as they are
+          else {
+            // Software CIs first: the devices relate them by their node ids.
+            const sw = await syncSoftwarePage(payload.filter((d) => !deviceProblem(d)) as Device[], swCtx);
+            r.sw.add(sw.outcomes);
+            this.softwareErrors(r, sw.errors);
+            r.uploads += sw.uploads;
+          }
         }
         const res = await syncDevicePage(payload, {
-          softwareInstance: s.software.enabled ? env.instance : undefined,
+          softwareInstance: writeSoftware ? env.instance : undefined,
           client,
           people: s.matchPeople ? this.d.people() : null,
           settings: s.mapping,
@@ -524,6 +539,7 @@ export class FourMeSink {
   /** Why software missing from this complete run must not be set inactive (undefined: it may). */
   private softwareGoneBlocked(r: RunTrack, state: SinkState): string | undefined {
     if (!this.d.settings.software.enabled || !state.software.size) return undefined; // nothing owned to set inactive
+    if (r.sw.skipped) return 'software was not written in this run (see errors): none was set inactive';
     if (r.sw.unread) return `the software of ${r.sw.unread} device(s) was not read in this run: no software was set inactive`;
     if (!r.sw.seen.size && r.sw.read) {
       for (const k of state.software.appKeys()) if (!state.software.app(k)!.st) return 'no device of this run reported any software: none was set inactive (check the source)';

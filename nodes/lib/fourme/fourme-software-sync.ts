@@ -16,6 +16,7 @@ import { buildBatch, MAX_CIS_PER_CALL, type BatchItem, type CiMappingSettings, t
 import { appsOf, mapApp, softwareSourceId, softwareStatusItem, type MappedSoftware, type SoftwareSettings } from './fourme-software-mapping';
 import type { SinkState } from './sink-fingerprints';
 import { chunks, isFatal, pool, uploadBatch } from './fourme-ci-sync';
+import { OPS } from './fourme-operations';
 
 export type SoftwareOutcome = 'created' | 'updated' | 'unchanged' | 'reactivated' | 'inactivated' | 'failed';
 
@@ -51,6 +52,28 @@ export interface SoftwarePageResult {
 /** Discovery input without the device products' UI extension (it holds the Intune device fields). */
 function softwareBatch(items: BatchItem[], s: CiMappingSettings) {
   return buildBatch(items, { ...s, uiExtensionId: '' });
+}
+
+/**
+ * Why software cannot be written into the configured category (null: it
+ * can). Discovery would create a missing category with a rule set it cannot
+ * choose (not Software), and every software product and CI would land there
+ * as a physical asset: so the category must exist, enabled, with rule set
+ * Software. One query per run.
+ */
+export async function softwareCategoryProblem(ctx: Pick<SoftwareSyncContext, 'client' | 'software' | 'stats' | 'signal'>): Promise<string | null> {
+  const ref = ctx.software.reference;
+  const data = await ctx.client.graphql<{ productCategories: { nodes: Array<{ reference: string; ruleSet: string | null; disabled: boolean | null } | null> | null } | null }>(
+    OPS.softwareCategory,
+    { filter: { reference: { values: [ref] } } },
+    { signal: ctx.signal, stats: ctx.stats, idempotent: true },
+  );
+  const cat = (data.productCategories?.nodes ?? []).find((c) => c && c.reference === ref);
+  const fix = 'create it in 4me (Settings → Product Categories) with rule set "Software", or name an existing software category in the node';
+  if (!cat) return `The software product category "${ref}" does not exist in 4me: ${fix}. Software was not written`;
+  if (cat.ruleSet !== 'software') return `The product category "${ref}" has rule set "${cat.ruleSet ?? 'none'}", not "software": ${fix}. Software was not written`;
+  if (cat.disabled) return `The software product category "${ref}" is disabled in 4me. Software was not written`;
+  return null;
 }
 
 /** Writes the software CIs the page's devices need that 4me does not have as they are. Throws only fatal errors. */
@@ -136,6 +159,10 @@ export class SoftwareTally {
   read = 0;
   /** Why software on no device was not set inactive (complete runs only). */
   reason?: string;
+  /** The run's check of the software category (once per run; its answer: why software is not written). */
+  category?: Promise<string | null>;
+  /** Why software was not written in this run (the category check failed). */
+  skipped?: string;
   readonly counts: Record<SoftwareOutcome | 'relationsChanged', number> = {
     created: 0,
     updated: 0,

@@ -22,6 +22,7 @@
  *    "configurationItems","7","serialNr"]; the failed item is skipped, the
  *    rest of the call is applied.
  */
+import { applyCiRelations, type PendingRelations } from './fourme-ci-relations';
 import type { FourMeAccountStore, FourMeConfigurationItem, FourMeCustomField, FourMeData, FourMeProduct } from './fourme-store';
 
 export interface ValidationError {
@@ -195,6 +196,11 @@ export function applyDiscovered(
   const appendUsers = input.referenceStrategies?.ciUserIds?.strategy === 'APPEND';
   const supportTeam = input.supportTeam ? store.team(String(input.supportTeam)) ?? store.teamByName(String(input.supportTeam)) : undefined;
   const out: DiscoveredOutcome = { cis: [], errors: [], productsCreated: 0, categoriesCreated: 0 };
+  // ciRelations are applied once all CIs of the call are written (children of the same call resolve).
+  const relations: PendingRelations[] = [];
+  const relate = (ci: FourMeConfigurationItem, item: Record<string, any>, path: string[]) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    if (item.ciRelations !== undefined && item.ciRelations !== null) relations.push({ ci, path, input: item.ciRelations });
+  };
 
   (input.physicalAssets ?? []).forEach((cat: Record<string, any>, ci: number) => {
     const catPath = ['physicalAssets', String(ci)];
@@ -309,6 +315,7 @@ export function applyDiscovered(
             userIds: status === 'removed' ? [] : [...new Set<string>(item.userIds ?? [])],
           });
           data.updateConfigurationItem(created, ciPatchFrom(item));
+          relate(created, item, path);
           out.cis.push(created);
           onCiWrite({ ciId: created.id, sourceID: created.sourceID, via: 'discoveredConfigurationItems', created: true, adopted: false, changed: true });
           return;
@@ -330,10 +337,12 @@ export function applyDiscovered(
         }
         if (item.customFields !== undefined) patch.customFields = mergeCustomFields(existing.customFields, item.customFields);
         const changed = data.updateConfigurationItem(existing, patch);
+        relate(existing, item, path);
         out.cis.push(existing);
         onCiWrite({ ciId: existing.id, sourceID: existing.sourceID, via: 'discoveredConfigurationItems', created: false, adopted, changed });
       });
     });
   });
+  out.errors.push(...applyCiRelations(data, accountId, source, relations));
   return out;
 }

@@ -70,6 +70,7 @@ import {
   type CiWriteEvent,
   type ValidationError,
 } from './fourme-discovery';
+import { ciRelationsOf } from './fourme-ci-relations';
 
 /** Names the reference marks as placeholders (not known on the live schema). */
 export const PLACEHOLDER_INPUT_TYPES: ReadonlySet<string> = new Set([
@@ -691,7 +692,7 @@ export class FourMeEngine {
         const p = data.nodeOf<FourMeProduct>(ci.productId, 'Product');
         return data.nodeOf<FourMeProductCategory>(p?.categoryId, 'ProductCategory')?.ruleSet ?? null;
       },
-      ciRelations: empty,
+      ciRelations: (ci: FourMeConfigurationItem, args, _c, info) => this.connection(ciRelationsOf(data, ci), args, info),
       serviceInstances: empty,
     };
 

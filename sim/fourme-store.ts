@@ -12,6 +12,8 @@
  * "<host>/<Type>/<n>", with one counter per type across all accounts.
  */
 
+import { dropCiRelations } from './fourme-ci-relations';
+
 export const NODE_ID_HOST = '4me-sim.test';
 
 /** Value of a custom field, as stored and as returned by `customFields { id value }`. */
@@ -99,6 +101,15 @@ export interface FourMeConfigurationItem extends BaseRecord {
   nrOfProcessors: number | null;
   operatingSystemId: string | null;
   alternateNames: string[];
+  /** The CIs related as "child" (software installed on it, …) and the source that wrote each relation; fourme-ci-relations.ts. */
+  childRelations: FourMeChildRelation[];
+}
+
+export interface FourMeChildRelation {
+  /** Node ID of the child CI. */
+  childId: string;
+  /** Source of the relation (the upload's source), null when made by hand. */
+  source: string | null;
 }
 
 export interface FourMeNote {
@@ -580,6 +591,7 @@ export class FourMeData {
       nrOfProcessors: null,
       operatingSystemId: null,
       alternateNames: [],
+      childRelations: [],
       createdAt: t,
       updatedAt: t,
     };
@@ -606,6 +618,7 @@ export class FourMeData {
       ci.userIds = []; // setting "removed" drops the user relations
       changed = true;
     }
+    if (ci.status === 'removed' && dropCiRelations(this, ci)) changed = true; // … and its CI relations
     if (changed) {
       ci.updatedAt = nowIso();
       s.indexCi(ci, old);

@@ -107,7 +107,7 @@ describe('packed sink state', () => {
     expect(stored.v).to.equal(3);
     expect(stored.cis).to.be.a('string');
     expect(stored.productKeys).to.have.length(7);
-    expect(Object.keys(s), 'toJSON is not an own enumerable key').to.deep.equal(['v', 'scope', 'cis', 'products', 'incidents']);
+    expect(Object.keys(s), 'toJSON is not an own enumerable key').to.deep.equal(['v', 'scope', 'cis', 'products', 'incidents', 'software']);
     const plain = JSON.stringify({ key: { ...s, cis: s.cis.toRecord() } }, null, 4);
     expect(json.length, `${json.length} vs ${plain.length} characters`).to.be.below(plain.length / 2);
     const back = fromStored(stored);

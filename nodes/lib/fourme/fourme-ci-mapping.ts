@@ -270,6 +270,8 @@ export interface DiscoveredCi {
   lastSeenAt?: string;
   customFields?: Array<{ id: string; value: unknown }>;
   userIds?: string[];
+  /** The device's software CIs as children (replaces its child relations; absent leaves them). */
+  ciRelations?: { childIds: string[] };
 }
 
 export interface MappedCi {

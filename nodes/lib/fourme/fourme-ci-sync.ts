@@ -30,6 +30,7 @@ import {
   type MappedCi,
 } from './fourme-ci-mapping';
 import type { SinkState } from './sink-fingerprints';
+import { childIdsOf, relationsFingerprint } from './fourme-software-mapping';
 
 export type CiOutcome = 'created' | 'updated' | 'unchanged' | 'archived' | 'failed' | 'invalid';
 
@@ -42,6 +43,8 @@ export interface ItemResult {
   path?: string[];
   /** Person relation: matched, unmatched (no active person with that e-mail), none (no user). */
   person?: 'matched' | 'unmatched' | 'none';
+  /** Set when the device's software relations were written anew (fourme-software-sync.ts). */
+  relations?: 'changed';
 }
 
 export interface CiSyncContext {
@@ -58,6 +61,8 @@ export interface CiSyncContext {
   persist(): Promise<void>;
   /** Called before each upload call (for "writing page n, batch k/m"). */
   onBatch?(done: number, total: number): void;
+  /** Relate each device's CI to its software CIs (when the device carries its software): the run's instance, or undefined to leave relations alone. */
+  softwareInstance?: string;
 }
 
 /** Errors after which no further call can succeed: they end the page (and go to done(err)). */
@@ -148,14 +153,14 @@ export async function uploadBatch(batch: Batch, ctx: Pick<CiSyncContext, 'client
   return interpretPayload(batch, result, false);
 }
 
-function chunks<T>(items: T[], n: number): T[][] {
+export function chunks<T>(items: T[], n: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
   return out;
 }
 
 /** Runs `work` over `items` with at most `n` at a time; stops starting new ones after a fatal error and rethrows it. */
-async function pool<T>(items: T[], n: number, work: (item: T, i: number) => Promise<void>): Promise<void> {
+export async function pool<T>(items: T[], n: number, work: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
   let fatal: unknown;
   const runners = Array.from({ length: Math.min(n, items.length) }, async () => {
@@ -206,7 +211,7 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
     personRequests = r.requests;
   }
 
-  const toWrite: Array<{ m: MappedCi; r: ItemResult }> = [];
+  const toWrite: Array<{ m: MappedCi; r: ItemResult; rel?: string }> = [];
   for (const { d, i } of valid.values()) {
     const email = userEmailOf(d);
     const personId = ctx.people ? (email ? ids.get(email) ?? null : null) : undefined;
@@ -215,9 +220,14 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
     results[i] = r;
     const prev = ctx.state.cis.get(d.id);
     if (prev?.id) r.ciId = prev.id;
-    if (prev && prev.f === m.fingerprint) continue;
+    // Software relations: sent whenever the device carries its software; the device is written when they changed.
+    const kids = ctx.softwareInstance !== undefined ? childIdsOf(d, ctx.state.software, ctx.softwareInstance) : undefined;
+    const rel = kids && relationsFingerprint(kids);
+    const relChanged = rel !== undefined && ctx.state.software.devices.get(d.id) !== rel;
+    if (prev && prev.f === m.fingerprint && !relChanged) continue;
+    if (kids) m.ci = { ...m.ci, ciRelations: { childIds: kids } };
     r.outcome = prev ? 'updated' : 'created';
-    toWrite.push({ m, r });
+    toWrite.push({ m, r, rel: relChanged ? rel : undefined });
   }
 
   const batches = chunks(toWrite, MAX_CIS_PER_CALL);
@@ -243,11 +253,15 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
       done++;
     }
     let changed = false;
-    for (const { m, r } of group) {
+    for (const { m, r, rel } of group) {
       const a = answer.get(m.sourceID);
       if (a && a.ok) {
         const id = a.id ?? ctx.state.cis.get(m.sourceID)?.id;
         ctx.state.cis.set(m.sourceID, { f: m.fingerprint, id, p: m.productKey, n: m.ci.name });
+        if (rel !== undefined) {
+          ctx.state.software.devices.set(m.sourceID, rel);
+          r.relations = 'changed';
+        }
         ctx.state.products[m.productKey] = m.product;
         if (id) r.ciId = id;
         changed = true;
@@ -301,6 +315,7 @@ export async function archiveMissing(seen: ReadonlySet<string>, status: CiStatus
       const r = results.get(it.sourceID)!;
       if (a && a.ok) {
         ctx.state.cis.delete(it.sourceID);
+        ctx.state.software.devices.delete(it.sourceID);
       } else {
         r.outcome = 'failed';
         r.error = a && !a.ok ? a.error : '4me did not confirm the status change';

@@ -35,6 +35,13 @@ export const OPS = {
       }
     }`,
 
+  softwareCategory: /* GraphQL */ `
+    query IntuneSoftwareCategory($filter: ProductCategoryFilter) {
+      productCategories(first: 1, filter: $filter) {
+        nodes { id reference ruleSet disabled }
+      }
+    }`,
+
   cisBySource: /* GraphQL */ `
     query IntuneCisBySource($filter: ConfigurationItemFilter, $after: String) {
       configurationItems(first: 100, filter: $filter, after: $after) {

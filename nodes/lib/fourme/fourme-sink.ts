@@ -6,7 +6,9 @@
  * after the last page of a run that was complete — a full run, not
  * aborted, every page from 1 to the last seen, no page failed, no item
  * without an id — reconciles what is gone: CIs archived, incidents
- * resolved, only among what this instance owns. It reports per item (one
+ * resolved, software on no device set inactive, only among what this
+ * instance owns. Device pages that carry software write it first
+ * (fourme-software-sync.ts), then the devices with their relations. It reports per item (one
  * result message per page) and per run (a summary on the last page).
  *
  * The node (nodes/intune-4me) only adds Node-RED: queueing, status, close.
@@ -34,12 +36,17 @@ import {
 import type { PeopleDirectory } from './fourme-people';
 import type { SinkState, SinkStateStore } from './sink-fingerprints';
 import { echo } from '../shared/echo';
+import { parseSoftwareSettings, SoftwareSettingsError, type SoftwareSettings } from './fourme-software-mapping';
+import { inactivateGone, softwareCategoryProblem, SoftwareTally, syncSoftwarePage, type SoftwareItemError, type SoftwareSyncContext } from './fourme-software-sync';
+import type { Device } from '../contracts';
 
 export type SinkTopic = SourceTopic;
 
 export interface SinkSettings {
   mapping: CiMappingSettings;
   incidents: IncidentSettings;
+  /** Discovered software (fourme-software-mapping.ts). */
+  software: SoftwareSettings;
   /** Relate CIs to people (look-ups by e-mail). */
   matchPeople: boolean;
   /** Status for CIs of devices gone from Intune; 'none' leaves them. */
@@ -75,11 +82,13 @@ function intIn(raw: unknown, fallback: number, min: number, max: number, field: 
 export function parseSinkSettings(raw: Record<string, unknown>): SinkSettings {
   let mapping: CiMappingSettings;
   let incidents: IncidentSettings;
+  let software: SoftwareSettings;
   try {
     mapping = parseCiMappingSettings(raw);
     incidents = parseIncidentSettings(raw);
+    software = parseSoftwareSettings(raw);
   } catch (err) {
-    if (err instanceof MappingSettingsError || err instanceof IncidentSettingsError) throw new SinkSettingsError(err.field, err.message);
+    if (err instanceof MappingSettingsError || err instanceof IncidentSettingsError || err instanceof SoftwareSettingsError) throw new SinkSettingsError(err.field, err.message);
     throw err;
   }
   const inactive = String(raw.inactiveStatus ?? '').trim() || 'archived';
@@ -92,6 +101,7 @@ export function parseSinkSettings(raw: Record<string, unknown>): SinkSettings {
   return {
     mapping,
     incidents,
+    software,
     matchPeople: raw.matchPeople === undefined ? true : raw.matchPeople === true || raw.matchPeople === 'true',
     inactiveStatus: inactive as CiStatus | 'none',
     archiveLimitPercent: intIn(raw.archiveLimitPercent, 50, 1, 100, 'archiveLimitPercent', 'The archive limit (%)'),
@@ -161,6 +171,8 @@ interface RunTrack {
   personRequests: number;
   uploads: number;
   incidentRun: { created: number };
+  /** Software seen and written in this run (device runs). */
+  sw: SoftwareTally;
   /** Pages of this run being handled (pages may be handled side by side; the last one waits for the others). */
   pending: Set<Promise<void>>;
 }
@@ -188,11 +200,15 @@ export interface RunSummary4me {
   durationMs: number;
   pages: number;
   cis?: Record<string, number>;
+  /** Software CIs created, updated, unchanged, reactivated, inactivated, failed; devices whose software relations changed. */
+  software?: Record<string, number>;
   people?: { matched: number; unmatched: number; noUser: number };
   incidents?: Record<string, number>;
   requests: Record<string, unknown>;
   errorCount: number;
   errors: Array<Record<string, unknown>>;
+  /** Why software on no device was not set inactive after a complete run. */
+  softwareNotInactivated?: string;
 }
 
 export interface SinkDeps {
@@ -247,6 +263,7 @@ export class FourMeSink {
         personRequests: 0,
         uploads: 0,
         incidentRun: { created: 0 },
+        sw: new SoftwareTally(),
         pending: new Set(),
       };
       this.runs.set(key, r);
@@ -261,6 +278,7 @@ export class FourMeSink {
   private record(r: RunTrack, items: Array<ItemResult | IncidentResult>): void {
     for (const it of items) {
       r.counts[it.outcome] = (r.counts[it.outcome] ?? 0) + 1;
+      if ((it as ItemResult).relations) r.sw.counts.relationsChanged++;
       const p = (it as ItemResult).person;
       if (p === 'matched') r.people.matched++;
       else if (p === 'unmatched') r.people.unmatched++;
@@ -330,6 +348,7 @@ export class FourMeSink {
       if (typeof k === 'string' && k) r.seen.add(k);
       else r.incomplete ??= `an item without a ${topic === TOPIC_DEVICES ? 'device id' : 'violation key'} was received`;
     }
+    if (topic === TOPIC_DEVICES && s.software.enabled) r.sw.notePage(payload, env.instance);
     const items: Array<ItemResult | IncidentResult> = [];
     let client: FourMeClient;
     let state: SinkState;
@@ -345,7 +364,30 @@ export class FourMeSink {
       state = (await this.d.store.load(env.instance, scope)).state;
       if (topic === TOPIC_DEVICES) {
         this.d.onWork?.({ topic, page: env.page, phase: 'page' });
+        let writeSoftware = s.software.enabled;
+        if (writeSoftware && payload.some((d) => Array.isArray((d as Device | null)?.software))) {
+          const swCtx = this.softwareContext(client, state, r, env, persist, signal);
+          if (!r.sw.category) {
+            r.sw.category = softwareCategoryProblem(swCtx);
+            const problem = await r.sw.category;
+            if (problem) {
+              r.errorCount++;
+              r.errors.push({ outcome: 'failed', software: true, error: problem });
+              this.d.warn?.(problem);
+            }
+          }
+          r.sw.skipped = (await r.sw.category) ?? undefined;
+          if (r.sw.skipped) writeSoftware = false; // devices go without software relations: theirs stay as they are
+          else {
+            // Software CIs first: the devices relate them by their node ids.
+            const sw = await syncSoftwarePage(payload.filter((d) => !deviceProblem(d)) as Device[], swCtx);
+            r.sw.add(sw.outcomes);
+            this.softwareErrors(r, sw.errors);
+            r.uploads += sw.uploads;
+          }
+        }
         const res = await syncDevicePage(payload, {
+          softwareInstance: writeSoftware ? env.instance : undefined,
           client,
           people: s.matchPeople ? this.d.people() : null,
           settings: s.mapping,
@@ -431,6 +473,14 @@ export class FourMeSink {
               this.record(r, archived);
               items.push(...archived);
               reconciled = true;
+              const why = this.softwareGoneBlocked(r, state);
+              if (why) r.sw.reason = why;
+              else if (s.software.enabled) {
+                const gone = await inactivateGone(r.sw.seen, s.inactiveStatus, this.softwareContext(client, state, r, env, persist, signal));
+                r.sw.counts.inactivated += gone.inactivated;
+                this.softwareErrors(r, gone.errors);
+                r.uploads += gone.uploads;
+              }
             }
           }
         } else {
@@ -461,6 +511,40 @@ export class FourMeSink {
     }
     out.summary = this.summary(r, env, reconciled, reason);
     return out;
+  }
+
+  private softwareContext(client: FourMeClient, state: SinkState, r: RunTrack, env: SyncEnvelope, persist: () => Promise<void>, signal?: AbortSignal): SoftwareSyncContext {
+    const s = this.d.settings;
+    return {
+      instance: env.instance,
+      client,
+      settings: s.mapping,
+      software: s.software,
+      state,
+      stats: r.stats,
+      signal,
+      concurrency: s.concurrency,
+      persist,
+      onBatch: (done, total) => this.d.onWork?.({ topic: r.topic, page: env.page, batch: done + 1, batches: total, phase: 'page' }),
+    };
+  }
+
+  private softwareErrors(r: RunTrack, errors: SoftwareItemError[]): void {
+    for (const e of errors) {
+      r.errorCount++;
+      if (r.errors.length < this.d.settings.maxErrorsListed) r.errors.push({ outcome: 'failed', software: true, ...e });
+    }
+  }
+
+  /** Why software missing from this complete run must not be set inactive (undefined: it may). */
+  private softwareGoneBlocked(r: RunTrack, state: SinkState): string | undefined {
+    if (!this.d.settings.software.enabled || !state.software.size) return undefined; // nothing owned to set inactive
+    if (r.sw.skipped) return 'software was not written in this run (see errors): none was set inactive';
+    if (r.sw.unread) return `the software of ${r.sw.unread} device(s) was not read in this run: no software was set inactive`;
+    if (!r.sw.seen.size && r.sw.read) {
+      for (const k of state.software.appKeys()) if (!state.software.app(k)!.st) return 'no device of this run reported any software: none was set inactive (check the source)';
+    }
+    return undefined;
   }
 
   private summary(r: RunTrack, env: SyncEnvelope, reconciled: boolean, reason?: string): RunSummary4me {
@@ -494,6 +578,9 @@ export class FourMeSink {
     if (reason) sum.reason = reason;
     if (r.topic === TOPIC_DEVICES) {
       sum.cis = { ...r.counts, received: r.seen.size };
+      const sw = r.sw.summary();
+      if (sw) sum.software = sw;
+      if (r.sw.reason) sum.softwareNotInactivated = r.sw.reason;
       sum.people = { matched: r.people.matched, unmatched: r.people.unmatched, noUser: r.people.none };
     } else {
       sum.incidents = { ...r.counts, received: r.seen.size };

@@ -10,6 +10,9 @@
  * - `products`: the products those CIs hang under (for archival uploads).
  * - `incidents`: per violation key (deviceId:policyId) the incident this
  *   instance raised or adopted and whether it is still open.
+ * - `software`: the software CIs this instance wrote and each device's
+ *   software relations (fourme-software-ledger.ts); stored as `software`
+ *   next to the `v: 3` fields, absent in states written before.
  *
  * The state is a cache: losing it costs a full re-upload (discovered CIs are
  * upserts keyed by source + sourceID) and a query per incident before any
@@ -26,6 +29,7 @@
 import { createHash } from 'node:crypto';
 import { ContextValue, WriteSchedule, type ContextLike } from '../node-red/context-state';
 import { CiLedger, type CiEntry } from './ci-ledger';
+import { SoftwareLedger, type PackedSoftware } from './fourme-software-ledger';
 import { storeAs } from '../run/packed-state';
 
 export type { CiEntry };
@@ -64,6 +68,8 @@ export interface SinkState {
   cis: CiLedger;
   products: Record<string, ProductEntry>;
   incidents: Record<string, IncidentEntry>;
+  /** Software CIs and device software relations (fourme-software-ledger.ts). */
+  software: SoftwareLedger;
 }
 
 export interface StateScope {
@@ -103,6 +109,8 @@ interface StoredState {
   productKeys: string[];
   products: Record<string, ProductEntry>;
   incidents: Record<string, IncidentEntry>;
+  /** Absent in states written before software was synced. */
+  software?: PackedSoftware;
 }
 
 /** The `v: 2` form (product keys in the lines), still read. */
@@ -116,7 +124,7 @@ interface StoredStateV2 {
 
 function packed(s: SinkState): StoredState {
   const { lines, productKeys } = s.cis.toPacked();
-  return { v: 3, scope: s.scope, cis: lines, productKeys, products: s.products, incidents: s.incidents };
+  return { v: 3, scope: s.scope, cis: lines, productKeys, products: s.products, incidents: s.incidents, software: s.software.toPacked() };
 }
 
 /** The in-memory state, from what a store returned (any form); null when it is not a state. */
@@ -124,10 +132,14 @@ export function fromStored(raw: unknown): SinkState | null {
   const r = raw as Partial<SinkState> | Partial<StoredState> | Partial<StoredStateV2> | null | undefined;
   if (!r || typeof r !== 'object' || typeof r.scope !== 'string' || !r.products || !r.incidents) return null;
   // The memory store hands back the very object it was given.
-  if (r.v === 1 && r.cis instanceof CiLedger) return r as SinkState;
+  if (r.v === 1 && r.cis instanceof CiLedger) {
+    if (!((r as SinkState).software instanceof SoftwareLedger)) (r as SinkState).software = new SoftwareLedger();
+    return r as SinkState;
+  }
   const state = (cis: () => CiLedger): SinkState | null => {
     try {
-      return storeAs<SinkState>({ v: 1, scope: r.scope!, cis: cis(), products: r.products!, incidents: r.incidents! }, packed);
+      const sw = r.v === 3 ? (r as Partial<StoredState>).software : undefined;
+      return storeAs<SinkState>({ v: 1, scope: r.scope!, cis: cis(), products: r.products!, incidents: r.incidents!, software: SoftwareLedger.fromPacked(sw) }, packed);
     } catch {
       return null;
     }
@@ -139,7 +151,7 @@ export function fromStored(raw: unknown): SinkState | null {
 }
 
 export function emptyState(scope: string): SinkState {
-  return storeAs<SinkState>({ v: 1, scope, cis: new CiLedger(), products: {}, incidents: {} }, packed);
+  return storeAs<SinkState>({ v: 1, scope, cis: new CiLedger(), products: {}, incidents: {}, software: new SoftwareLedger() }, packed);
 }
 
 /** Loads and saves the state of each instance; keeps loaded states in memory. */

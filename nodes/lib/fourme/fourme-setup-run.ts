@@ -12,7 +12,7 @@
 import { FourMeConfigError, FourMeConnection, errorCode, parseFourMeSettings, type ClientOverrides, type FourMeSecrets } from './fourme-connection';
 import { DEFAULT_CUSTOM_FIELDS, MappingSettingsError, parseCiMappingSettings } from './fourme-ci-mapping';
 import { fieldsFromMapping, labelLanguage, type ExtensionField } from './fourme-setup-extension';
-import { planSetup, readSetupState, type SetupPlan, type SetupTarget } from './fourme-setup-plan';
+import { planSetup, readSetupState, roleWords, type SetupPlan, type SetupTarget } from './fourme-setup-plan';
 import { applySetup, type SetupResult } from './fourme-setup-apply';
 import { FourMeError } from './fourme-client';
 import type { ProxySource } from '../shared/proxy-route';
@@ -71,6 +71,8 @@ export async function runSetup(
     const { html: _html, ...shown } = plan;
     const params = {
       account: state.accountName ?? state.accountId,
+      person: state.personName ?? '',
+      roles: state.roles.map(roleWords).join(', '),
       fields: target.fields.map((f) => f.id),
       usesDefaults: opts.sinks.length === 0,
       defaults: opts.sinks.length === 0 ? Object.values(DEFAULT_CUSTOM_FIELDS) : undefined,

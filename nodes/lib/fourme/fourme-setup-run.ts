@@ -73,7 +73,7 @@ export async function runSetup(
       account: state.accountName ?? state.accountId,
       person: state.personName ?? '',
       roles: state.roles.map(roleWords).join(', '),
-      fields: target.fields.map((f) => f.id),
+      fields: target.fields.map((f) => f.id).join(', '),
       usesDefaults: opts.sinks.length === 0,
       defaults: opts.sinks.length === 0 ? Object.values(DEFAULT_CUSTOM_FIELDS) : undefined,
     };

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { DEFAULT_CUSTOM_FIELDS } from '../nodes/lib/fourme/fourme-ci-mapping';
 import { BLOCK_BEGIN, EXTENSION_SOURCE, EXTENSION_SOURCE_ID, desiredHtml, fieldIdsOf, fieldsFromMapping, managedBlock } from '../nodes/lib/fourme/fourme-setup-extension';
-import { planSetup, type SetupState, type SetupTarget } from '../nodes/lib/fourme/fourme-setup-plan';
+import { SETUP_OPS, planSetup, type SetupState, type SetupTarget } from '../nodes/lib/fourme/fourme-setup-plan';
 import { targetOf } from '../nodes/lib/fourme/fourme-setup-run';
 import { FourMeData } from '../sim/fourme-store';
 import { FourMeEngine } from '../sim/fourme-graphql';
@@ -142,6 +142,14 @@ describe('4me sim: UI extensions, roles, product links', () => {
     exec(`mutation { uiExtensionUpdate(input: {id: "${ext.id}", activate: true}) { errors { message } } }`);
     expect(productFieldErrors(data, product, [{ id: 'b', value: 2 }], [])).to.deep.equal([]);
     expect(e.versions.map((v) => v.status)).to.deep.equal(['archived', 'active']);
+  });
+
+  it('every document the set-up sends validates against the simulated schema (top-level filter types only)', () => {
+    const engine = new FourMeEngine(new FourMeData());
+    for (const [name, query] of Object.entries(SETUP_OPS)) {
+      const p = engine.prepare({ query, variables: {} });
+      expect('errors' in p ? p.errors.map((e) => e.message) : [], name).to.deep.equal([]);
+    }
   });
 
   it('a person without a designer role cannot create or change an extension, and `me { permissions }` tells the roles', () => {

@@ -23,6 +23,7 @@
  *    rest of the call is applied.
  */
 import { applyCiRelations, type PendingRelations } from './fourme-ci-relations';
+import { productFieldErrors } from './fourme-ui-extensions';
 import type { FourMeAccountStore, FourMeConfigurationItem, FourMeCustomField, FourMeData, FourMeProduct } from './fourme-store';
 
 export interface ValidationError {
@@ -77,7 +78,9 @@ export function ciFieldErrors(input: Record<string, unknown>, path: string[]): V
 }
 
 /** Unknown custom field ids (when the account's CI UI extension is defined). */
-export function customFieldErrors(store: FourMeAccountStore, fields: unknown, path: string[]): ValidationError[] {
+export function customFieldErrors(store: FourMeAccountStore, fields: unknown, path: string[], byProduct?: ValidationError[] | null): ValidationError[] {
+  // The UI extension of the CI's product decides when it has one (fourme-ui-extensions.ts).
+  if (byProduct) return byProduct;
   if (!Array.isArray(fields) || !store.ciCustomFieldIds) return [];
   const out: ValidationError[] = [];
   for (const f of fields as FourMeCustomField[]) {
@@ -278,7 +281,7 @@ export function applyDiscovered(
         if (isBlank(item.name)) errs.push({ path: [...path, 'name'], message: blank('name') });
         errs.push(...ciFieldErrors(item, path));
         errs.push(...userIdErrors(data, accountId, item.userIds, path));
-        errs.push(...customFieldErrors(store, item.customFields, path));
+        errs.push(...customFieldErrors(store, item.customFields, path, productFieldErrors(data, product, item.customFields, path)));
         if (errs.length) {
           out.errors.push(...errs);
           return;

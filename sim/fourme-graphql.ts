@@ -71,6 +71,7 @@ import {
   type ValidationError,
 } from './fourme-discovery';
 import { ciRelationsOf } from './fourme-ci-relations';
+import { uiExtensionResolvers } from './fourme-ui-extensions';
 
 /** Names the reference marks as placeholders (not known on the live schema). */
 export const PLACEHOLDER_INPUT_TYPES: ReadonlySet<string> = new Set([
@@ -745,18 +746,20 @@ export class FourMeEngine {
 
     const Team: Record<string, Resolver> = { account };
 
+    const ui = uiExtensionResolvers(data, { connection: (items, args, info) => this.connection(items, args, info), accountView: (id) => this.accountView(id) });
     return {
-      Query,
-      Mutation: this.mutationResolvers(),
+      Query: { ...Query, ...ui.Query },
+      Mutation: { ...this.mutationResolvers(), ...ui.Mutation },
       Account,
       ConfigurationItem,
-      Person,
-      Product,
+      Person: { ...Person, ...ui.Person },
+      Product: { ...Product, ...ui.Product },
       ProductCategory,
       Request,
       Note,
       AsyncQuery,
       Team,
+      UiExtension: ui.UiExtension,
     };
   }
 

@@ -177,7 +177,9 @@ export type FourMeTypeName =
   | 'ConfigurationItem'
   | 'Request'
   | 'Note'
-  | 'AsyncQuery';
+  | 'AsyncQuery'
+  | 'UiExtension'
+  | 'UiExtensionVersion';
 
 /** CI statuses that 4me treats as inactive. */
 export const INACTIVE_CI_STATUSES: ReadonlySet<string> = new Set(['archived', 'to_be_removed', 'lost_or_stolen', 'removed']);

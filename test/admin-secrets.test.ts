@@ -243,6 +243,24 @@ describe('admin endpoints keep saved secrets (capturing endpoint)', function () 
     });
   });
 
+  describe('intune-4me-config/setup', () => {
+    it('the saved token does not go to a foreign GraphQL URL, for the dry run or the confirmed set-up', async () => {
+      for (const extra of [{}, { apply: true, planId: 'x' }]) {
+        const a = await post('/intune-4me-config/setup', { ...fourmeProps('cfg4me', { authType: 'token', graphqlUrl: `${capture.url}/graphql` }), credentials: { token: PWRD }, ...extra });
+        expect([a.ok, a.code, a.params.field]).to.deep.equal([false, 'savedSecretOtherEndpoint', 'token']);
+        expectNothingCaptured(a);
+      }
+    });
+
+    it('control: the saved endpoint receives the saved token, and the answer carries none', async () => {
+      home4me.requests.length = 0;
+      const a = await post('/intune-4me-config/setup', { ...fourmeProps('cfg4me', { authType: 'token' }), credentials: { token: PWRD } });
+      expect(home4me.text()).to.include(FOURME_TOKEN);
+      expect(JSON.stringify(a)).to.not.include(FOURME_TOKEN);
+      expect(capture.requests).to.deep.equal([]);
+    });
+  });
+
   describe('intune-acmp-config/verify', () => {
     it('the saved SICS password does not go to another host or port', async () => {
       const a = await post('/intune-acmp-config/verify', { ...sicsProps(), port: capture.port, credentials: { user: 'intune', password: PWRD } });

@@ -21,6 +21,7 @@ import {
   type FourMeConfigNode,
   type FourMeSecrets,
 } from '../lib/fourme/fourme-connection';
+import { runSetup, type SinkInfo } from '../lib/fourme/fourme-setup-run';
 
 interface FourMeConfigDef extends NodeDef {
   accountId: string;
@@ -115,6 +116,53 @@ export = function register(RED: NodeAPI): void {
       // verifyFourMe answers every expected failure itself; this is a bug path. No details leak.
       RED.log.error(`intune-4me-config verify failed unexpectedly: ${(err as Error)?.message}`);
       res.status(500).json({ ok: false, code: 'unexpected', message: 'Verification failed unexpectedly', params: {} });
+    }
+  });
+
+  // ---------------------------------------------------------------- set up 4me (same permission and secret rules as verify)
+  /** The deployed 4me sinks that use config node `id`: the set-up defines the custom fields they write. */
+  function sinksUsing(id: unknown): SinkInfo[] {
+    const out: SinkInfo[] = [];
+    if (typeof id !== 'string' || !id) return out;
+    RED.nodes.eachNode((n: { id?: string; type?: string; name?: string; fourme?: string }) => {
+      if (n.type === 'intune-4me' && n.fourme === id && n.id) out.push({ id: n.id, name: n.name || n.id, props: n as Record<string, unknown> });
+    });
+    return out;
+  }
+
+  RED.httpAdmin.post('/intune-4me-config/setup', RED.auth.needsPermission('intune-4me-config.write'), async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableEnded) abort.abort();
+    });
+    try {
+      // The dialog's own fields are not connection properties.
+      const { apply, planId, language, ...formBody } = body;
+      const form = readForm(RED, formBody, verifyRules);
+      if (isRefusal(form)) {
+        res.json(form);
+        return;
+      }
+      const { proxy, problem } = formProxy(RED, form.raw);
+      if (problem) {
+        res.json(problem);
+        return;
+      }
+      const tls = typeof form.raw.tls === 'string' && form.raw.tls && form.raw.environment === 'custom' ? form.raw.tls : undefined;
+      const answer = await runSetup(form.raw, form.secrets, {
+        sinks: sinksUsing(body.id),
+        apply: apply === true,
+        planId: typeof planId === 'string' ? planId : undefined,
+        language,
+        ca: caFromTlsConfig(RED, tls),
+        proxy,
+        signal: abort.signal,
+      });
+      if (!abort.signal.aborted) res.json(answer);
+    } catch (err) {
+      RED.log.error(`intune-4me-config set-up failed unexpectedly: ${(err as Error)?.message}`);
+      res.status(500).json({ ok: false, code: 'unexpected', message: 'The set-up failed unexpectedly', params: {} });
     }
   });
 };

@@ -15,6 +15,12 @@ export const PERMISSION_NEEDS: FeatureNeed[] = [
   { feature: 'actions', anyOf: ['DeviceManagementManagedDevices.ReadWrite.All'], required: false },
   { feature: 'privilegedActions', anyOf: ['DeviceManagementManagedDevices.PrivilegedOperations.All'], required: false },
   { feature: 'users', anyOf: ['User.Read.All', 'Directory.Read.All'], required: false },
+  // "Discovered apps": creating a report export job takes one of these (docs/graph-software.md); Read.All is not enough.
+  {
+    feature: 'discoveredApps',
+    anyOf: ['DeviceManagementApps.ReadWrite.All', 'DeviceManagementConfiguration.ReadWrite.All', 'DeviceManagementManagedDevices.ReadWrite.All'],
+    required: false,
+  },
 ];
 
 export interface PermissionCheck {

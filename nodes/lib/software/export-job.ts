@@ -25,7 +25,7 @@ export interface ExportJob {
 }
 
 export interface PollOptions {
-  /** First wait between status checks, ms (default 2 s); grows by half each time up to `maxPollMs`. */
+  /** First wait between status checks, ms (default 1 s); grows by half each time up to `maxPollMs`. */
   pollMs?: number;
   /** Longest wait between status checks (default 30 s). */
   maxPollMs?: number;
@@ -78,7 +78,7 @@ export async function runAppExportJob(o: ExportJobOptions): Promise<ExportJobRes
   );
   let requests = 1;
   let job = asJob(created, `POST ${EXPORT_JOBS_PATH}`);
-  let wait = Math.max(1, o.pollMs ?? 2000);
+  let wait = Math.max(1, o.pollMs ?? 1000);
   const maxPoll = Math.max(wait, o.maxPollMs ?? 30_000);
   const deadline = Date.now() + (o.maxWaitMs ?? 60 * 60_000);
   let checks = 0;

@@ -58,8 +58,8 @@ export class SoftwareIndexBuilder {
   private readonly catalogue: InstalledApp[] = [];
   private readonly appIndex = new Map<string, number>();
   private readonly deviceIndex = new Map<string, number>();
-  private readonly rowDevice = new GrowableU32();
-  private readonly rowApp = new GrowableU32();
+  private rowDevice = new GrowableU32();
+  private rowApp = new GrowableU32();
   /** Rows without a device id or an app name: skipped, counted. */
   skippedRows = 0;
 
@@ -112,6 +112,9 @@ export class SoftwareIndexBuilder {
       for (let k = 0; k < run.length; k++) if (k === 0 || run[k] !== run[k - 1]) run[w++] = run[k];
       ends[d] = offsets[d] + w;
     }
+    // The row arrays (8 bytes a row) are not needed any more: let them go before the run starts sending.
+    this.rowDevice = new GrowableU32();
+    this.rowApp = new GrowableU32();
     return new SoftwareIndex(sorted, this.deviceIndex, offsets, ends, apps, this.skippedRows);
   }
 }

@@ -148,6 +148,8 @@ interface AppChanges {
 
 export class SimAppInventory {
   private readonly changes = new Map<number, AppChanges>();
+  /** (family, title, release) → app: a bounded set (titles × 3), so a 100,000-device report does not hash 4 M times. */
+  private readonly made = new Map<number, SimApp>();
 
   constructor(private readonly seed: number) {}
 
@@ -169,7 +171,7 @@ export class SimAppInventory {
     return f === 'Windows' ? `${major}.${Math.max(0, minor - r)}.${build + 100 * (2 - r)}.0` : `${major}.${Math.max(0, minor - r)}.${(h >>> 24) % 10}`;
   }
 
-  /** The apps of the device at position i (a fresh list, sorted by name). */
+  /** The apps of the device at position i (a fresh list of shared, frozen apps, sorted by name). */
   appsAt(i: number, platform: string): SimApp[] {
     const f = familyOf(platform);
     if (!f) return [];
@@ -188,13 +190,31 @@ export class SimAppInventory {
     const ch = this.changes.get(i);
     const out: SimApp[] = [];
     for (const id of chosen.keys()) {
-      const { name, publisher } = id < core.length ? { name: core[id][0], publisher: core[id][1] } : this.title(f, id - core.length);
-      if (ch?.removed.has(name)) continue;
       const release = h3(this.seed, i, 900 + id) % 3;
-      const version = ch?.versions.get(name) ?? this.version(f, id, release);
-      out.push({ key: simAppKey(name, publisher, version, f), name, publisher, version, platform: f });
+      const app = this.app(f, id, release);
+      if (!ch) {
+        out.push(app);
+        continue;
+      }
+      if (ch.removed.has(app.name)) continue;
+      const version = ch.versions.get(app.name);
+      out.push(version === undefined ? app : Object.freeze({ ...app, version, key: simAppKey(app.name, app.publisher, version, f) }));
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Title `id` of family `f` in release `r` (shared, frozen). */
+  private app(f: Family, id: number, r: number): SimApp {
+    const k = (FAMILY_NO[f] * 100_000 + id) * 4 + r;
+    let a = this.made.get(k);
+    if (!a) {
+      const core = CORE[f];
+      const { name, publisher } = id < core.length ? { name: core[id][0], publisher: core[id][1] } : this.title(f, id - core.length);
+      const version = this.version(f, id, r);
+      a = Object.freeze({ key: simAppKey(name, publisher, version, f), name, publisher, version, platform: f });
+      this.made.set(k, a);
+    }
+    return a;
   }
 
   private changesOf(i: number): AppChanges {

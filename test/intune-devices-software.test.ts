@@ -4,6 +4,7 @@
  * What each device carries is compared with the tenant generator's apps
  * (SimTenant.appsAt), not with our own parsing of the report.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import helper from 'node-red-node-test-helper';
@@ -90,10 +91,10 @@ describe('intune-devices: discovered apps', function () {
     await helper.unload();
   });
 
-  async function deploy(e: SimEnv, props: Record<string, unknown>) {
+  async function deploy(e: SimEnv, props: Record<string, unknown>, tabEnv?: Array<Record<string, string>>) {
     const { nodes, credentials } = configFlow(e, { overrides: { requestsPer20s: 100_000 } });
     const flow = [
-      { id: 'f1', type: 'tab', label: 'devices' },
+      { id: 'f1', type: 'tab', label: 'devices', ...(tabEnv ? { env: tabEnv } : {}) },
       ...nodes.map((n) => (n.type === 'tls-config' ? { cert: '', key: '', ...n } : n)),
       { id: 'dev', type: 'intune-devices', z: 'f1', name: '', intune: 'cfg1', ...PROPS, ...props, wires: [['out'], ['sum']] },
       { id: 'out', type: 'helper', z: 'f1' },
@@ -215,6 +216,27 @@ describe('intune-devices: discovered apps', function () {
     expect(t.dev.warn.args.flat().join('\n')).to.match(/Discovered apps not read.*DeviceManagementApps\.ReadWrite\.All/);
     const last = t.dev.status.args[t.dev.status.args.length - 1][0];
     expect(last.fill).to.equal('yellow');
+  });
+
+  it('both instance templates wire READ_SOFTWARE (a flow variable, false until the user opts in) into the device source', async () => {
+    const root = path.join(__dirname, '..', '..', 'flows');
+    for (const name of ['ACMP instance (IntuneConnector_1).json', '4me instance (Intune4me_1).json']) {
+      const nodes = JSON.parse(fs.readFileSync(path.join(root, name), 'utf8')) as Array<Record<string, unknown>>;
+      const dev = nodes.find((n) => n.type === 'intune-devices')!;
+      const tab = nodes.find((n) => n.id === dev.z)!;
+      expect(dev.readSoftware, name).to.equal('${READ_SOFTWARE}');
+      expect((tab.env as Array<Record<string, string>>).find((v) => v.name === 'READ_SOFTWARE'), name).to.deep.equal({ name: 'READ_SOFTWARE', value: 'false', type: 'bool' });
+    }
+    // The same wiring in a running Node-RED: the flow variable decides.
+    const created0 = env.graph.reports.stats.created;
+    const off = await (await deploy(env, { readSoftware: '${READ_SOFTWARE}', platformWindows: false, platformLinux: false }, [{ name: 'READ_SOFTWARE', value: 'false', type: 'bool' }])).run();
+    expect(off.devices.length).to.be.greaterThan(50);
+    expect(off.devices.filter((d) => d.software !== undefined)).to.deep.equal([]);
+    expect(env.graph.reports.stats.created).to.equal(created0);
+    await helper.unload();
+    const on = await (await deploy(env, { readSoftware: '${READ_SOFTWARE}', platformWindows: false, platformLinux: false }, [{ name: 'READ_SOFTWARE', value: 'true', type: 'bool' }])).run();
+    expect(on.devices.every((d) => Array.isArray(d.software))).to.equal(true);
+    expect(env.graph.reports.stats.created).to.equal(created0 + 1);
   });
 
   it('Verify connection names the permission the discovered apps need when the app lacks it', async () => {

@@ -272,7 +272,8 @@ export class ExportJobSim {
     }
     this.stats.downloads++;
     const zip = new yazl.ZipFile();
-    zip.addReadStream(Readable.from(this.csv(job)), `${job.id}.csv`);
+    // Deflated like the real export, at the fastest level: a 100,000-device report is ~0.5 GB of CSV.
+    zip.addReadStream(Readable.from(this.csv(job)), `${job.id}.csv`, { compressionLevel: 1 });
     zip.end();
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'x-ms-blob-type': 'BlockBlob' });
     zip.outputStream.pipe(res);

@@ -7,12 +7,11 @@
  */
 import type { Device } from '../contracts';
 import { isAbortError } from '../graph/graph-errors';
+import { DISCOVERED_APPS_ROLES } from '../intune/permissions';
 import { ExportJobError, isPermissionError } from './export-job';
 import { ReportDownloadError } from './report-download';
 import { readDiscoveredApps, SoftwareTally, type SoftwareRead, type SoftwareReadOptions } from './software-source';
 
-/** Roles any one of which lets the app create an export job (docs/graph-software.md). */
-export const EXPORT_JOB_ROLES = ['DeviceManagementApps.ReadWrite.All', 'DeviceManagementConfiguration.ReadWrite.All', 'DeviceManagementManagedDevices.ReadWrite.All'];
 
 export interface SoftwareDetails {
   /** True when the report was read and every device passed on carries `software`. */
@@ -30,7 +29,7 @@ export interface SoftwareDetails {
 /** Plain words for why the report could not be read (never the download link). */
 export function softwareProblem(err: unknown): string {
   if (isPermissionError(err)) {
-    return `Graph refused to export the discovered-apps report (HTTP 403): grant ${EXPORT_JOB_ROLES[0]} (application permission, or ${EXPORT_JOB_ROLES.slice(1).join(' or ')}) with admin consent`;
+    return `Graph refused to export the discovered-apps report (HTTP 403): grant ${DISCOVERED_APPS_ROLES[0]} (application permission, or ${DISCOVERED_APPS_ROLES.slice(1).join(' or ')}) with admin consent`;
   }
   if (err instanceof ExportJobError || err instanceof ReportDownloadError) return err.message;
   return `Reading the discovered-apps report failed: ${(err as Error)?.message ?? String(err)}`;

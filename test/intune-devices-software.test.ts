@@ -91,7 +91,7 @@ describe('intune-devices: discovered apps', function () {
     await helper.unload();
   });
 
-  async function deploy(e: SimEnv, props: Record<string, unknown>, tabEnv?: Array<Record<string, string>>) {
+  function flowOf(e: SimEnv, props: Record<string, unknown>, tabEnv?: Array<Record<string, string>>) {
     const { nodes, credentials } = configFlow(e, { overrides: { requestsPer20s: 100_000 } });
     const flow = [
       { id: 'f1', type: 'tab', label: 'devices', ...(tabEnv ? { env: tabEnv } : {}) },
@@ -100,7 +100,11 @@ describe('intune-devices: discovered apps', function () {
       { id: 'out', type: 'helper', z: 'f1' },
       { id: 'sum', type: 'helper', z: 'f1' },
     ];
-    await helper.load([tlsNode, configNode, devicesNode], flow as never, credentials as never);
+    return { flow, credentials };
+  }
+
+  /** The deployed flow's nodes, with a run() that triggers and waits for the summary. */
+  function bind() {
     const dev = helper.getNode('dev') as unknown as TestNode;
     const pages: Msg[] = [];
     const summaries: Msg[] = [];
@@ -108,15 +112,21 @@ describe('intune-devices: discovered apps', function () {
     (helper.getNode('sum') as unknown as TestNode).on('input', (m) => summaries.push(m));
     return {
       dev,
-      async run(): Promise<{ devices: Device[]; summary: RunSummary }> {
+      async run(msg: Record<string, unknown> = {}): Promise<{ devices: Device[]; summary: RunSummary }> {
         const p0 = pages.length;
         const s0 = summaries.length;
-        dev.receive({ payload: 'go' });
+        dev.receive({ payload: 'go', ...msg });
         await waitFor(() => summaries.length > s0, 100_000, 'the run summary');
         await new Promise((r) => setImmediate(r));
         return { devices: pages.slice(p0).flatMap((p) => p.payload as Device[]), summary: summaries[s0].payload as RunSummary };
       },
     };
+  }
+
+  async function deploy(e: SimEnv, props: Record<string, unknown>, tabEnv?: Array<Record<string, string>>) {
+    const { flow, credentials } = flowOf(e, props, tabEnv);
+    await helper.load([tlsNode, configNode, devicesNode], flow as never, credentials as never);
+    return bind();
   }
 
   type SoftwareDetails = { read: boolean; distinctApps: number; installations: number; exportRequests: number; devicesWithoutApps: number; error: string | null };
@@ -190,6 +200,23 @@ describe('intune-devices: discovered apps', function () {
     expect(now.version).to.equal('999.1.2');
     expect(now.key).to.not.equal(updated.key);
     expect(b2.software).to.deep.equal(truthOf(env, b.id));
+  });
+
+  it('switching it on makes the next incremental run a full one (every device gets its apps); the one after is incremental again', async () => {
+    const macOnly = { platformWindows: false, platformIos: false, platformAndroid: false, platformLinux: false };
+    const t = await deploy(env, macOnly);
+    const first = await t.run({ mode: 'full' });
+    expect(first.summary.mode).to.equal('full');
+    const { flow, credentials } = flowOf(env, { ...macOnly, readSoftware: true });
+    await helper.setFlows(flow as never, 'nodes', credentials as never);
+    const t2 = bind();
+    const second = await t2.run({ mode: 'incremental' });
+    expect(second.summary.mode).to.equal('full');
+    expect(second.devices.length).to.equal(first.devices.length);
+    expect(second.devices.every((d) => Array.isArray(d.software) && d.software.length > 0)).to.equal(true);
+    const third = await t2.run({ mode: 'incremental' });
+    expect(third.summary.mode).to.equal('incremental');
+    expect(third.devices.every((d) => Array.isArray(d.software))).to.equal(true);
   });
 
   it('the preview counts distinct apps and installations of the devices a run would pass on', async () => {

@@ -29,6 +29,8 @@
  *                                                  {filter, select, skip, top, orderBy, search, sessionId}
  *                                                  → {TotalRowCount, Schema:[{Column,PropertyType}], Values}
  *                                                  as application/octet-stream (an Edm.Stream)
+ *  POST/GET /deviceManagement/reports/exportJobs[/{id}]   report export jobs and their download
+ *                                                  link (sim/graph-reports.ts: `graph.reports`)
  *  GET  /users/{id}
  *  POST /$batch                                    ≤ 20 items, per-item status, shuffled, dependsOn/424,
  *                                                  items throttled one by one (429 + their own Retry-After);
@@ -69,6 +71,7 @@ import {
   type EnumName,
   type GraphVersion,
 } from '../nodes/lib/graph/graph-schema';
+import { ExportJobSim } from './graph-reports';
 import { SimTenant, SimTenantError, type ManagedDeviceRecord, type PolicyStateRecord, type ReportRow, type SimPolicy } from './tenant';
 
 // ---------------------------------------------------------------------------
@@ -560,6 +563,8 @@ export class GraphSim {
   private _stats: GraphSimStats = emptyStats();
   /** The last 1000 requests and batch items. */
   readonly requestLog: SimRequestLogEntry[] = [];
+  /** Report export jobs and their downloads (graph-reports.ts). */
+  readonly reports: ExportJobSim;
 
   constructor(opts: GraphSimOptions) {
     this.tenant = opts.tenant;
@@ -572,6 +577,7 @@ export class GraphSim {
     this.ignoreUnsupportedFilter = opts.ignoreUnsupportedFilter ?? false;
     this.reportDefaultTop = opts.reportDefaultTop ?? 50;
     this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
+    this.reports = new ExportJobSim(this.tenant, () => this.url);
     this.server = https.createServer({ cert: this.tls.certPem, key: this.tls.keyPem }, (req, res) => {
       this.onRequest(req, res).catch(() => {
         if (!res.headersSent) {
@@ -717,6 +723,12 @@ export class GraphSim {
     bump(st.byMethod, method);
     const requestId = crypto.randomUUID();
     const clientRequestId = (req.headers['client-request-id'] as string) || requestId;
+    // A report download stands for Azure storage, not Graph: its own rules (graph-reports.ts).
+    if (this.reports.isDownload(rawUrl)) {
+      const status = this.reports.serveDownload(method, rawUrl, req.headers, res);
+      this.log({ at: new Date().toISOString(), method, url: rawUrl.replace(/\?.*$/, '?…'), route: 'GET /exportstorage/{blob}', status, batchItem: false });
+      return;
+    }
 
     if (this.latencyMs > 0) await sleep(this.latencyMs);
     const delay = this.takeFault(['delay'], method, rawUrl, false);
@@ -1075,6 +1087,10 @@ export class GraphSim {
         });
       }
       throw notFound(s[3] ?? s[2]);
+    }
+    const exportJob = s[1] === 'reports' ? this.reports.route(m, s.slice(2)) : null;
+    if (exportJob) {
+      return only(exportJob.method, { key: exportJob.key, bucket: 'reports', roles: exportJob.roles, run: (c) => ({ headers: {}, ...exportJob.run(c.body) }) });
     }
     if (s[1] === 'reports' && s.length === 3 && s[2] === 'getNoncompliantDevicesAndSettingsReport') {
       return only('POST', {

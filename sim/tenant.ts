@@ -27,6 +27,9 @@
  *   setPolicyCompliance(deviceId, policyId, compliant)
  *   removeDevice(id) / addDevice(patch?) / touchDevice(id, lastSync?) / patchDevice(id, patch)
  *   actionLog                                 every accepted action, in order
+ * Discovered apps (sim/tenant-apps.ts)
+ *   appsAt(i)                                 the apps Intune's AppInvRawData report lists for device i
+ *   removeApp(id, name) / setAppVersion(id, name, version)   uninstall / update an app (tests)
  *
  * Realism (all deterministic): Windows majority (co-managed ConfigMgr agents,
  * Autopilot/hybrid joins, placeholder serials such as "Default string"),
@@ -48,6 +51,8 @@
  * noncompliant devices are inGracePeriod, co-managed devices whose compliance
  * workload sits in ConfigMgr report "configManager".
  */
+
+import { SimAppInventory, type SimApp } from './tenant-apps';
 
 export type Platform =
   | 'windows'
@@ -521,6 +526,7 @@ export class SimTenant {
   private readonly policyOverrides = new Map<string, PolicyOverride>();
   private readonly notifications = new Map<number, number[]>();
   private version = 0;
+  private appInventory!: SimAppInventory;
 
   constructor(opts: SimTenantOptions) {
     if (!Number.isInteger(opts.devices) || opts.devices < 1 || opts.devices > 1_000_000) {
@@ -539,6 +545,7 @@ export class SimTenant {
     this.tenantId = opts.tenantId ?? guidFrom(h3(this.seed, 1, 1), h3(this.seed, 1, 2), h3(this.seed, 1, 3), h3(this.seed, 1, 4));
     this.deviceKey = h3(this.seed, 2, 0);
     this.userKey = h3(this.seed, 3, 0);
+    this.appInventory = new SimAppInventory(h3(this.seed, 5, 0));
     this.userCount = Math.max(8, Math.round(this.size * 0.75));
     this.policies = this.makePolicies();
     this.builtInPolicy = {
@@ -1487,6 +1494,25 @@ export class SimTenant {
       this.overrides.set(i, o);
     }
     return o;
+  }
+
+  /** The discovered apps of device i (sim/tenant-apps.ts), tests' changes applied; [] when removed or out of range. */
+  appsAt(i: number): SimApp[] {
+    const meta = this.metaAt(i);
+    if (!meta || this.removed.has(i)) return [];
+    return this.appInventory.appsAt(i, meta.platform);
+  }
+
+  /** Uninstall the app called `name` from a device (the next report no longer lists it). */
+  removeApp(deviceId: string, name: string): void {
+    this.appInventory.remove(this.mustIndex(deviceId), name);
+    this.version++;
+  }
+
+  /** Update the app called `name` on a device to `version` (a new ApplicationKey in the next report). */
+  setAppVersion(deviceId: string, name: string, version: string): void {
+    this.appInventory.setVersion(this.mustIndex(deviceId), name, version);
+    this.version++;
   }
 
   /** Patch arbitrary Graph properties of a device (tests: rename, change serial, force complianceState …). */

@@ -10,6 +10,10 @@
  *
  * Also serves the editor's preview: POST /intune-devices/preview counts, for
  * the dialog's current (undeployed) settings, what a run would pass on.
+ *
+ * "Discovered apps" (readSoftware, lib/software): each device passed on
+ * carries `software`, from Intune's discovered-apps report exported once per
+ * run; the preview then also counts distinct apps and installations.
  */
 import type { NodeAPI, Node, NodeDef } from 'node-red';
 import type { Request, Response } from 'express';
@@ -27,6 +31,7 @@ import { firstDueAt } from '../lib/run/run-schedule';
 import { runProgress } from '../lib/run/run-progress';
 import { sourceExplainer, sourceNode, withDeployedConnection, type SourceContext } from '../lib/source/source-node';
 import { echo } from '../lib/shared/echo';
+import { RunSoftware } from '../lib/software/software-run';
 
 interface IntuneDevicesDef extends NodeDef {
   intune: string;
@@ -43,6 +48,12 @@ const PAGE_SIZE = 1000;
 const PAGES_AHEAD = 4;
 /** Longest wait for the sinks before one Graph page (a paging link must not sit unused for long). */
 const SINK_WAIT_MS = 5 * 60_000;
+
+/**
+ * Added to the settings fingerprint when "Discovered apps" is on: switching it on makes the next
+ * incremental run a full one, so every device gets its software, not only those synced since.
+ */
+const SOFTWARE_FINGERPRINT = '|software';
 
 /** Primary users whose directory look-up failed in this run (summary details). */
 function failedLookups(sum: RunSummary): number {
@@ -63,7 +74,7 @@ export = function register(RED: NodeAPI): void {
   async function work(run: ActiveRun<Device>, { node, settings: s, state, status, connection }: SourceContext<DeviceSourceSettings, DeviceSyncState>): Promise<void> {
     const conn = connection();
     const tenantId = conn.settings.tenantId;
-    const fingerprint = settingsFingerprint(s, tenantId);
+    const fingerprint = settingsFingerprint(s, tenantId) + (s.readSoftware ? SOFTWARE_FINGERPRINT : '');
     const saved = await state.get();
     const plan = planRun(saved, run.requestedMode, { tenantId, fingerprint }, s.overlapMs);
     const since = plan.since;
@@ -99,6 +110,20 @@ export = function register(RED: NodeAPI): void {
     );
     run.on('resumed', () => status.show(current));
 
+    // "Discovered apps": the report is read before the devices, then each page carries its devices' apps.
+    const software = s.readSoftware
+      ? await RunSoftware.start({
+          graph: conn.graph,
+          agent: conn.agent,
+          version: s.graphVersion,
+          signal: run.signal,
+          stats: run.requestStats,
+          onStage: (stage) =>
+            status.show(texts.status('blue', 'dot', texts.msg('status.software', '__mode__: discovered apps, __stage__', { mode: modeWord(run.mode), stage: texts.msg(`status.softwareStage.${stage}`, stage) }))),
+        })
+      : null;
+    if (software?.error) node.warn(t('warn.software', 'Discovered apps not read in this run, devices go out without them (sinks keep what they have): __error__', { error: software.error }));
+
     // Sinks that consume this run say how far they are; reading waits for the slowest.
     runProgress.begin(run.runId);
     let waitWarned = false;
@@ -123,6 +148,7 @@ export = function register(RED: NodeAPI): void {
       })) {
         run.counts.items = tally.read;
         run.counts.pages = tally.pages;
+        software?.attach(devices);
         run.page(devices);
         // Let the flow take the page before the next one is read.
         await new Promise<void>((r) => setImmediate(r));
@@ -149,6 +175,7 @@ export = function register(RED: NodeAPI): void {
         userLookupFailures: users.failures(),
         warnings,
         duplicatePages: tally.duplicatePages,
+        ...(software ? { software: software.details() } : {}),
       };
     }
     if (run.aborted) return;
@@ -180,10 +207,22 @@ export = function register(RED: NodeAPI): void {
         const time = sum.finishedAt.slice(11, 16);
         const skipped = Object.values(sum.stats.skipped).reduce((a, b) => a + b, 0);
         const done = texts.msg('status.done', '__mode__: __emitted__ devices, __skipped__ skipped · __time__ UTC', { mode: modeWord(sum.mode), emitted: sum.stats.emitted, skipped, time });
+        const parts = [done];
+        let fill: 'green' | 'yellow' = 'green';
+        const sw = (sum.details as { software?: { read: boolean; installations: number } } | undefined)?.software;
+        if (sw?.read) parts.push(texts.msg('status.softwareDone', ' · __installations__ installed apps', { installations: sw.installations }));
+        // Done, but the discovered apps could not be read: yellow, so it is seen (the warning says why).
+        if (sw && !sw.read) {
+          fill = 'yellow';
+          parts.push(texts.msg('status.softwareFailed', ' · discovered apps not read'));
+        }
         const failed = failedLookups(sum);
         // Done, but some primary users went unchecked: yellow, so it is seen (the warnings say why).
-        if (failed) return { fill: 'yellow', parts: [done, texts.msg('status.lookupsFailed', ' · __count__ user look-ups failed', { count: failed })] };
-        return { fill: 'green', parts: [done] };
+        if (failed) {
+          fill = 'yellow';
+          parts.push(texts.msg('status.lookupsFailed', ' · __count__ user look-ups failed', { count: failed }));
+        }
+        return { fill, parts };
       },
       schedule: (s, saved, now) => [
         { mode: 'full', everyMs: s.fullEveryMs, firstDueAt: firstDueAt(saved?.lastFullAt, s.fullEveryMs, now) },
@@ -229,6 +268,11 @@ export = function register(RED: NodeAPI): void {
           signal,
           stats,
         });
+        // "Discovered apps" on: the report is exported too (minutes on a real tenant), and counted for the devices that pass.
+        const software = s.readSoftware
+          ? await RunSoftware.start({ graph: conn.graph, agent: conn.agent, version: s.graphVersion, signal, stats })
+          : null;
+        if (software?.error) warnings.push(software.error);
         for await (const page of scanDevices({
           graph: conn.graph,
           version: 'v1.0',
@@ -242,7 +286,7 @@ export = function register(RED: NodeAPI): void {
           stats,
           tally,
         })) {
-          void page;
+          if (software) for (const d of page.devices) software.count(d.id);
         }
         warnings.push(...users.warnings());
         res.json({
@@ -257,6 +301,7 @@ export = function register(RED: NodeAPI): void {
           durationMs: Date.now() - started,
           userLookupFailures: users.failures(),
           warnings,
+          ...(software ? { software: software.details() } : {}),
         });
       },
     );

@@ -21,6 +21,8 @@ export interface DeviceSourceSettings {
   checkDeletedUsers: boolean;
   /** 'beta' adds the OS SKU and the join type (Graph beta only). */
   graphVersion: GraphVersion;
+  /** "Discovered apps": every device passed on carries `software` (Intune's discovered-apps report; lib/software). */
+  readSoftware: boolean;
   /** An incremental run reads devices synced after (watermark − overlap). */
   overlapMs: number;
   fullEveryMs: number;
@@ -54,6 +56,8 @@ export const DEFAULT_OVERLAP_MINUTES = 30;
 /** Duplicates are collapsed and the directory is asked about deleted users unless a node says otherwise. */
 const DEFAULT_COLLAPSE_DUPLICATES = true;
 const DEFAULT_CHECK_DELETED_USERS = true;
+/** Off until the user opts in: the report export needs a ReadWrite permission (docs/graph-software.md). */
+export const DEFAULT_READ_SOFTWARE = false;
 
 /**
  * The device-filter properties of a node (intune-devices, intune-compliance)
@@ -171,6 +175,7 @@ export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceS
     collapseDuplicates: bool(raw.collapseDuplicates, DEFAULT_COLLAPSE_DUPLICATES),
     checkDeletedUsers: bool(raw.checkDeletedUsers, DEFAULT_CHECK_DELETED_USERS),
     graphVersion: version,
+    readSoftware: bool(raw.readSoftware, DEFAULT_READ_SOFTWARE),
     overlapMs,
     fullEveryMs: num('fullEveryHours', 'hours', '"Full run every (hours)"', 0),
     incrementalEveryMs: num('incrementalEveryMinutes', 'minutes', '"Incremental run every (minutes)"', 0),

@@ -9,12 +9,19 @@ export interface FeatureNeed {
   required: boolean;
 }
 
+/**
+ * "Discovered apps": creating a report export job takes one of these (docs/graph-software.md);
+ * no Read.All permission can. The first is the narrowest (Intune apps only), the one we name.
+ */
+export const DISCOVERED_APPS_ROLES: readonly string[] = ['DeviceManagementApps.ReadWrite.All', 'DeviceManagementConfiguration.ReadWrite.All', 'DeviceManagementManagedDevices.ReadWrite.All'];
+
 export const PERMISSION_NEEDS: FeatureNeed[] = [
   { feature: 'devices', anyOf: ['DeviceManagementManagedDevices.Read.All', 'DeviceManagementManagedDevices.ReadWrite.All'], required: true },
   { feature: 'compliance', anyOf: ['DeviceManagementConfiguration.Read.All', 'DeviceManagementConfiguration.ReadWrite.All'], required: false },
   { feature: 'actions', anyOf: ['DeviceManagementManagedDevices.ReadWrite.All'], required: false },
   { feature: 'privilegedActions', anyOf: ['DeviceManagementManagedDevices.PrivilegedOperations.All'], required: false },
   { feature: 'users', anyOf: ['User.Read.All', 'Directory.Read.All'], required: false },
+  { feature: 'discoveredApps', anyOf: [...DISCOVERED_APPS_ROLES], required: false },
 ];
 
 export interface PermissionCheck {

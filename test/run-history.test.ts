@@ -14,6 +14,7 @@ import {
   actionJobEntry,
   clearRunCache,
   fourMeRunEntry,
+  jobIntakeEntry,
   readRuns,
   recordRun,
   recordSinkPage,
@@ -109,6 +110,7 @@ describe('run history', () => {
     const job = actionJobEntry('executed', { jobId: 'J1', status: 'partial', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:02Z', results: [1, 2, 3], counts: { accepted: 2, failed: 1 } }, 4);
     expect(job).to.include({ k: 'job', job: 'executed', read: 3, wr: 2, fail: 1, req: 4, ms: 2000, r: 'warn' });
     expect(actionJobEntry('refused', { jobId: 'J2', status: 'rejected', code: 'guard' })).to.include({ r: 'failed', job: 'refused', err: 'guard' });
+    expect(jobIntakeEntry('J3', 'refused', 'no device ids', 5)).to.deep.equal({ k: 'job', id: 'J3', at: 5, ms: 0, r: 'failed', job: 'refused', read: 1, err: 'no device ids' });
   });
 });
 

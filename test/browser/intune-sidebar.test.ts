@@ -154,6 +154,17 @@ describe('Intune sidebar (against the demo)', function () {
     expect(Number((await first.locator('td[data-col="read"]').innerText()).replace(/\D/g, ''))).to.be.greaterThan(0);
   });
 
+  it('an ACMP query action shows as a job received and executed, at the job source and at the executor', async () => {
+    const acmp = ed!.page.locator('.intune-sb-instance[data-instance="IntuneConnector_1"]');
+    const sent = await fetch(`http://127.0.0.1:${ports.DEMO_CONSOLE_PORT}/api/acmp/ACMP01/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ action: 'sync', devices: 2 }) });
+    expect(sent.status).to.be.below(300);
+    const en = catalog('en-US');
+    const fill = (t: string, p: Record<string, number>) => t.replace(/__(\w+)__/g, (_m, k: string) => String(p[k] ?? ''));
+    await acmp.locator('.intune-sb-node:has(.intune-sb-tag:text-is("intune-action")) .intune-sb-jobs').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await acmp.locator('.intune-sb-node:has(.intune-sb-tag:text-is("intune-action")) .intune-sb-jobs').innerText()).to.equal(fill(en.jobs, { received: 1, executed: 1, refused: 0, replayed: 0 }));
+    expect(await acmp.locator('.intune-sb-node:has(.intune-sb-tag:text-is("intune-acmp-actions")) .intune-sb-jobs').innerText()).to.equal(fill(en.jobsIn, { received: 1, forwarded: 1, refused: 0 }));
+  });
+
   it('a click on a node reveals it in its tab of the workspace', async () => {
     const o = await overview();
     const sink = o.instances.find((i) => i.name === 'IntuneConnector_1')!.nodes.find((n) => n.type === 'intune-acmp')!;

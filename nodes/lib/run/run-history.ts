@@ -310,6 +310,11 @@ export function actionJobEntry(kind: string, report: ActionReportLike, requests?
   };
 }
 
+/** A job a job source (intune-acmp-actions) handed on or refused itself (`reason`: why, in plain words). */
+export function jobIntakeEntry(jobId: string, outcome: 'forwarded' | 'refused', reason?: string, now = Date.now()): RunEntry {
+  return { k: 'job', id: jobId, at: now, ms: 0, r: outcome === 'refused' ? 'failed' : 'ok', job: outcome, read: 1, err: reason };
+}
+
 // ------------------------------------------------------------------ page-wise sinks (ACMP)
 
 interface Tally {

@@ -106,6 +106,8 @@ describe('run history', () => {
     await recordSinkPage(acmp, { ...env, page: 2, last: true }, { read: 50, written: 5, unchanged: 40, failed: 5, removed: 2, problem: 'ACMP01 batch 3: code 500' }, undefined, 4000);
     const [run] = await readRuns(acmp);
     expect(run).to.include({ k: 'acmp', read: 150, wr: 35, un: 110, fail: 5, rm: 2, ms: 3000, r: 'warn', err: 'ACMP01 batch 3: code 500' });
+    await recordSinkPage(acmp, { ...env, runId: 'one-page', startedAt: new Date(500).toISOString(), last: true }, { read: 1, written: 1, unchanged: 0, failed: 0 }, undefined, 2000);
+    expect((await readRuns(acmp))[1]).to.include({ id: 'one-page', at: 500, ms: 1500, r: 'ok' });
 
     const job = actionJobEntry('executed', { jobId: 'J1', status: 'partial', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:02Z', results: [1, 2, 3], counts: { accepted: 2, failed: 1 } }, 4);
     expect(job).to.include({ k: 'job', job: 'executed', read: 3, wr: 2, fail: 1, req: 4, ms: 2000, r: 'warn' });

@@ -198,6 +198,7 @@ describe('Intune sidebar (against the demo)', function () {
     expect(await conn.getAttribute('data-level')).to.equal('error');
     expect(await conn.locator('.intune-sb-dot').first().evaluate((el) => getComputedStyle(el).backgroundColor)).to.equal('rgb(221, 51, 51)');
     expect(await conn.locator('.intune-sb-reason').innerText()).to.contain('The client secret is missing');
+    await loose.scrollIntoViewIfNeeded();
     await ed!.screenshot('sidebar-intune-failing-connection');
   });
 

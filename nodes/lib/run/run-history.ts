@@ -335,13 +335,15 @@ export interface PageCounts {
 
 /**
  * Adds one page of a run at a page-wise sink; on the run's last page the
- * run is recorded (its duration from the first page to the last).
+ * run is recorded (its duration from the run's start at the source, else
+ * from its first page here, to the end of its last page here).
  */
 export function recordSinkPage(node: HistoryNode, sync: SyncEnvelope, page: PageCounts, store?: string, now = Date.now()): Promise<void> {
   const key = `${node.id}\u0000${sync.runId}`;
   let t = tallies.get(key);
   if (!t) {
-    t = { entry: { k: 'acmp', id: sync.runId, at: now, ms: 0, r: 'ok', m: mode(sync.mode) }, seen: 0 };
+    // From the run's start at the source: a one-page run is over before the sink hears of it.
+    t = { entry: { k: 'acmp', id: sync.runId, at: Math.min(now, time(sync.startedAt, now)), ms: 0, r: 'ok', m: mode(sync.mode) }, seen: 0 };
     tallies.set(key, t);
   }
   const e = t.entry;

@@ -8,6 +8,7 @@
 //   dist/nodes/icons/        the palette icons, once: Node-RED looks in the icons/ folder beside
 //                            each node file, and so does the Flow Library, for every node type
 //   dist/nodes/<node>/       the node's compiled code; dist/nodes/lib/ the shared services
+//   dist/plugins/            the editor plugins (plugins/<name>/, see below)
 //   dist/bin/                the instance tool (node-red-intune-instance)
 //   examples/                copied from flows/ (the only folder Import > Examples reads)
 // `npm pack` runs this first (package.json "prepack"), so a clean clone packs a complete package.
@@ -74,6 +75,35 @@ for (const dir of fs.readdirSync(r('nodes'), { withFileTypes: true })) {
   }
 }
 copyTree(r('icons'), path.join(nodesOut, 'icons'), (f) => f.endsWith('.svg') || f.endsWith('.png'));
+
+// Editor plugins: every folder plugins/<name>/ (runtime <name>.ts, editor <name>.html) becomes
+//   dist/plugins/<name>.js      what package.json "node-red.plugins" names: loads <name>/<name>.js
+//   dist/plugins/<name>.html    beside it (the editor side), copied as it is
+//   dist/plugins/<name>/        its compiled code (it reaches the shared services as ../../nodes/lib/)
+//   dist/plugins/locales/<lang>/<name>.json   from locales/<lang>/<name>.json (the plugin's i18n namespace)
+const pluginsOut = r('dist', 'plugins');
+for (const dir of fs.existsSync(r('plugins')) ? fs.readdirSync(r('plugins'), { withFileTypes: true }) : []) {
+  if (!dir.isDirectory()) continue;
+  const name = dir.name;
+  copyTree(r('build', 'plugins', name), path.join(pluginsOut, name), jsOnly, stripSourceMapUrl);
+  if (fs.existsSync(r('plugins', name, `${name}.ts`))) {
+    fs.writeFileSync(
+      path.join(pluginsOut, `${name}.js`),
+      `'use strict';\n// The file Node-RED loads for the ${name} plugin (package.json node-red.plugins); its code is in ${name}/.\nmodule.exports = require('./${name}/${name}.js');\n`,
+    );
+  }
+  if (fs.existsSync(r('plugins', name, `${name}.html`))) {
+    fs.mkdirSync(pluginsOut, { recursive: true });
+    fs.copyFileSync(r('plugins', name, `${name}.html`), path.join(pluginsOut, `${name}.html`));
+  }
+  for (const lang of locales) {
+    const src = r('locales', lang, `${name}.json`);
+    if (fs.existsSync(src)) {
+      fs.mkdirSync(path.join(pluginsOut, 'locales', lang), { recursive: true });
+      fs.copyFileSync(src, path.join(pluginsOut, 'locales', lang, `${name}.json`));
+    }
+  }
+}
 
 // The instance tool: dist/bin/*.js (package.json "bin"), executable.
 copyTree(r('build', 'bin'), r('dist', 'bin'), jsOnly, stripSourceMapUrl);

@@ -39,6 +39,7 @@ import { storeInfo } from '../lib/node-red/context-state';
 import { asMessage, configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
 import { runProgress } from '../lib/run/run-progress';
 import { PageScheduler, type Settled } from '../lib/fourme/page-scheduler';
+import { fourMeRunEntry, recordRun } from '../lib/run/run-history';
 
 interface FourMeSinkDef extends NodeDef {
   fourme: string;
@@ -191,6 +192,7 @@ export = function register(RED: NodeAPI): void {
           const out = r.value;
           send(outputs(msg, out));
           if (out.summary) {
+            void recordRun(node, fourMeRunEntry(out.summary), store.unknown ? undefined : settings?.store);
             lastStatus = resultStatus(out.summary);
             if (out.summary.errorCount) {
               const first = out.summary.errors[0];
@@ -212,6 +214,7 @@ export = function register(RED: NodeAPI): void {
         if (closed && isAbort(err)) return;
         const summary = (err as { summary?: RunSummary4me }).summary;
         if (summary) {
+          void recordRun(node, fourMeRunEntry(summary, err), store.unknown ? undefined : settings?.store);
           send([null, { topic: OUT_TOPIC.summary, payload: summary, _msgid: RED.util.generateId() } as unknown as NodeMessage]);
         }
         const e = explain(err);

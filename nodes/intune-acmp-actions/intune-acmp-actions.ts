@@ -38,6 +38,7 @@ import { SICS_STATUS_EN, SicsError } from '../lib/acmp/sics-errors';
 import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import type { ActionName } from '../lib/contracts';
 import type { WireFormat } from '../lib/acmp/acmp-wire';
+import { jobIntakeEntry, recordRun } from '../lib/run/run-history';
 
 interface AcmpActionsDef extends NodeDef {
   acmp: string;
@@ -109,6 +110,7 @@ export = function register(RED: NodeAPI): void {
     /** Sends a failed status for a job refused here. Never throws. */
     async function refuse(client: SicsClient, server: AcmpServerRoute, parts: JobStatusParts, m: ConsumedMessage, format?: WireFormat): Promise<void> {
       counts.refused++;
+      void recordRun(node, jobIntakeEntry(parts.jobId, 'refused', parts.reason));
       try {
         await client.call(statusRoute(server, m.callback), jobStatusMessage(parts), { signal: closer.signal, ...(format ? { format } : {}) });
       } catch (err) {
@@ -162,6 +164,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       counts.forwarded++;
+      void recordRun(node, jobIntakeEntry(job.jobId, 'forwarded'));
       node.log(t('log.forwarded', 'Job __jobId__ (__action__ on __devices__ device(s)) from __server__, requested by __by__', { jobId: job.jobId, action: job.action, devices: out.request.deviceIds.length, server: server.serverId, by: out.request.requestedBy ?? '' }));
       node.send(asMessage({ topic: 'intune/action/request', payload: out.request, acmp: out.context }));
     }

@@ -36,6 +36,7 @@ import { parseSinkSettings, type AcmpSinkProperties, type SinkSettings } from '.
 import { SicsError } from '../lib/acmp/sics-errors';
 import type { AcmpServerRoute } from '../lib/acmp/sics-settings';
 import { runProgress } from '../lib/run/run-progress';
+import { recordSinkPage } from '../lib/run/run-history';
 
 interface AcmpSinkDef extends NodeDef, AcmpSinkProperties {
   acmp: string;
@@ -147,6 +148,7 @@ export = function register(RED: NodeAPI): void {
       const failed = report.servers.reduce((a, s) => a + s.failed, 0);
       const removed = (report.removals ?? []).reduce((a, r) => a + r.removed + r.notThere, 0);
       send({ ...msg, topic: 'acmp/devices', payload: report } as unknown as NodeMessageInFlow);
+      void recordSinkPage(node, sync, { read: devices.length, written: changed, unchanged: report.servers.reduce((a, s) => a + s.unchanged, 0), removed, failed, problem: problems[0] }, settings?.store);
       if (problems.length) {
         const heldBack = failed === 0 && (report.removals ?? []).some((r) => r.heldBack);
         if (heldBack) show({ fill: 'yellow', shape: 'dot', text: say('heldBack', 'run done: __changed__ sent, removals held back (limit)', { changed }) });

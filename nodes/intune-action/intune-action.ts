@@ -27,6 +27,7 @@ import { auditLines, type AuditContext } from '../lib/actions/action-audit';
 import { ActionMemory } from '../lib/actions/action-journal';
 import { ActionJobs } from '../lib/actions/action-job';
 import type { ActionReport, DeviceResult, Progress } from '../lib/actions/action-executor';
+import { actionJobEntry, recordRun } from '../lib/run/run-history';
 
 interface IntuneActionDef extends NodeDef, ActionNodeProperties {
   intune: string;
@@ -214,6 +215,7 @@ export = function register(RED: NodeAPI): void {
           },
         });
         if (outcome.audit) audit(outcome.report, outcome.audit);
+        void recordRun(node, actionJobEntry(outcome.kind, outcome.report, job?.stats.requests), settings?.store);
         if (job) jobs.delete(job);
         // A request that ran while the node was closing ends quietly: its flow is gone.
         if (closing && outcome.kind === 'executed') return done();

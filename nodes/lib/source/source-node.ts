@@ -28,6 +28,7 @@ import { asMessage, configNode, contextOf, contextStorageOf, defRecord } from '.
 import { SyncRunner, type ActiveRun } from '../run/sync-run';
 import { RunSchedule, type ScheduleEntry } from '../run/run-schedule';
 import { isAbortError } from '../graph/graph-errors';
+import { noteSchedule, recordRun, sourceRunEntry } from '../run/run-history';
 
 /** The settings every source has. */
 export interface SourceSettingsBase {
@@ -168,6 +169,7 @@ export function sourceNode<T, M extends SyncMode, S extends SourceSettingsBase, 
       return undefined;
     }
     started.finished.then((sum) => {
+      void recordRun(node, sourceRunEntry(spec.topic, sum), store.unknown ? undefined : settings?.store);
       if (status.isClosed) return;
       status.result(resultStatus(sum));
       if (sum.result === 'completed' && schedule) schedule.ranAt(sum.mode as M, started.run.startedMs);
@@ -224,6 +226,7 @@ export function sourceNode<T, M extends SyncMode, S extends SourceSettingsBase, 
           });
         });
         schedule.start();
+        noteSchedule(node, () => schedule?.next());
       });
   }
 

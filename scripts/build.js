@@ -79,6 +79,25 @@ copyTree(r('icons'), path.join(nodesOut, 'icons'), (f) => f.endsWith('.svg') || 
 copyTree(r('build', 'bin'), r('dist', 'bin'), jsOnly, stripSourceMapUrl);
 for (const f of fs.existsSync(r('dist', 'bin')) ? fs.readdirSync(r('dist', 'bin')) : []) fs.chmodSync(r('dist', 'bin', f), 0o755);
 
+// Editor plugins: plugins/<name>/ -> dist/plugins/<name>.js (package.json "node-red.plugins"), its code in
+// dist/plugins/<name>/, dist/plugins/<name>.html beside it, and locales/<lang>/<name>.json in dist/plugins/locales/
+// (Node-RED reads a plugin's catalog from the locales/ folder beside its file).
+const pluginsOut = r('dist', 'plugins');
+for (const dir of fs.existsSync(r('plugins')) ? fs.readdirSync(r('plugins'), { withFileTypes: true }) : []) {
+  if (!dir.isDirectory()) continue;
+  const name = dir.name;
+  copyTree(r('build', 'plugins', name), path.join(pluginsOut, name), jsOnly, stripSourceMapUrl);
+  fs.writeFileSync(path.join(pluginsOut, `${name}.js`), `'use strict';\n// The file Node-RED loads for the plugin ${name} (package.json node-red.plugins); its code is in ${name}/.\nmodule.exports = require('./${name}/${name}.js');\n`);
+  if (fs.existsSync(r('plugins', name, `${name}.html`))) fs.copyFileSync(r('plugins', name, `${name}.html`), path.join(pluginsOut, `${name}.html`));
+  for (const lang of locales) {
+    const src = r('locales', lang, `${name}.json`);
+    if (fs.existsSync(src)) {
+      fs.mkdirSync(path.join(pluginsOut, 'locales', lang), { recursive: true });
+      fs.copyFileSync(src, path.join(pluginsOut, 'locales', lang, `${name}.json`));
+    }
+  }
+}
+
 // Examples: flows/<file>.json -> examples/<file>.json (validated as JSON on the way).
 copyTree(r('flows'), r('examples'), (f) => {
   if (!f.endsWith('.json')) return false;

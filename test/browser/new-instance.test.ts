@@ -231,17 +231,15 @@ describe('browser: New instance… against the demo', function () {
 
     const tmpl = template('ACMP instance (IntuneConnector_1).json');
     const kept = deviceGroundTruth(tenant, parseFilterSettings(tmpl.find((n) => n.type === 'intune-devices')!), Date.now()).kept;
-    type Stored = { device: { id: string }; owner: string; onDemandDefinition: string };
-    let stored: Stored[] = [];
+    // Only IntuneConnector_2 runs (the demo's instances are disabled, and ACMP01 held nothing before).
+    let stored: Array<{ id: string }> = [];
     const until = Date.now() + 120_000;
     while (stored.length < kept.size) {
       if (Date.now() > until) throw new Error(`ACMP01 holds ${stored.length} of ${kept.size} devices\n${out.slice(-2000)}`);
       await sleep(1000);
-      stored = await get<Stored[]>(`${sims}/api/acmp/ACMP01/devices`);
+      stored = await get<Array<{ id: string }>>(`${sims}/api/acmp/ACMP01/devices`);
     }
-    expect(stored.map((d) => d.device.id).sort()).to.deep.equal([...kept].sort());
-    expect([...new Set(stored.map((d) => d.owner))]).to.deep.equal(['IntuneConnector_2']);
-    expect([...new Set(stored.map((d) => d.onDemandDefinition))]).to.deep.equal(['IntuneMobileDevices_2']);
+    expect(stored.map((d) => d.id).sort()).to.deep.equal([...kept].sort());
     await ed!.close();
     ed = undefined;
   });

@@ -64,6 +64,7 @@ describe('browser: New instance… against the demo', function () {
   const tenant = new SimTenant({ seed: 'demo', devices: DEVICES });
   const template = (name: string) => JSON.parse(fs.readFileSync(path.join(repoRoot, 'flows', name), 'utf8')) as Array<Record<string, unknown>>;
 
+  const pfxB64 = () => (JSON.parse(fs.readFileSync(path.join(dir, 'certificate-app.json'), 'utf8')) as { pfxBase64: string }).pfxBase64;
   const get = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
   const field = (name: string) => ed!.page.locator(`${P}-${name}`);
   const next = () => ed!.page.locator(`${P}-next`).click();
@@ -244,7 +245,7 @@ describe('browser: New instance… against the demo', function () {
     ed = undefined;
   });
 
-  it('4me in German: the steps in German, Verify, a chosen platform, deploy; the CIs reach the simulated 4me account', async () => {
+  it('4me in German: the steps in German, a certificate uploaded, Verify, a chosen platform, deploy; the CIs reach the simulated 4me account', async () => {
     ed = await Editor.open(browser!, editorUrl, screenshotDir, { language: 'de' });
     recorded.push(recordResponses(ed, ADMIN_ANSWERS));
     await ed.page.evaluate(() => (window as any).RED.plugins.getPlugin('intune-new-instance').open());
@@ -256,12 +257,18 @@ describe('browser: New instance… against the demo', function () {
     await field('authorityHost').fill(`https://127.0.0.1:${ports.DEMO_IDENTITY_PORT}`);
     await field('graphBaseUrl').fill(`https://127.0.0.1:${ports.DEMO_GRAPH_PORT}`);
     await field('tenantId').fill(ids.tenantId);
-    await field('clientId').fill(ids.secretClientId);
+    // The demo's certificate app: its .pfx (kept by the demo) uploaded as a user picks a file.
+    await field('clientId').fill(ids.certClientId);
     await ed.screenshotTray('new-instance-1-permissions-de');
     await next();
     expect(await visibleStepTitle()).to.equal(wizardText('de', 'step2.title'));
     await field('tls').selectOption({ label: 'CA (Intune4me_1)' });
-    await field('clientSecret').fill(ids.secret);
+    await field('authType').selectOption('certificate');
+    expect(await field('clientSecret').isVisible(), 'no secret field for a certificate').to.equal(false);
+    const pfxFile = path.join(dir, 'intune-connector-demo.pfx');
+    fs.writeFileSync(pfxFile, Buffer.from((JSON.parse(fs.readFileSync(path.join(dir, 'certificate-app.json'), 'utf8')) as { pfxBase64: string }).pfxBase64, 'base64'));
+    await field('pfx').setInputFiles(pfxFile);
+    await field('passphrase').fill(ids.certPassword);
     let r = await pressVerify(ed, `${P}-verify-intune`, `${P}-verify-intune-result`, '.intune-ni-line');
     expect(r.kind, r.text).to.equal('ok');
     expect(r.lines[0]).to.equal(nodeText('intune-config', 'de', 'intune-config.verify.ok', { tenantId: ids.tenantId, deviceCount: DEVICES }));
@@ -309,7 +316,7 @@ describe('browser: New instance… against the demo', function () {
     const flows = JSON.parse(flowsText) as Array<Record<string, unknown>>;
     expect(flows.filter((n) => n.type === 'tab').map((n) => n.label)).to.include.members(['IntuneConnector_2', 'IntuneWorkflowEngine_2', 'IntuneMobileDevices_2', 'Intune4me_2']);
     expect(flows.some((n) => 'credentials' in n)).to.equal(false);
-    expect(leaked(flowsText, SECRETS)).to.deep.equal([]);
+    expect(leaked(flowsText, [...SECRETS, pfxB64().slice(0, 40)])).to.deep.equal([]);
     const file = fs.readFileSync(path.join(dir, 'node-red', 'flows.json'), 'utf8');
     expect(file).to.include('Intune4me_2');
     expect(leaked(file, SECRETS)).to.deep.equal([]);
@@ -317,8 +324,10 @@ describe('browser: New instance… against the demo', function () {
     expect(leaked(cred, SECRETS), 'the credentials file is encrypted').to.deep.equal([]);
     // What Node-RED gives the editor for the new connections: whether a secret is set, never the secret.
     const conn = flows.find((n) => n.type === 'intune-config' && String(n.name).includes('Intune4me_2'))!;
+    expect(conn).to.include({ authType: 'certificate', clientId: ids.certClientId });
     const sent = await (await fetch(`${editorUrl}/credentials/intune-config/${conn.id}`)).json();
-    expect(sent).to.deep.include({ has_clientSecret: true });
+    expect(sent).to.deep.include({ has_pfx: true, has_passphrase: true, pfxName: 'intune-connector-demo.pfx' });
+    expect(JSON.stringify(sent)).to.not.include(pfxB64().slice(0, 40));
     expect(leaked(JSON.stringify(sent), SECRETS)).to.deep.equal([]);
     const answers = recorded.flat();
     expect(answers.length, 'admin answers were recorded').to.be.greaterThan(6);

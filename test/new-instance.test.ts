@@ -108,3 +108,35 @@ describe('New instance: building from the template', () => {
     expect(() => readAnswers({ 'acmp-server': 'ACMP01' })).to.throw(/list/);
   });
 });
+
+describe('New instance: the catalogs', () => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const root = path.resolve(__dirname, '..', '..');
+  const flat = (o: Record<string, unknown>, pre = ''): Record<string, string> =>
+    Object.entries(o).reduce<Record<string, string>>((acc, [k, v]) => Object.assign(acc, typeof v === 'object' && v ? flat(v as Record<string, unknown>, `${pre}${k}.`) : { [`${pre}${k}`]: String(v) }), {});
+  const cat = (lang: string) => flat(JSON.parse(fs.readFileSync(path.join(root, 'locales', lang, 'intune-new-instance.json'), 'utf8')));
+
+  it('en-US and de have the same keys, the same __parameters__, and German texts', () => {
+    const en = cat('en-US');
+    const de = cat('de');
+    expect(Object.keys(de).sort()).to.deep.equal(Object.keys(en).sort());
+    const params = (s: string) => (s.match(/__\w+__/g) ?? []).sort();
+    for (const k of Object.keys(en)) expect(params(de[k]), k).to.deep.equal(params(en[k]));
+    const names = ['cloud.china']; // a proper name, the same in both
+    const same = Object.keys(en).filter((k) => en[k] === de[k] && en[k].length > 12 && !names.includes(k));
+    expect(same, 'untranslated').to.deep.equal([]);
+  });
+
+  it('every literal key the editor uses is in the catalog', () => {
+    const html = fs.readFileSync(path.join(root, 'plugins', 'intune-new-instance', 'intune-new-instance.html'), 'utf8');
+    const used = [...html.matchAll(/\bt\("([a-zA-Z0-9.]+)"/g)].map((m) => m[1]).filter((k) => !k.endsWith(".")); // "prefix." + value: below
+    expect(used.length).to.be.greaterThan(20);
+    const en = cat('en-US');
+    expect(used.filter((k) => !(k in en))).to.deep.equal([]);
+    // Keys made of a prefix and a value: every value the editor offers.
+    for (const c of Object.keys(CLOUDS).concat('custom')) expect(en, `cloud.${c}`).to.have.property(`cloud.${c}`);
+    for (const need of PERMISSION_NEEDS) expect(en, `feature.${need.feature}`).to.have.property(`feature.${need.feature}`);
+    for (let n = 1; n <= 5; n++) expect(en).to.have.property(`steps.${n}`);
+  });
+});

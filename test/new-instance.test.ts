@@ -86,10 +86,17 @@ describe('New instance: building from the template', () => {
     expect(buildInstance({ template: '4me', answers: {}, existing }).instance).to.equal(2);
   });
 
-  it('a TLS configuration of the flows goes on every connection; one not in the flows is refused', () => {
+  it('a TLS configuration of the flows goes on the private endpoints only; one not in the flows is refused', () => {
     const existing: FlowNode[] = [{ id: 'tls1', type: 'tls-config', name: 'CA' }];
-    const b = buildInstance({ template: 'acmp', answers, tls: 'tls1', existing });
-    for (const t of ['intune-config', 'intune-acmp-config']) expect(b.nodes.find((n) => n.type === t)!.tls).to.equal('tls1');
+    let b = buildInstance({ template: 'acmp', answers, tls: 'tls1', existing });
+    expect(b.nodes.find((n) => n.type === 'intune-acmp-config')!.tls, 'SICS').to.equal('tls1');
+    expect(b.nodes.find((n) => n.type === 'intune-config')!.tls, 'Intune on the global cloud keeps the public CAs').to.equal('');
+    b = buildInstance({ template: 'acmp', answers: { ...answers, cloud: 'custom', 'authority-host': 'https://login.example.test', 'graph-url': 'https://graph.example.test' }, tls: 'tls1', existing });
+    expect(b.nodes.find((n) => n.type === 'intune-config')!.tls, 'custom Intune endpoints').to.equal('tls1');
+    b = buildInstance({ template: '4me', answers: { 'fourme-environment': 'production' }, tls: 'tls1', existing });
+    expect(b.nodes.find((n) => n.type === 'intune-4me-config')!.tls, '4me production').to.equal('');
+    b = buildInstance({ template: '4me', answers: { 'fourme-graphql-url': 'https://4me.example.test/graphql' }, tls: 'tls1', existing });
+    expect(b.nodes.find((n) => n.type === 'intune-4me-config')!.tls, '4me custom URL').to.equal('tls1');
     expect(() => buildInstance({ template: 'acmp', answers, tls: 'nope', existing })).to.throw(/TLS configuration/);
   });
 

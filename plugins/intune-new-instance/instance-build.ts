@@ -84,7 +84,15 @@ export function buildInstance(req: BuildRequest): { instance: number; tabs: stri
   const tls = typeof req.tls === 'string' ? req.tls : '';
   if (tls) {
     if (!existing.some((n) => n.id === tls && n.type === 'tls-config')) throw new InstanceError('The chosen TLS configuration is not in the flows');
-    for (const t of ['intune-config', 'intune-acmp-config', 'intune-4me-config']) if (template.some((n) => n.type === t)) (nodeProps[t] ??= {}).tls = tls;
+    // A CA given to a connection replaces the public ones: only private endpoints get it (SICS always; Intune
+    // and 4me when their URLs are custom), as the config dialogs keep a TLS configuration only there.
+    const custom = (type: string, prop: string) => (nodeProps[type]?.[prop] ?? template.find((n) => n.type === type)?.[prop]) === 'custom';
+    const takes: Record<string, boolean> = {
+      'intune-config': custom('intune-config', 'cloud'),
+      'intune-acmp-config': true,
+      'intune-4me-config': custom('intune-4me-config', 'environment'),
+    };
+    for (const [t, yes] of Object.entries(takes)) if (yes && template.some((n) => n.type === t)) (nodeProps[t] ??= {}).tls = tls;
   }
   const nodes = withoutCredentials(makeInstance(template, { instance, env, nodeProps }));
   const problems = clashes(existing, nodes);

@@ -13,6 +13,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PLATFORM_PROPERTIES } from '../nodes/lib/devices/device-filters';
 
 export type FlowNode = Record<string, unknown> & { id: string; type: string; z?: string };
 
@@ -162,4 +163,92 @@ export function missingCredentials(nodes: FlowNode[]): string[] {
     'intune-4me-config': 'the 4me token or OAuth client secret',
   };
   return nodes.filter((n) => need[n.type] && !n.credentials).map((n) => `${String(n.name || n.type)}: ${need[n.type]}`);
+}
+
+/**
+ * The settings of an instance in the instance tool's words (its option names,
+ * values as typed), for the tool and the editor's "New instance…" set-up alike.
+ */
+export interface InstanceAnswers {
+  'tenant-id'?: string;
+  'client-id'?: string;
+  auth?: string;
+  cloud?: string;
+  'authority-host'?: string;
+  'graph-url'?: string;
+  'portal-url'?: string;
+  'sics-host'?: string;
+  'sics-port'?: string;
+  /** ID[:VIRTUALROUTER[:ROUTINGKEY]] per ACMP server. */
+  'acmp-server'?: string[];
+  'acmp-target'?: string;
+  'on-demand-definition'?: string;
+  'jobs-routing-key'?: string;
+  'fourme-account'?: string;
+  'fourme-environment'?: string;
+  'fourme-region'?: string;
+  'fourme-graphql-url'?: string;
+  /** Comma-separated platforms to import. */
+  platforms?: string;
+  'full-scan-hours'?: string;
+  'incremental-minutes'?: string;
+  'compliance-minutes'?: string;
+}
+
+/** The flow environment variables and node properties that `makeInstance` sets for these answers. */
+export function instanceSettings(template: FlowNode[], n: number, a: InstanceAnswers): { env: Record<string, string>; nodeProps: Record<string, Record<string, unknown>> } {
+  const env: Record<string, string> = {};
+  const props: Record<string, Record<string, unknown>> = {};
+  const setProp = (type: string, prop: string, value: unknown) => {
+    if (value !== undefined) (props[type] ??= {})[prop] = value;
+  };
+  const isAcmp = template.some((x) => x.type === 'intune-acmp-config');
+  if (isAcmp) env.ACMP_JOBS_ROUTING_KEY = a['jobs-routing-key'] ?? `IntuneConnector_${n}.jobs`;
+  else if (a['jobs-routing-key']) env.ACMP_JOBS_ROUTING_KEY = a['jobs-routing-key'];
+  if (a['acmp-target']) env.ACMP_SERVER_ID = a['acmp-target'];
+  if (a['on-demand-definition']) env.ACMP_ON_DEMAND_DEFINITION = a['on-demand-definition'];
+  if (a['full-scan-hours']) env.FULL_SCAN_HOURS = a['full-scan-hours'];
+  if (a['incremental-minutes']) env.INCREMENTAL_SCAN_MINUTES = a['incremental-minutes'];
+  if (a['compliance-minutes']) env.COMPLIANCE_EVERY_MINUTES = a['compliance-minutes'];
+
+  setProp('intune-config', 'tenantId', a['tenant-id']);
+  setProp('intune-config', 'clientId', a['client-id']);
+  if (a.auth !== undefined && a.auth !== 'secret' && a.auth !== 'certificate') throw new InstanceError('--auth must be secret or certificate');
+  setProp('intune-config', 'authType', a.auth);
+  setProp('intune-config', 'cloud', a.cloud);
+  setProp('intune-config', 'authorityHost', a['authority-host']);
+  setProp('intune-config', 'graphBaseUrl', a['graph-url']);
+  setProp('intune-config', 'portalUrl', a['portal-url']);
+  setProp('intune-acmp-config', 'host', a['sics-host']);
+  if (a['sics-port'] !== undefined) setProp('intune-acmp-config', 'port', Number(a['sics-port']));
+  if (a['acmp-server']) {
+    setProp(
+      'intune-acmp-config',
+      'servers',
+      a['acmp-server'].map((s) => {
+        const [serverId, virtualRouter, routingKey] = s.split(':');
+        if (!serverId) throw new InstanceError(`--acmp-server expects ID[:VIRTUALROUTER[:ROUTINGKEY]], not ${JSON.stringify(s)}`);
+        return { serverId, name: serverId, virtualRouter: virtualRouter || 'ACMP', routingKey: routingKey || `acmp.${serverId}` };
+      }),
+    );
+  }
+  setProp('intune-4me-config', 'accountId', a['fourme-account']);
+  setProp('intune-4me-config', 'environment', a['fourme-graphql-url'] ? 'custom' : a['fourme-environment']);
+  setProp('intune-4me-config', 'region', a['fourme-region']);
+  setProp('intune-4me-config', 'graphqlUrl', a['fourme-graphql-url']);
+  if (a.platforms !== undefined) {
+    const chosen = a.platforms.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+    const bad = chosen.filter((p) => !(p in PLATFORM_PROPERTIES));
+    if (bad.length) throw new InstanceError(`--platforms: unknown ${bad.join(', ')} (use ${Object.keys(PLATFORM_PROPERTIES).join(', ')})`);
+    for (const [p, prop] of Object.entries(PLATFORM_PROPERTIES)) setProp('intune-devices', prop, chosen.includes(p));
+  }
+  return { env, nodeProps: props };
+}
+
+/** The lowest instance number N from 1 whose tab names are not in use among `existing`. */
+export function nextFreeInstance(template: FlowNode[], existing: FlowNode[]): number {
+  const taken = new Set(instanceTabLabels(existing));
+  const labels = instanceTabLabels(template);
+  for (let n = 1; n <= 999; n++) if (!labels.some((l) => taken.has(renameForInstance(l, n)))) return n;
+  throw new InstanceError('Every instance number from 1 to 999 is in use');
 }

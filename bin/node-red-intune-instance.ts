@@ -12,9 +12,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { InstanceError, instanceTabLabels, loadTemplate, makeInstance, missingCredentials, withoutCredentials, TEMPLATES, type InstanceCredentials } from './instance-template';
+import { InstanceError, instanceSettings, instanceTabLabels, loadTemplate, makeInstance, missingCredentials, withoutCredentials, TEMPLATES, type InstanceCredentials } from './instance-template';
 import { addInstance, adminClient } from './instance-admin';
-import { PLATFORM_PROPERTIES } from '../nodes/lib/devices/device-filters';
 
 const USAGE = `Usage: node-red-intune-instance --template <${Object.keys(TEMPLATES).join('|')}|flow.json> --instance <N> (--out <file> | --url <editor URL>) [options]
 
@@ -129,53 +128,12 @@ export async function main(argv: string[]): Promise<string> {
   if (!a.instance || !Number.isInteger(n)) throw new InstanceError('--instance N is required (a whole number from 1 to 999)');
   if (!a.out === !a.url) throw new InstanceError('Give exactly one of --out FILE and --url URL');
 
-  const env: Record<string, string> = {};
-  const props: Record<string, Record<string, unknown>> = {};
+  const template = loadTemplate(a.template);
+  const { env, nodeProps: props } = instanceSettings(template, n, a);
+  for (const [k, v] of pairs(a.env, '--env')) env[k] = v;
   const setProp = (type: string, prop: string, value: unknown) => {
     if (value !== undefined) (props[type] ??= {})[prop] = value;
   };
-  const template = loadTemplate(a.template);
-  const isAcmp = template.some((x) => x.type === 'intune-acmp-config');
-  if (isAcmp) env.ACMP_JOBS_ROUTING_KEY = a['jobs-routing-key'] ?? `IntuneConnector_${n}.jobs`;
-  else if (a['jobs-routing-key']) env.ACMP_JOBS_ROUTING_KEY = a['jobs-routing-key'];
-  if (a['acmp-target']) env.ACMP_SERVER_ID = a['acmp-target'];
-  if (a['on-demand-definition']) env.ACMP_ON_DEMAND_DEFINITION = a['on-demand-definition'];
-  if (a['full-scan-hours']) env.FULL_SCAN_HOURS = a['full-scan-hours'];
-  if (a['incremental-minutes']) env.INCREMENTAL_SCAN_MINUTES = a['incremental-minutes'];
-  if (a['compliance-minutes']) env.COMPLIANCE_EVERY_MINUTES = a['compliance-minutes'];
-  for (const [k, v] of pairs(a.env, '--env')) env[k] = v;
-
-  setProp('intune-config', 'tenantId', a['tenant-id']);
-  setProp('intune-config', 'clientId', a['client-id']);
-  if (a.auth !== undefined && a.auth !== 'secret' && a.auth !== 'certificate') throw new InstanceError('--auth must be secret or certificate');
-  setProp('intune-config', 'authType', a.auth);
-  setProp('intune-config', 'cloud', a.cloud);
-  setProp('intune-config', 'authorityHost', a['authority-host']);
-  setProp('intune-config', 'graphBaseUrl', a['graph-url']);
-  setProp('intune-config', 'portalUrl', a['portal-url']);
-  setProp('intune-acmp-config', 'host', a['sics-host']);
-  if (a['sics-port'] !== undefined) setProp('intune-acmp-config', 'port', Number(a['sics-port']));
-  if (a['acmp-server']) {
-    setProp(
-      'intune-acmp-config',
-      'servers',
-      a['acmp-server'].map((s) => {
-        const [serverId, virtualRouter, routingKey] = s.split(':');
-        if (!serverId) throw new InstanceError(`--acmp-server expects ID[:VIRTUALROUTER[:ROUTINGKEY]], not ${JSON.stringify(s)}`);
-        return { serverId, name: serverId, virtualRouter: virtualRouter || 'ACMP', routingKey: routingKey || `acmp.${serverId}` };
-      }),
-    );
-  }
-  setProp('intune-4me-config', 'accountId', a['fourme-account']);
-  setProp('intune-4me-config', 'environment', a['fourme-graphql-url'] ? 'custom' : a['fourme-environment']);
-  setProp('intune-4me-config', 'region', a['fourme-region']);
-  setProp('intune-4me-config', 'graphqlUrl', a['fourme-graphql-url']);
-  if (a.platforms !== undefined) {
-    const chosen = a.platforms.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
-    const bad = chosen.filter((p) => !(p in PLATFORM_PROPERTIES));
-    if (bad.length) throw new InstanceError(`--platforms: unknown ${bad.join(', ')} (use ${Object.keys(PLATFORM_PROPERTIES).join(', ')})`);
-    for (const [p, prop] of Object.entries(PLATFORM_PROPERTIES)) setProp('intune-devices', prop, chosen.includes(p));
-  }
   for (const [k, v] of pairs(a.set, '--set')) {
     const dot = k.indexOf('.');
     if (dot <= 0) throw new InstanceError(`--set expects TYPE.PROP=VALUE, not ${JSON.stringify(k)}`);

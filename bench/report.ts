@@ -286,7 +286,7 @@ export function renderReport(r: Results): string {
     );
     out.push('');
     out.push(
-      `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is a token bucket proven to stay under the limit in *every* 20 s window (nodes/lib/graph/graph-pacer.ts): a burst of a quarter of the limit (50 writes), then an even 7 writes per second — about 70 % of the limit over a long run, the price of never drawing a 429. Floor: ${lock.floor.graph?.how}.`,
+      `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is an exact sliding window (nodes/lib/shared/sliding-window.ts, shared with the 4me client): each write counts from its send until 20 s after its answer, so no 20 s window of Graph's, however placed, sees more than 200, and a long run gets the whole limit but the round trip's share — 200 writes per 20 s plus one answer time. Floor: ${lock.floor.graph?.how}.`,
     );
     out.push('');
   }

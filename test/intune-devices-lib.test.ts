@@ -29,7 +29,7 @@ import type { PageMessage, SummaryMessage } from '../nodes/lib/contracts';
 import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleClock } from '../nodes/lib/run/run-schedule';
 import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/node-red/context-state';
 import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/devices/deleted-users';
-import { emptyTally, scanDevices, sinceFilter } from '../nodes/lib/devices/device-scan';
+import { emptyTally, scanDevices, sinceFilter, INCREMENTAL_BUFFER_RECORDS } from '../nodes/lib/devices/device-scan';
 import { SimTenant } from '../sim/tenant';
 
 const DAY = 86_400_000;
@@ -463,7 +463,7 @@ describe('intune-devices services', () => {
       expect(() => sinceFilter('yesterday')).to.throw(/not a date/);
     });
 
-    it('streams pages: the duplicate pass first with two fields, then the devices, counting every record once', async () => {
+    it('full run: the duplicate pass first with two fields, then the devices, counting every record once', async () => {
       const calls: Array<{ select: string[]; filter?: string }> = [];
       const pages = [
         [rec({ id: 'd1', serialNumber: 'S1', lastSyncDateTime: '2025-05-01T00:00:00Z' }), rec({ id: 'd2', serialNumber: 'S1', lastSyncDateTime: '2025-05-20T00:00:00Z' })],
@@ -482,7 +482,6 @@ describe('intune-devices services', () => {
         graph: graph as never,
         version: 'v1.0',
         select: deviceSelect('v1.0'),
-        since: '2025-04-01T00:00:00Z',
         collapseDuplicates: true,
         filters: DEFAULT_FILTERS,
         normalise: opts,
@@ -493,13 +492,81 @@ describe('intune-devices services', () => {
         out.push(p.devices.map((d) => d.id));
       }
       expect(calls.map((c) => c.select)).to.deep.equal([[...DUPLICATE_SELECT], deviceSelect('v1.0')]);
-      expect(calls.every((c) => c.filter === 'lastSyncDateTime gt 2025-04-01T00:00:00.000Z')).to.equal(true);
+      expect(calls.every((c) => c.filter === undefined)).to.equal(true);
       expect(out).to.deep.equal([['d2'], ['d4', 'd5']]); // placeholder serials are never duplicates
       expect(tally.read).to.equal(5);
       expect(tally.kept).to.equal(3);
       expect(tally.skipped).to.include({ duplicate: 1, platform: 1 });
       expect(tally.platforms.windows).to.deep.equal({ read: 4, kept: 3 });
       expect(tally.newestSyncMs).to.equal(Date.parse('2025-05-31T08:00:00Z'));
+    });
+
+    /** A fake Graph that pages `pages` and records each listing it is asked for. */
+    function pagedGraph(pages: ManagedDeviceRecord[][]) {
+      const calls: Array<{ select: string[]; filter?: string }> = [];
+      return {
+        calls,
+        async *pages(_p: string, o: { select: string[]; filter?: string }) {
+          calls.push({ select: o.select, filter: o.filter });
+          let n = 0;
+          for (const items of pages) yield { items: items.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k === 'id' || o.select.includes(k)))), page: ++n };
+        },
+      };
+    }
+
+    async function scan(graph: ReturnType<typeof pagedGraph>, since?: string) {
+      const tally = emptyTally();
+      const out: string[][] = [];
+      const passes: string[] = [];
+      for await (const p of scanDevices({
+        graph: graph as never,
+        version: 'v1.0',
+        select: deviceSelect('v1.0'),
+        since,
+        collapseDuplicates: true,
+        filters: DEFAULT_FILTERS,
+        normalise: opts,
+        users: new DeletedUserCheck({ graph: { batch: async () => new Map() } as never, cache: new UserExistenceCache(), useDirectory: false }),
+        now: NOW,
+        tally,
+        onPage: (pass, page) => passes.push(`${pass} ${page}`),
+      })) {
+        out.push(p.devices.map((d) => d.id));
+      }
+      return { tally, out, passes };
+    }
+
+    it('incremental run: ONE listing of the window, duplicates judged from the window itself', async () => {
+      // The newer twin comes on the second page: the first page is held until the window is known whole.
+      const graph = pagedGraph([
+        [rec({ id: 'd1', serialNumber: 'S1', lastSyncDateTime: '2025-05-01T00:00:00Z' }), rec({ id: 'd3', operatingSystem: 'ChromeOS' })],
+        [rec({ id: 'd2', serialNumber: 'S1', lastSyncDateTime: '2025-05-20T00:00:00Z' }), rec({ id: 'd4', serialNumber: 'Default string' }), rec({ id: 'd5', serialNumber: 'Default string' })],
+      ]);
+      const { tally, out, passes } = await scan(graph, '2025-04-01T00:00:00Z');
+      expect(graph.calls, 'one listing, full $select, the window filter').to.deep.equal([{ select: deviceSelect('v1.0'), filter: 'lastSyncDateTime gt 2025-04-01T00:00:00.000Z' }]);
+      expect(out).to.deep.equal([[], ['d2', 'd4', 'd5']]);
+      expect(passes).to.deep.equal(['devices 1', 'devices 2']);
+      expect(tally.skipped).to.include({ duplicate: 1, platform: 1 });
+      expect(tally).to.include({ read: 5, kept: 3, pages: 2, duplicatePages: 0 });
+    });
+
+    it('incremental run with a window too large to hold: falls back to a second listing, still exact', async () => {
+      const pageSize = 1000;
+      const pageCount = Math.floor(INCREMENTAL_BUFFER_RECORDS / pageSize) + 1;
+      const pages: ManagedDeviceRecord[][] = [];
+      for (let p = 0; p < pageCount; p++) {
+        pages.push(Array.from({ length: pageSize }, (_, i) => rec({ id: `p${p}-${i}`, serialNumber: `SER${p}X${i}`, lastSyncDateTime: '2025-05-01T00:00:00Z' })));
+      }
+      // A twin on the first page, its newer one on the last.
+      pages[0][0] = rec({ id: 'old', serialNumber: 'TWIN1', lastSyncDateTime: '2025-05-01T00:00:00Z' });
+      pages[pageCount - 1][0] = rec({ id: 'new', serialNumber: 'TWIN1', lastSyncDateTime: '2025-05-30T00:00:00Z' });
+      const graph = pagedGraph(pages);
+      const { tally, out } = await scan(graph, '2025-04-01T00:00:00Z');
+      expect(graph.calls.map((c) => c.select)).to.deep.equal([deviceSelect('v1.0'), deviceSelect('v1.0')]);
+      const ids = out.flat();
+      expect(ids).to.include('new').and.not.include('old');
+      expect(ids).to.have.length(pageCount * pageSize - 1);
+      expect(tally).to.include({ read: pageCount * pageSize, duplicatePages: pageCount, pages: pageCount });
     });
   });
 

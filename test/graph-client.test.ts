@@ -150,7 +150,7 @@ describe('graph pacing plan', () => {
   });
 
   it('user look-ups have their own directory budget and do not use up the device budget', async () => {
-    const pacer = new GraphPacer({ requestsPer20s: 4, writesPer20s: 2, directoryRequestsPer20s: 400, windowMs: 60_000 });
+    const pacer = new GraphPacer({ requestsPer20s: 4, writesPer20s: 2, directoryRequestsPer10s: 400, windowMs: 60_000 });
     const deviceBurst = pacer.plan('devices').requests.limit;
     expect(pacer.plan('directory').requests.limit).to.equal(400);
     let longestDirectoryWait = 0;

@@ -376,17 +376,48 @@ describe('intune-devices services', () => {
       };
     }
     const OTHER = 'cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    /** A device of this user with a UPN: only such records are ambiguous, so only their users are asked. */
+    const u = (userId: string) => ({ userId, userPrincipalName: 'someone@contoso.com' });
+
+    it('the device record first: the deleted-user name and a blank UPN decide without the directory; only a user id with a UPN is asked', async () => {
+      const g = fakeGraph(() => 200);
+      const check = new DeletedUserCheck({ graph: g as never, cache: new UserExistenceCache(), useDirectory: true });
+      const named = { userId: USER, userPrincipalName: 'jane@contoso.com', deviceName: 'User deleted for this device' };
+      const blank = { userId: GONE, userPrincipalName: '' };
+      const ambiguous = { userId: OTHER, userPrincipalName: 'old@contoso.com' };
+      await check.prepare([named, blank, ambiguous, ambiguous, { userId: '' }]);
+      expect(g.calls, 'one look-up, of the ambiguous user').to.deep.equal([[`/users/${OTHER}?$select=id`]]);
+      expect(check.lookups).to.equal(1);
+      expect(check.isDeleted(named)).to.equal(true);
+      expect(check.isDeleted(blank)).to.equal(true);
+      expect(check.isDeleted(ambiguous), 'the directory says the user exists').to.equal(false);
+    });
+
+    it('a Preview (lookUp: false) asks nobody: cached answers and the record only, the unchecked users counted', async () => {
+      const g = fakeGraph((id) => (id === GONE ? 404 : 200));
+      const cache = new UserExistenceCache();
+      // A run asked about GONE earlier.
+      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([u(GONE)]);
+      const preview = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true, lookUp: false });
+      await preview.prepare([u(GONE), u(USER), u(OTHER), u(OTHER), { userId: USER, userPrincipalName: '' }]);
+      expect(g.calls, 'no look-up by the preview').to.have.length(1);
+      expect(preview.pending).to.equal(2);
+      expect(preview.lookups).to.equal(0);
+      expect(preview.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' }), 'from the cache').to.equal(true);
+      expect(preview.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' }), 'unchecked: the record says live').to.equal(false);
+      expect(preview.isDeleted({ userId: USER, userPrincipalName: '' }), 'the record decides').to.equal(true);
+    });
 
     it('asks the directory once per unknown user and caches the answer', async () => {
       const g = fakeGraph((id) => (id === GONE ? 404 : 200));
       const cache = new UserExistenceCache();
       const check = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await check.prepare([{ userId: USER }, { userId: GONE }, { userId: USER }, { userId: '' }]);
+      await check.prepare([u(USER), u(GONE), u(USER), { userId: '' }]);
       expect(g.calls).to.deep.equal([[`/users/${USER}?$select=id`, `/users/${GONE}?$select=id`]]);
       expect(check.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' })).to.equal(true);
       expect(check.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' })).to.equal(false);
       expect(check.isDeleted({ userId: '', userPrincipalName: '' })).to.equal(false);
-      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([{ userId: USER }, { userId: GONE }]);
+      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([u(USER), u(GONE)]);
       expect(g.calls.length).to.equal(1);
     });
 
@@ -394,8 +425,8 @@ describe('intune-devices services', () => {
       const g = fakeGraph(() => 403);
       const warnings: string[] = [];
       const check = new DeletedUserCheck({ graph: g as never, cache: new UserExistenceCache(), useDirectory: true, warn: (m) => warnings.push(m) });
-      await check.prepare([{ userId: USER }, { userId: GONE }]);
-      await check.prepare([{ userId: 'cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee' }]);
+      await check.prepare([u(USER), u(GONE)]);
+      await check.prepare([u('cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee')]);
       expect(g.calls.length).to.equal(1);
       expect(warnings).to.have.length(1);
       expect(warnings[0]).to.match(/User\.Read\.All/);
@@ -407,13 +438,13 @@ describe('intune-devices services', () => {
       const g = fakeGraph(() => 403);
       const cache = new UserExistenceCache();
       const first = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await first.prepare([{ userId: USER }, { userId: GONE }]);
-      await first.prepare([{ userId: OTHER }]);
+      await first.prepare([u(USER), u(GONE)]);
+      await first.prepare([u(OTHER)]);
       expect(first.failures().map((f) => [f.status, f.code, f.users, f.cached])).to.deep.equal([[403, 'Authorization_RequestDenied', 3, 0]]);
       expect(first.warnings()).to.have.length(1);
       expect(first.warnings()[0]).to.match(/^3 primary users could not be looked up .*403 Authorization_RequestDenied.*User\.Read\.All.*kept for 60 minutes$/);
       const second = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await second.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      await second.prepare([u(USER), u(GONE), u(OTHER)]);
       expect(g.calls.length, 'batches').to.equal(1);
       expect(second.failures().map((f) => [f.status, f.users, f.cached])).to.deep.equal([[403, 3, 3]]);
       expect(second.isDeleted({ userId: GONE, userPrincipalName: '' }), 'blank-UPN rule').to.equal(true);
@@ -425,7 +456,7 @@ describe('intune-devices services', () => {
       const cache = new UserExistenceCache();
       const g = fakeGraph((id) => byId[id]);
       const check = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await check.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      await check.prepare([u(USER), u(GONE), u(OTHER)]);
       expect(check.isDeleted({ userId: USER, userPrincipalName: 'stale@contoso.com' })).to.equal(true);
       expect(check.failures().map((f) => [f.status, f.code, f.users])).to.deep.equal([
         [400, 'Request_BadRequest', 1],
@@ -435,12 +466,12 @@ describe('intune-devices services', () => {
       expect(w[0]).to.match(/^1 primary user could not be looked up .*Graph answered 400 Request_BadRequest \("answer 400"\).*kept for 60 minutes$/);
       expect(w[1]).to.match(/503 ServiceUnavailable to the end .*asked again in the next run$/);
       const next = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await next.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      await next.prepare([u(USER), u(GONE), u(OTHER)]);
       expect(g.calls[1], 'only the 503 is asked again').to.deep.equal([`/users/${OTHER}?$select=id`]);
 
       // A 404 that is not the directory's "no such object" (a route Graph does not know) says nothing about the user.
       const odd = new DeletedUserCheck({ graph: fakeGraph(() => 404, () => 'UnknownError') as never, cache: new UserExistenceCache(), useDirectory: true });
-      await odd.prepare([{ userId: USER }]);
+      await odd.prepare([u(USER)]);
       expect(odd.failures().map((f) => [f.status, f.code])).to.deep.equal([[404, 'UnknownError']]);
       expect(odd.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' })).to.equal(false);
     });

@@ -226,6 +226,8 @@ export = function register(RED: NodeAPI): void {
           graph: conn.graph,
           cache: userCacheFor(`${conn.settings.endpoints.graphBaseUrl}|${conn.settings.tenantId}|${conn.settings.clientId}`),
           useDirectory: s.checkDeletedUsers,
+          // The Preview never waits for the directory: cached answers and the record only.
+          lookUp: false,
           signal,
           stats,
         });
@@ -245,6 +247,11 @@ export = function register(RED: NodeAPI): void {
           void page;
         }
         warnings.push(...users.warnings());
+        if (users.pending) {
+          warnings.push(
+            `${users.pending} primary user${users.pending === 1 ? '' : 's'} not checked against the directory yet (the Preview does not wait for look-ups; a run asks, and the next Preview uses its answers): their devices count as deleted-user devices here only by what the device record says`,
+          );
+        }
         res.json({
           ok: true,
           total: tally.read,
@@ -256,6 +263,7 @@ export = function register(RED: NodeAPI): void {
           throttled: stats.throttled,
           durationMs: Date.now() - started,
           userLookupFailures: users.failures(),
+          userLookupsPending: users.pending,
           warnings,
         });
       },

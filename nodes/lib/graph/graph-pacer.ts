@@ -26,10 +26,14 @@ import { raceAbort, sleep } from '../shared/abort';
 import { SlidingWindow, type WindowTicket } from '../shared/sliding-window';
 
 /**
- * "directory" is for Entra ID reads (users): not Intune's limits but
- * Microsoft Graph's identity service, which allows far more (thousands of
- * resource units per 10 s per app and tenant); kept separate so that user
- * look-ups never eat the Intune device budget.
+ * "directory" is for Entra ID reads (users): not Intune's limits but the
+ * identity service's, per app and tenant, in resource units per 10 s
+ * (docs/graph-users.md): 3,500 for tenants under 50 users, 5,000 up to 500,
+ * 8,000 above. `GET /users/{id}?$select=id` costs 1 unit. We pace at 5,000
+ * per 10 s: a tenant under 50 users has too few users for us to ever ask
+ * 3,500 of them within an hour (answers are cached that long), and 5,000 is
+ * within every larger tenant's limit. Kept separate so that user look-ups
+ * never eat the Intune device budget.
  */
 export type Bucket = 'devices' | 'compliance' | 'directory';
 
@@ -38,10 +42,12 @@ export interface PacingLimits {
   writesPer20s?: number;
   complianceRequestsPer20s?: number;
   complianceWritesPer20s?: number;
-  directoryRequestsPer20s?: number;
+  /** Directory reads per directory window (half the Intune window: 10 s). */
+  directoryRequestsPer10s?: number;
   /**
    * Length of the limit window in ms (default 20 000, as Intune). Only for
-   * tests and simulations: the limits above are then per this window.
+   * tests and simulations: the limits above are then per this window, and
+   * the directory's per half of it.
    */
   windowMs?: number;
 }
@@ -51,7 +57,7 @@ export const DEFAULT_LIMITS = {
   writesPer20s: 200,
   complianceRequestsPer20s: 1000,
   complianceWritesPer20s: 100,
-  directoryRequestsPer20s: 6000,
+  directoryRequestsPer10s: 5000,
   windowMs: 20_000,
 } as const;
 
@@ -82,9 +88,9 @@ export class GraphPacer {
   constructor(limits: PacingLimits = {}, now: () => number = Date.now) {
     const w = limits.windowMs ?? DEFAULT_LIMITS.windowMs;
     if (!Number.isFinite(w) || w < 100) throw new RangeError(`The rate-limit window must be at least 100 ms (got ${w})`);
-    const make = (req: number, wr: number): BucketWindows => ({
-      requests: new SlidingWindow(req, w, now),
-      writes: new SlidingWindow(wr, w, now),
+    const make = (req: number, wr: number, win = w): BucketWindows => ({
+      requests: new SlidingWindow(req, win, now),
+      writes: new SlidingWindow(wr, win, now),
       pausedUntil: 0,
       line: Promise.resolve(),
     });
@@ -95,7 +101,7 @@ export class GraphPacer {
         limits.complianceWritesPer20s ?? DEFAULT_LIMITS.complianceWritesPer20s,
       ),
       // The connector never writes to the directory; a small write budget keeps the shape uniform.
-      directory: make(limits.directoryRequestsPer20s ?? DEFAULT_LIMITS.directoryRequestsPer20s, 100),
+      directory: make(limits.directoryRequestsPer10s ?? DEFAULT_LIMITS.directoryRequestsPer10s, 100, w / 2),
     };
     this.now = now;
     // Every waiter listens for stop().

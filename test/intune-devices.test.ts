@@ -450,12 +450,16 @@ describe('intune-devices', function () {
       await Promise.all([refused?.stop(), plain?.stop()]);
     });
 
-    /** Distinct primary users (user ids) of the tenant's devices: what a run asks the directory about. */
+    /**
+     * Distinct primary users (user ids) the device records leave open — a user id WITH a UPN, not
+     * named as a deleted user's device: what a run asks the directory about (the record decides the rest).
+     */
     function primaryUsers(e: SimEnv): number {
       const ids = new Set<string>();
       for (let i = 0; i < e.tenant.positions; i++) {
-        const id = e.tenant.deviceAt(i)?.userId;
-        if (id && GUID.test(id)) ids.add(id);
+        const d = e.tenant.deviceAt(i);
+        const id = d?.userId;
+        if (id && GUID.test(id) && (d.userPrincipalName ?? '').trim() && d.deviceName !== DELETED_USER_DEVICE_NAME) ids.add(id);
       }
       return ids.size;
     }

@@ -383,7 +383,7 @@ export function renderReport(r: Results): string {
       ),
     );
     out.push('');
-    out.push('The directory bucket is not Intune\'s: our client paces it at 6,000 requests per 20 s (a conservative stand-in for Graph\'s identity limits), so these look-ups never eat the device budget.');
+    out.push('The directory bucket is not Intune\'s: our client paces it at 5,000 look-ups per 10 s, within the identity service\'s documented limits (docs/graph-users.md), so these look-ups never eat the device budget and never ride a 429. Only users the device record leaves open are asked: a user id with a UPN (the deleted-user name or a blank UPN decides without the directory).');
     out.push('');
   }
 

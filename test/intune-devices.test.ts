@@ -466,6 +466,16 @@ describe('intune-devices', function () {
     const usersAsked = (e: SimEnv) => e.graph.stats.byRoute[USERS_ROUTE] ?? 0;
     type Failure = { status: number; code: string; users: number; cached: number };
 
+    it('the Preview never waits for the directory: with nothing cached it asks nobody and says how many users it left unchecked', async () => {
+      const users = primaryUsers(plain);
+      await deploy(plain);
+      const before = usersAsked(plain);
+      const res = await helper.request().post('/intune-devices/preview').send({ ...DEFAULT_PROPS, intune: 'cfg1' }).expect(200);
+      expect(usersAsked(plain), 'users asked by the Preview').to.equal(before);
+      expect(res.body.userLookupsPending).to.equal(users);
+      expect(res.body.total).to.be.greaterThan(0);
+    });
+
     it('403 (no User.Read.All): every unchecked user is counted with its cause in the warnings and the status, and neither the next run nor the Preview asks again', async () => {
       const users = primaryUsers(refused);
       expect(users, 'primary users in the tenant').to.be.greaterThan(40);

@@ -247,11 +247,7 @@ export = function register(RED: NodeAPI): void {
           void page;
         }
         warnings.push(...users.warnings());
-        if (users.pending) {
-          warnings.push(
-            `${users.pending} primary user${users.pending === 1 ? '' : 's'} not checked against the directory yet (the Preview does not wait for look-ups; a run asks, and the next Preview uses its answers): their devices count as deleted-user devices here only by what the device record says`,
-          );
-        }
+        // The editor says how many users the Preview left unchecked (preview.usersPending).
         res.json({
           ok: true,
           total: tally.read,

@@ -194,7 +194,7 @@ export function renderReport(r: Results): string {
     out.push(`Requests follow the changes, not the tenant: ${int(f.graph.requests + f.fourme.graphql + f.acmp.publishes)} requests in all for ${int(main)} devices, ${int(num(incr.facts.changedDevices))} of them changed. People were already known from the initial run (4me person cache, 60 min).`);
     out.push('');
     out.push(
-      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: two Graph passes one after the other (duplicates, then devices), each of which makes the *simulated* Graph generate all ${int(main)} devices to evaluate the \`lastSyncDateTime\` filter (${sec(incr.simCpuMs)} of simulator CPU in this scenario), and half a second before the first 4me result is fetched.`,
+      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records), for which the *simulated* Graph generates all ${int(main)} devices to evaluate the \`lastSyncDateTime\` filter (${sec(incr.simCpuMs)} of simulator CPU in this scenario), and half a second before the first 4me result is fetched.`,
     );
     out.push('');
   }
@@ -286,7 +286,7 @@ export function renderReport(r: Results): string {
     );
     out.push('');
     out.push(
-      `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is a token bucket proven to stay under the limit in *every* 20 s window (nodes/lib/graph/graph-pacer.ts): a burst of a quarter of the limit (50 writes), then an even 7 writes per second — about 70 % of the limit over a long run, the price of never drawing a 429. Floor: ${lock.floor.graph?.how}.`,
+      `The write limit is 200 per 20 s: the floor sends 200 at once and 200 more every 20 s. Our Graph pacer is an exact sliding window (nodes/lib/shared/sliding-window.ts, shared with the 4me client): each write counts from its send until 20 s after its answer, so no 20 s window of Graph's, however placed, sees more than 200, and a long run gets the whole limit but the round trip's share — 200 writes per 20 s plus one answer time. Floor: ${lock.floor.graph?.how}.`,
     );
     out.push('');
   }
@@ -383,7 +383,7 @@ export function renderReport(r: Results): string {
       ),
     );
     out.push('');
-    out.push('The directory bucket is not Intune\'s: our client paces it at 6,000 requests per 20 s (a conservative stand-in for Graph\'s identity limits), so these look-ups never eat the device budget.');
+    out.push('The directory bucket is not Intune\'s: our client paces it at 5,000 look-ups per 10 s, within the identity service\'s documented limits (docs/graph-users.md), so these look-ups never eat the device budget and never ride a 429. Only users the device record leaves open are asked: a user id with a UPN (the deleted-user name or a blank UPN decides without the directory).');
     out.push('');
   }
 

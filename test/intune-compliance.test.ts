@@ -160,7 +160,8 @@ function groundTruth(tenant: SimTenant, p: Props, now: number, o: { only?: strin
 const placeholders = new PlaceholderSerials();
 
 /** Compares one emitted violation with the generator's. */
-function expectViolation(env: SimEnv, got: ComplianceViolation, want: GroundTruthViolation, p: Props) {
+/** `reportOnly`: passed on unchanged since an earlier run, so with the report's settings (no policy-state read). */
+function expectViolation(env: SimEnv, got: ComplianceViolation, want: GroundTruthViolation, p: Props, reportOnly = false) {
   const i = env.tenant.indexOf(want.deviceId)!;
   const meta = env.tenant.metaAt(i)!;
   const raw = env.tenant.deviceAt(i)!;
@@ -171,9 +172,9 @@ function expectViolation(env: SimEnv, got: ComplianceViolation, want: GroundTrut
     .map((s) => ({
       name: s.name,
       state: s.state,
-      currentValue: p.settingDetails ? s.currentValue : null,
+      currentValue: p.settingDetails && !reportOnly ? s.currentValue : null,
       errorCode: s.errorCode,
-      errorDescription: p.settingDetails ? s.errorDescription : null,
+      errorDescription: p.settingDetails && !reportOnly ? s.errorDescription : null,
     }));
   expect(got.settings, want.key).to.deep.equal(settings);
   expect(got.device.id).to.equal(want.deviceId);
@@ -273,12 +274,12 @@ describe('intune-compliance', function () {
     expect(summary.stats.aborted).to.equal(undefined);
   }
 
-  function expectTruth(e: SimEnv, run: { summary: RunSummary; violations: ComplianceViolation[] }, truth: Truth, p: Props) {
+  function expectTruth(e: SimEnv, run: { summary: RunSummary; violations: ComplianceViolation[] }, truth: Truth, p: Props, known: ReadonlySet<string> = new Set()) {
     const keys = run.violations.map((v) => v.key);
     expect(new Set(keys).size, 'no violation twice').to.equal(keys.length);
     expect(keys.filter((k) => !truth.emitted.has(k)), 'emitted but not in the ground truth').to.deep.equal([]);
     expect([...truth.emitted.keys()].filter((k) => !keys.includes(k)), 'in the ground truth but not emitted').to.deep.equal([]);
-    for (const v of run.violations) expectViolation(e, v, truth.emitted.get(v.key)!, p);
+    for (const v of run.violations) expectViolation(e, v, truth.emitted.get(v.key)!, p, known.has(v.key));
     expect(run.summary.stats.items).to.equal(truth.items);
     expect(run.summary.stats.emitted).to.equal(truth.emitted.size);
     expect(run.summary.stats.items).to.equal(run.summary.stats.emitted + Object.values(run.summary.stats.skipped).reduce((a, b) => a + b, 0));
@@ -513,6 +514,7 @@ describe('intune-compliance', function () {
       expect(fresh, 'a compliant device to break').to.not.equal(undefined);
       tn.setPolicyCompliance(fresh!.id, fresh!.policyId, false);
       try {
+        small.graph.resetStats();
         const second = await t.run();
         expect(second.summary.result).to.equal('completed');
         const after = new Set(second.violations.map((v) => v.key));
@@ -522,10 +524,21 @@ describe('intune-compliance', function () {
         expectedKeys.add(`${fresh!.id}:${fresh!.policyId}`);
         expect(after).to.deep.equal(expectedKeys);
         const truth = groundTruth(tn, DEFAULT_PROPS, Date.parse(second.summary.startedAt));
-        expectTruth(small, second, truth, DEFAULT_PROPS);
+        // Violations passed on before with the same failing settings are not read again:
+        // the only policy-state read is the new violation's device.
+        expect(small.graph.stats.byRoute[STATES_ROUTE], 'policy-state reads of the second run').to.equal(1);
+        expect(second.summary.details!.detailReads).to.equal(1);
+        expect(second.summary.details!.detailsKnown).to.equal(after.size - 1);
+        expectTruth(small, second, truth, DEFAULT_PROPS, new Set([...after].filter((k) => k !== `${fresh!.id}:${fresh!.policyId}`)));
         const appeared = second.violations.find((v) => v.key === `${fresh!.id}:${fresh!.policyId}`)!;
         expect(appeared.settings).to.have.length(1);
         expect(appeared.settings[0].state).to.equal('nonCompliant');
+        // A third run, nothing changed: no policy state is read at all.
+        small.graph.resetStats();
+        const third = await t.run();
+        expect(third.summary.result).to.equal('completed');
+        expect(new Set(third.violations.map((v) => v.key))).to.deep.equal(after);
+        expect(small.graph.stats.byRoute[STATES_ROUTE] ?? 0, 'policy-state reads of an unchanged run').to.equal(0);
       } finally {
         tn.setPolicyCompliance(gone.device.id, gone.policy.id, false);
         tn.setPolicyCompliance(fresh!.id, fresh!.policyId, true);

@@ -29,7 +29,7 @@ import type { PageMessage, SummaryMessage } from '../nodes/lib/contracts';
 import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleClock } from '../nodes/lib/run/run-schedule';
 import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/node-red/context-state';
 import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/devices/deleted-users';
-import { emptyTally, scanDevices, sinceFilter } from '../nodes/lib/devices/device-scan';
+import { emptyTally, scanDevices, sinceFilter, INCREMENTAL_BUFFER_RECORDS } from '../nodes/lib/devices/device-scan';
 import { SimTenant } from '../sim/tenant';
 
 const DAY = 86_400_000;
@@ -376,17 +376,48 @@ describe('intune-devices services', () => {
       };
     }
     const OTHER = 'cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    /** A device of this user with a UPN: only such records are ambiguous, so only their users are asked. */
+    const u = (userId: string) => ({ userId, userPrincipalName: 'someone@contoso.com' });
+
+    it('the device record first: the deleted-user name and a blank UPN decide without the directory; only a user id with a UPN is asked', async () => {
+      const g = fakeGraph(() => 200);
+      const check = new DeletedUserCheck({ graph: g as never, cache: new UserExistenceCache(), useDirectory: true });
+      const named = { userId: USER, userPrincipalName: 'jane@contoso.com', deviceName: 'User deleted for this device' };
+      const blank = { userId: GONE, userPrincipalName: '' };
+      const ambiguous = { userId: OTHER, userPrincipalName: 'old@contoso.com' };
+      await check.prepare([named, blank, ambiguous, ambiguous, { userId: '' }]);
+      expect(g.calls, 'one look-up, of the ambiguous user').to.deep.equal([[`/users/${OTHER}?$select=id`]]);
+      expect(check.lookups).to.equal(1);
+      expect(check.isDeleted(named)).to.equal(true);
+      expect(check.isDeleted(blank)).to.equal(true);
+      expect(check.isDeleted(ambiguous), 'the directory says the user exists').to.equal(false);
+    });
+
+    it('a Preview (lookUp: false) asks nobody: cached answers and the record only, the unchecked users counted', async () => {
+      const g = fakeGraph((id) => (id === GONE ? 404 : 200));
+      const cache = new UserExistenceCache();
+      // A run asked about GONE earlier.
+      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([u(GONE)]);
+      const preview = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true, lookUp: false });
+      await preview.prepare([u(GONE), u(USER), u(OTHER), u(OTHER), { userId: USER, userPrincipalName: '' }]);
+      expect(g.calls, 'no look-up by the preview').to.have.length(1);
+      expect(preview.pending).to.equal(2);
+      expect(preview.lookups).to.equal(0);
+      expect(preview.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' }), 'from the cache').to.equal(true);
+      expect(preview.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' }), 'unchecked: the record says live').to.equal(false);
+      expect(preview.isDeleted({ userId: USER, userPrincipalName: '' }), 'the record decides').to.equal(true);
+    });
 
     it('asks the directory once per unknown user and caches the answer', async () => {
       const g = fakeGraph((id) => (id === GONE ? 404 : 200));
       const cache = new UserExistenceCache();
       const check = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await check.prepare([{ userId: USER }, { userId: GONE }, { userId: USER }, { userId: '' }]);
+      await check.prepare([u(USER), u(GONE), u(USER), { userId: '' }]);
       expect(g.calls).to.deep.equal([[`/users/${USER}?$select=id`, `/users/${GONE}?$select=id`]]);
       expect(check.isDeleted({ userId: GONE, userPrincipalName: 'stale@contoso.com' })).to.equal(true);
       expect(check.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' })).to.equal(false);
       expect(check.isDeleted({ userId: '', userPrincipalName: '' })).to.equal(false);
-      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([{ userId: USER }, { userId: GONE }]);
+      await new DeletedUserCheck({ graph: g as never, cache, useDirectory: true }).prepare([u(USER), u(GONE)]);
       expect(g.calls.length).to.equal(1);
     });
 
@@ -394,8 +425,8 @@ describe('intune-devices services', () => {
       const g = fakeGraph(() => 403);
       const warnings: string[] = [];
       const check = new DeletedUserCheck({ graph: g as never, cache: new UserExistenceCache(), useDirectory: true, warn: (m) => warnings.push(m) });
-      await check.prepare([{ userId: USER }, { userId: GONE }]);
-      await check.prepare([{ userId: 'cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee' }]);
+      await check.prepare([u(USER), u(GONE)]);
+      await check.prepare([u('cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee')]);
       expect(g.calls.length).to.equal(1);
       expect(warnings).to.have.length(1);
       expect(warnings[0]).to.match(/User\.Read\.All/);
@@ -407,13 +438,13 @@ describe('intune-devices services', () => {
       const g = fakeGraph(() => 403);
       const cache = new UserExistenceCache();
       const first = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await first.prepare([{ userId: USER }, { userId: GONE }]);
-      await first.prepare([{ userId: OTHER }]);
+      await first.prepare([u(USER), u(GONE)]);
+      await first.prepare([u(OTHER)]);
       expect(first.failures().map((f) => [f.status, f.code, f.users, f.cached])).to.deep.equal([[403, 'Authorization_RequestDenied', 3, 0]]);
       expect(first.warnings()).to.have.length(1);
       expect(first.warnings()[0]).to.match(/^3 primary users could not be looked up .*403 Authorization_RequestDenied.*User\.Read\.All.*kept for 60 minutes$/);
       const second = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await second.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      await second.prepare([u(USER), u(GONE), u(OTHER)]);
       expect(g.calls.length, 'batches').to.equal(1);
       expect(second.failures().map((f) => [f.status, f.users, f.cached])).to.deep.equal([[403, 3, 3]]);
       expect(second.isDeleted({ userId: GONE, userPrincipalName: '' }), 'blank-UPN rule').to.equal(true);
@@ -425,7 +456,7 @@ describe('intune-devices services', () => {
       const cache = new UserExistenceCache();
       const g = fakeGraph((id) => byId[id]);
       const check = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await check.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      await check.prepare([u(USER), u(GONE), u(OTHER)]);
       expect(check.isDeleted({ userId: USER, userPrincipalName: 'stale@contoso.com' })).to.equal(true);
       expect(check.failures().map((f) => [f.status, f.code, f.users])).to.deep.equal([
         [400, 'Request_BadRequest', 1],
@@ -435,12 +466,12 @@ describe('intune-devices services', () => {
       expect(w[0]).to.match(/^1 primary user could not be looked up .*Graph answered 400 Request_BadRequest \("answer 400"\).*kept for 60 minutes$/);
       expect(w[1]).to.match(/503 ServiceUnavailable to the end .*asked again in the next run$/);
       const next = new DeletedUserCheck({ graph: g as never, cache, useDirectory: true });
-      await next.prepare([{ userId: USER }, { userId: GONE }, { userId: OTHER }]);
+      await next.prepare([u(USER), u(GONE), u(OTHER)]);
       expect(g.calls[1], 'only the 503 is asked again').to.deep.equal([`/users/${OTHER}?$select=id`]);
 
       // A 404 that is not the directory's "no such object" (a route Graph does not know) says nothing about the user.
       const odd = new DeletedUserCheck({ graph: fakeGraph(() => 404, () => 'UnknownError') as never, cache: new UserExistenceCache(), useDirectory: true });
-      await odd.prepare([{ userId: USER }]);
+      await odd.prepare([u(USER)]);
       expect(odd.failures().map((f) => [f.status, f.code])).to.deep.equal([[404, 'UnknownError']]);
       expect(odd.isDeleted({ userId: USER, userPrincipalName: 'jane@contoso.com' })).to.equal(false);
     });
@@ -463,7 +494,7 @@ describe('intune-devices services', () => {
       expect(() => sinceFilter('yesterday')).to.throw(/not a date/);
     });
 
-    it('streams pages: the duplicate pass first with two fields, then the devices, counting every record once', async () => {
+    it('full run: the duplicate pass first with two fields, then the devices, counting every record once', async () => {
       const calls: Array<{ select: string[]; filter?: string }> = [];
       const pages = [
         [rec({ id: 'd1', serialNumber: 'S1', lastSyncDateTime: '2025-05-01T00:00:00Z' }), rec({ id: 'd2', serialNumber: 'S1', lastSyncDateTime: '2025-05-20T00:00:00Z' })],
@@ -482,7 +513,6 @@ describe('intune-devices services', () => {
         graph: graph as never,
         version: 'v1.0',
         select: deviceSelect('v1.0'),
-        since: '2025-04-01T00:00:00Z',
         collapseDuplicates: true,
         filters: DEFAULT_FILTERS,
         normalise: opts,
@@ -493,13 +523,81 @@ describe('intune-devices services', () => {
         out.push(p.devices.map((d) => d.id));
       }
       expect(calls.map((c) => c.select)).to.deep.equal([[...DUPLICATE_SELECT], deviceSelect('v1.0')]);
-      expect(calls.every((c) => c.filter === 'lastSyncDateTime gt 2025-04-01T00:00:00.000Z')).to.equal(true);
+      expect(calls.every((c) => c.filter === undefined)).to.equal(true);
       expect(out).to.deep.equal([['d2'], ['d4', 'd5']]); // placeholder serials are never duplicates
       expect(tally.read).to.equal(5);
       expect(tally.kept).to.equal(3);
       expect(tally.skipped).to.include({ duplicate: 1, platform: 1 });
       expect(tally.platforms.windows).to.deep.equal({ read: 4, kept: 3 });
       expect(tally.newestSyncMs).to.equal(Date.parse('2025-05-31T08:00:00Z'));
+    });
+
+    /** A fake Graph that pages `pages` and records each listing it is asked for. */
+    function pagedGraph(pages: ManagedDeviceRecord[][]) {
+      const calls: Array<{ select: string[]; filter?: string }> = [];
+      return {
+        calls,
+        async *pages(_p: string, o: { select: string[]; filter?: string }) {
+          calls.push({ select: o.select, filter: o.filter });
+          let n = 0;
+          for (const items of pages) yield { items: items.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k === 'id' || o.select.includes(k)))), page: ++n };
+        },
+      };
+    }
+
+    async function scan(graph: ReturnType<typeof pagedGraph>, since?: string) {
+      const tally = emptyTally();
+      const out: string[][] = [];
+      const passes: string[] = [];
+      for await (const p of scanDevices({
+        graph: graph as never,
+        version: 'v1.0',
+        select: deviceSelect('v1.0'),
+        since,
+        collapseDuplicates: true,
+        filters: DEFAULT_FILTERS,
+        normalise: opts,
+        users: new DeletedUserCheck({ graph: { batch: async () => new Map() } as never, cache: new UserExistenceCache(), useDirectory: false }),
+        now: NOW,
+        tally,
+        onPage: (pass, page) => passes.push(`${pass} ${page}`),
+      })) {
+        out.push(p.devices.map((d) => d.id));
+      }
+      return { tally, out, passes };
+    }
+
+    it('incremental run: ONE listing of the window, duplicates judged from the window itself', async () => {
+      // The newer twin comes on the second page: the first page is held until the window is known whole.
+      const graph = pagedGraph([
+        [rec({ id: 'd1', serialNumber: 'S1', lastSyncDateTime: '2025-05-01T00:00:00Z' }), rec({ id: 'd3', operatingSystem: 'ChromeOS' })],
+        [rec({ id: 'd2', serialNumber: 'S1', lastSyncDateTime: '2025-05-20T00:00:00Z' }), rec({ id: 'd4', serialNumber: 'Default string' }), rec({ id: 'd5', serialNumber: 'Default string' })],
+      ]);
+      const { tally, out, passes } = await scan(graph, '2025-04-01T00:00:00Z');
+      expect(graph.calls, 'one listing, full $select, the window filter').to.deep.equal([{ select: deviceSelect('v1.0'), filter: 'lastSyncDateTime gt 2025-04-01T00:00:00.000Z' }]);
+      expect(out).to.deep.equal([[], ['d2', 'd4', 'd5']]);
+      expect(passes).to.deep.equal(['devices 1', 'devices 2']);
+      expect(tally.skipped).to.include({ duplicate: 1, platform: 1 });
+      expect(tally).to.include({ read: 5, kept: 3, pages: 2, duplicatePages: 0 });
+    });
+
+    it('incremental run with a window too large to hold: falls back to a second listing, still exact', async () => {
+      const pageSize = 1000;
+      const pageCount = Math.floor(INCREMENTAL_BUFFER_RECORDS / pageSize) + 1;
+      const pages: ManagedDeviceRecord[][] = [];
+      for (let p = 0; p < pageCount; p++) {
+        pages.push(Array.from({ length: pageSize }, (_, i) => rec({ id: `p${p}-${i}`, serialNumber: `SER${p}X${i}`, lastSyncDateTime: '2025-05-01T00:00:00Z' })));
+      }
+      // A twin on the first page, its newer one on the last.
+      pages[0][0] = rec({ id: 'old', serialNumber: 'TWIN1', lastSyncDateTime: '2025-05-01T00:00:00Z' });
+      pages[pageCount - 1][0] = rec({ id: 'new', serialNumber: 'TWIN1', lastSyncDateTime: '2025-05-30T00:00:00Z' });
+      const graph = pagedGraph(pages);
+      const { tally, out } = await scan(graph, '2025-04-01T00:00:00Z');
+      expect(graph.calls.map((c) => c.select)).to.deep.equal([deviceSelect('v1.0'), deviceSelect('v1.0')]);
+      const ids = out.flat();
+      expect(ids).to.include('new').and.not.include('old');
+      expect(ids).to.have.length(pageCount * pageSize - 1);
+      expect(tally).to.include({ read: pageCount * pageSize, duplicatePages: pageCount, pages: pageCount });
     });
   });
 

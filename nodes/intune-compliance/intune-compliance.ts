@@ -27,6 +27,7 @@ import type { ActiveRun } from '../lib/run/sync-run';
 import { firstDueAt } from '../lib/run/run-schedule';
 import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance/compliance-settings';
 import { emptyComplianceTally, scanCompliance, type ScanPhase } from '../lib/compliance/compliance-scan';
+import { KnownViolations } from '../lib/compliance/compliance-known';
 import { familyOf, listCompliancePolicies } from '../lib/compliance/compliance-policies';
 import { sourceExplainer, sourceNode, withDeployedConnection, type SourceContext } from '../lib/source/source-node';
 import { echo } from '../lib/shared/echo';
@@ -41,6 +42,8 @@ interface ComplianceRunState {
   v: 1;
   tenantId: string;
   lastRunAt: string;
+  /** Violations the last complete run passed on with their policy states read (compliance-known.ts). */
+  known?: string;
 }
 
 const TYPE = 'intune-compliance';
@@ -97,6 +100,9 @@ export = function register(RED: NodeAPI): void {
       warn: (m) => node.warn(m),
     });
     run.counts.skipped = tally.skipped;
+    const saved = await state.get();
+    const known = KnownViolations.parse(saved?.tenantId === tenantId ? saved.known : undefined);
+    const remember = new KnownViolations();
     const details = () => ({
       filtersFrom: s.filtersFrom || null,
       reportFilter: tally.reportFilter || null,
@@ -110,6 +116,7 @@ export = function register(RED: NodeAPI): void {
       twinLookups: tally.devices.twinLookups,
       detailReads: tally.detailReads,
       detailFailures: tally.detailFailures,
+      detailsKnown: tally.detailsKnown,
       repeatedPairs: tally.repeatedPairs,
       userLookups: users.lookups,
       unmatchedPolicies: tally.unmatchedPolicies,
@@ -147,6 +154,8 @@ export = function register(RED: NodeAPI): void {
         signal: run.signal,
         stats: run.requestStats,
         tally,
+        known,
+        remember,
         warn: (m) => node.warn(m),
         onPhase: (phase, page) => {
           current = phaseText(phase, page);
@@ -165,7 +174,7 @@ export = function register(RED: NodeAPI): void {
       run.counts.details = details();
     }
     if (run.aborted) return;
-    await state.set({ v: 1, tenantId, lastRunAt: run.startedAt });
+    await state.set({ v: 1, tenantId, lastRunAt: run.startedAt, known: remember.pack() });
   }
 
   function IntuneCompliance(this: Node, def: IntuneComplianceDef) {

@@ -265,6 +265,8 @@ export = function register(RED: NodeAPI): void {
           graph: conn.graph,
           cache: userCacheFor(`${conn.settings.endpoints.graphBaseUrl}|${conn.settings.tenantId}|${conn.settings.clientId}`),
           useDirectory: s.checkDeletedUsers,
+          // The Preview never waits for the directory: cached answers and the record only.
+          lookUp: false,
           signal,
           stats,
         });
@@ -289,6 +291,7 @@ export = function register(RED: NodeAPI): void {
           if (software) for (const d of page.devices) software.count(d.id);
         }
         warnings.push(...users.warnings());
+        // The editor says how many users the Preview left unchecked (preview.usersPending).
         res.json({
           ok: true,
           total: tally.read,
@@ -300,6 +303,7 @@ export = function register(RED: NodeAPI): void {
           throttled: stats.throttled,
           durationMs: Date.now() - started,
           userLookupFailures: users.failures(),
+          userLookupsPending: users.pending,
           warnings,
           ...(software ? { software: software.details() } : {}),
         });

@@ -11,8 +11,9 @@
  *
  * Requests: catalogue pages + non-compliant device pages (1 000 a page) +
  * report pages (1 000 rows a page) + one policy-state request per device
- * that has a violation passed on (none per violation, none per compliant
- * device; in $batches of 20) + directory look-ups of users not seen within
+ * that has a violation passed on that is new or changed since the earlier
+ * runs (compliance-known.ts; none per violation, none per compliant device;
+ * in $batches of 20) + directory look-ups of users not seen within
  * the hour + (collapsing duplicates) one serial-number page per 1 000
  * devices. Memory: one report page, one held device, the verdicts of the
  * non-compliant devices and the keys already seen (for a report whose rows
@@ -25,6 +26,7 @@ import type { DeletedUserCheck } from '../devices/deleted-users';
 import { listCompliancePolicies, type PolicyCatalogue, type PolicyInfo } from './compliance-policies';
 import { emptyReportTally, readNoncompliantReport, type ReportTally } from './compliance-report';
 import { readPolicyStates, type DeviceDetail } from './compliance-details';
+import { reportFingerprint, type KnownViolations } from './compliance-known';
 import { NoncompliantDeviceIndex, type DeviceIndexTally } from './compliance-devices';
 import { buildViolation, checkDevice, checkPolicy, emptyComplianceSkips, needsDetail, violationKey, type Candidate, type ComplianceSkipReason, type ViolationOptions } from './compliance-violations';
 import type { ComplianceDeviceSettings } from './compliance-settings';
@@ -39,6 +41,8 @@ export interface ComplianceTally {
   /** Devices whose policy states were read; those that failed (their violations use the report's rows). */
   detailReads: number;
   detailFailures: number;
+  /** Violations passed on unchanged since an earlier run: their policy states were not read again. */
+  detailsKnown: number;
   /** Report rows of a device × policy already handled (a report not in device order). */
   repeatedPairs: number;
   /** Per policy id: name, platform, violations found and passed on. */
@@ -58,6 +62,7 @@ export function emptyComplianceTally(): ComplianceTally {
     devices: { listed: 0, listPages: 0, duplicatePages: 0, readById: 0, gone: 0, twinLookups: 0 },
     detailReads: 0,
     detailFailures: 0,
+    detailsKnown: 0,
     repeatedPairs: 0,
     policies: {},
     unmatchedPolicies: [],
@@ -82,6 +87,10 @@ export interface ComplianceScanOptions extends ViolationOptions {
   warn?: (message: string) => void;
   /** Report rows per call (tests; default 1 000). */
   reportTop?: number;
+  /** Violations passed on with their policy states by earlier runs: not read again while unchanged. */
+  known?: KnownViolations;
+  /** Filled with the violations this run passes on (for the next run's `known`). */
+  remember?: KnownViolations;
 }
 
 /** Yields, per report page, the violations passed on (possibly none). */
@@ -160,8 +169,27 @@ export async function* scanCompliance(o: ComplianceScanOptions): AsyncGenerator<
       if (why) skip(why);
       else passed.push(c);
     }
-    // 3. policy states where needed
-    const wanted = [...new Set(passed.filter((c) => needsDetail(c, o.settingDetails)).map((c) => c.device.deviceId))];
+    // 3. policy states where needed: not for a violation passed on before with the same failing
+    // settings (with the platform it had then, for the built-in policy whose platform only they tell)
+    const prints = new Map(passed.map((c) => [c, reportFingerprint(c.policy)]));
+    const knownPlatform = new Map<Candidate, string>();
+    if (o.known?.size && o.settingDetails) {
+      for (const c of passed) {
+        const pf = o.known.platform(c.key, prints.get(c)!);
+        if (pf !== undefined) knownPlatform.set(c, pf);
+      }
+    }
+    const unchanged = (c: Candidate) => knownPlatform.has(c);
+    for (let k = 0; k < passed.length; k++) {
+      const c = passed[k];
+      const pf = knownPlatform.get(c);
+      if (pf === undefined || c.platform !== null) continue;
+      const known = { ...c, platform: pf };
+      prints.set(known, prints.get(c)!);
+      knownPlatform.set(known, pf);
+      passed[k] = known;
+    }
+    const wanted = [...new Set(passed.filter((c) => needsDetail(c, o.settingDetails) && !unchanged(c)).map((c) => c.device.deviceId))];
     const details: Map<string, DeviceDetail> = await readPolicyStates(wanted, { graph: o.graph, signal: o.signal, stats: o.stats });
     t.detailReads += wanted.length;
     // A policy whose platform only the device's states tell cannot be judged without them: the run is not complete.
@@ -183,13 +211,21 @@ export async function* scanCompliance(o: ComplianceScanOptions): AsyncGenerator<
         continue;
       }
       let state = undefined as Parameters<typeof buildViolation>[2];
+      // A device read for another violation is read anyway: its states are used for every violation of it.
       if (detail?.status === 'ok') state = detail.policies.get(c.policy.policyId) ?? null;
+      else if (unchanged(c) && o.settingDetails) t.detailsKnown++;
+      if (unchanged(c) && state === undefined && !o.selection.familyWatched(c.platform)) {
+        skip('policy');
+        continue;
+      }
       const v = buildViolation(c, index.get(c.device.deviceId)!, state, catalogue, o);
       if (typeof v === 'string') {
         skip(v);
         continue;
       }
       out.push(v);
+      // Remembered only once its policy states were read (now or by an earlier run).
+      if (o.settingDetails && (detail?.status === 'ok' || unchanged(c))) o.remember?.add(c.key, prints.get(c)!, v.policy.platform);
       t.emitted++;
       const pc = policyCount(c.policy.policyId, c.policy.policyName, v.policy.platform);
       if (pc.platform === null) pc.platform = v.policy.platform;

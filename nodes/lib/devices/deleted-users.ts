@@ -1,10 +1,18 @@
 /**
  * Which devices' primary users were deleted from the directory.
  *
- * Intune keeps the `userId` of a deleted primary user on the device; the
- * UPN is then blank or still the old one. A blank UPN next to a user id
- * gives it away, a stale UPN does not, so the directory is asked:
- * `GET /users/{id}?$select=id` per distinct user, in `$batch`es of 20.
+ * The device record first: Intune names a device whose primary user was
+ * deleted "User deleted for this device" (and keeps little else), and keeps
+ * the `userId` of a deleted user with the UPN blank or still the old one. The
+ * deleted-user name, or a user id next to a blank UPN, decides without the
+ * directory. Only a user id WITH a UPN is ambiguous (a stale UPN looks like a
+ * live one), so only those users are asked: `GET /users/{id}?$select=id` per
+ * distinct user, in `$batch`es of 20, paced under the directory's own limits
+ * (graph-pacer.ts, docs/graph-users.md).
+ *
+ * A Preview does not wait for the directory (`lookUp: false`): it judges
+ * from the cache and the record, and counts the users it left unchecked
+ * (`pending`).
  *
  * The answers, and what they mean:
  *   200                             the user exists
@@ -27,7 +35,7 @@
  * same hour as a good answer, so a run does not repeat thousands of look-ups
  * that fail the same way; a passing outage (429/5xx) is not cached.
  *
- * A user the directory gave no answer for is judged by the blank-UPN rule.
+ * A user the directory gave no answer for is judged by the record alone (not deleted).
  * Each run counts those users per cause (`failures()`), and `warnings()` says
  * in words what caused them and what to do. A device Intune itself renamed
  * "User deleted for this device" counts as deleted whatever the directory
@@ -107,6 +115,17 @@ export function userCacheFor(key: string): UserExistenceCache {
   return c;
 }
 
+/**
+ * The record alone says the primary user was deleted: Intune's deleted-user
+ * name, or a user id next to a blank UPN (Intune clears the UPN of a deleted
+ * user; a live user always has one). Only a user id with a UPN needs the
+ * directory.
+ */
+function recordDecides(r: Pick<ManagedDeviceRecord, 'userId' | 'userPrincipalName' | 'deviceName' | 'managedDeviceName'>): boolean {
+  if (isDeletedUserRecord(r)) return true;
+  return !(typeof r.userPrincipalName === 'string' && r.userPrincipalName.trim());
+}
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Graph's answer for a directory object that does not exist (or is soft-deleted). */
@@ -146,6 +165,11 @@ export interface DeletedUserCheckOptions {
   cache: UserExistenceCache;
   /** false: only the blank-UPN rule (no directory calls). */
   useDirectory: boolean;
+  /**
+   * false: never wait for the directory (the editor's Preview): only cached
+   * answers are used, and the users left unchecked are counted in `pending`.
+   */
+  lookUp?: boolean;
   signal?: AbortSignal;
   stats?: StatsSink;
   /** Told once, at the first refusal, that the directory cannot be read. */
@@ -158,6 +182,8 @@ export class DeletedUserCheck {
   forbidden = false;
   /** Users looked up in the directory by this check. */
   lookups = 0;
+  /** Ambiguous users left unchecked because this check does not look up (`lookUp: false`). */
+  private readonly unchecked = new Set<string>();
   private warned = false;
   /** User ids of this run whose look-up failed, by cause ("403 Authorization_RequestDenied"). */
   private readonly failed = new Map<string, { failure: LookupFailure; ids: Set<string>; cached: Set<string> }>();
@@ -181,14 +207,23 @@ export class DeletedUserCheck {
     if (fromCache) e.cached.add(id);
   }
 
-  /** Looks up, in the directory, the primary users of these records that the cache does not know. */
-  async prepare(records: ReadonlyArray<Pick<ManagedDeviceRecord, 'userId'>>): Promise<void> {
+  /** Users of this check left unchecked (a Preview): distinct ids. */
+  get pending(): number {
+    return this.unchecked.size;
+  }
+
+  /**
+   * Looks up, in the directory, the primary users of these records that the
+   * cache does not know and the record itself does not decide.
+   */
+  async prepare(records: ReadonlyArray<Pick<ManagedDeviceRecord, 'userId' | 'userPrincipalName' | 'deviceName' | 'managedDeviceName'>>): Promise<void> {
     if (!this.o.useDirectory) return;
     const now = this.now();
     const wanted = new Set<string>();
     for (const r of records) {
       const id = typeof r.userId === 'string' ? r.userId.trim() : '';
       if (!id || !GUID.test(id)) continue;
+      if (recordDecides(r)) continue;
       const known = this.o.cache.answer(id, now);
       if (known?.kind === 'failed') {
         this.noteFailure(id, known.failure, true);
@@ -197,6 +232,10 @@ export class DeletedUserCheck {
     }
     if (!wanted.size) return;
     const ids = [...wanted];
+    if (this.o.lookUp === false) {
+      for (const id of ids) this.unchecked.add(id);
+      return;
+    }
     if (this.forbidden) {
       // Refused once in this run: the same app is refused for every user, so the refusal is their answer too.
       for (const id of ids) {
@@ -229,11 +268,12 @@ export class DeletedUserCheck {
     if (isDeletedUserRecord(r)) return true;
     const id = typeof r.userId === 'string' ? r.userId.trim() : '';
     if (!id) return false;
+    if (recordDecides(r)) return true;
     if (this.o.useDirectory) {
       const known = this.o.cache.get(id, this.now());
       if (known !== undefined) return !known;
     }
-    return !(typeof r.userPrincipalName === 'string' && r.userPrincipalName.trim());
+    return false;
   }
 
   /** Users of this run whose look-up failed, per cause, most first. */

@@ -24,6 +24,9 @@
  *
  * An incremental run uses the same `$filter` for both passes; that is exact
  * too, because the newest twin of any record in the window is in the window.
+ * For the same reason a small window needs no second pass at all: the
+ * device scan reads it once, learns from the records it holds, then judges
+ * them (device-scan.ts, INCREMENTAL_BUFFER_RECORDS).
  */
 export class DuplicateIndex {
   private newest = new Map<string, number>();

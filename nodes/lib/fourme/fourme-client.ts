@@ -38,6 +38,7 @@ import type { ProxySource } from '../shared/proxy-route';
 import type { FourMeEndpoints } from './fourme-endpoints';
 import { raceAbort, sleep } from '../shared/abort';
 import { parseRetryAfter } from '../shared/retry-after';
+import { SlidingWindow, type WindowTicket } from '../shared/sliding-window';
 
 export type FourMeAuth =
   | { kind: 'token'; token: string }
@@ -252,10 +253,8 @@ export class FourMeClient {
   };
   private readonly now: () => number;
   private readonly closer = new AbortController();
-  /** GraphQL calls sent and not answered yet. */
-  private sending = 0;
-  /** When the last `burst.requests` answers came back (ascending). */
-  private answered: number[] = [];
+  /** The burst limit as 4me counts it: each call from its send until `burst.windowMs` after its answer. */
+  private readonly window: SlidingWindow;
   private gateChain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private slotWaiters: Array<() => void> = [];
@@ -291,6 +290,7 @@ export class FourMeClient {
       tokenRenewBeforeMs: Math.max(0, opts.tokenRenewBeforeMs ?? DEFAULTS.tokenRenewBeforeMs),
     };
     this.now = opts.now ?? Date.now;
+    this.window = new SlidingWindow(this.o.burst.requests, this.o.burst.windowMs, () => this.now());
     // Every call in flight listens for close().
     setMaxListeners(0, this.closer.signal);
     this.agent = createHttpsAgent({ ca: opts.ca, proxy: opts.proxy });
@@ -415,7 +415,7 @@ export class FourMeClient {
   // --------------------------------------------------------------- pacing
 
   /** Waits for a send slot: concurrency, pauses, hourly budgets, the sliding burst window. */
-  private async acquire(signal: AbortSignal, stats?: FourMeStats): Promise<void> {
+  private async acquire(signal: AbortSignal, stats?: FourMeStats): Promise<WindowTicket> {
     // Concurrency first, so a slow call does not hold a burst slot it does not use yet.
     while (this.inFlight >= this.o.maxConcurrent) {
       await new Promise<void>((resolve, reject) => {
@@ -458,8 +458,8 @@ export class FourMeClient {
           await sleep(ms, signal, abortError);
         }
         if (waited) stats?.resumed();
-        this.sending++;
         if (this.rate.remaining !== undefined) this.rate.remaining--;
+        return this.window.take(1);
       } finally {
         if (ahead) void prev.then(release);
         else release();
@@ -471,10 +471,8 @@ export class FourMeClient {
   }
 
   /** A sent call got its answer (or failed): it leaves the window `burst.windowMs` from now. */
-  private settle(): void {
-    this.sending = Math.max(0, this.sending - 1);
-    this.answered.push(this.now());
-    if (this.answered.length > this.o.burst.requests) this.answered.splice(0, this.answered.length - this.o.burst.requests);
+  private settle(ticket: WindowTicket): void {
+    this.window.settle(ticket);
   }
 
   private releaseSlot(): void {
@@ -496,15 +494,11 @@ export class FourMeClient {
       return { ms: c.resetAt - now + 1000, reason: 'costBudget' };
     }
     // 4me counts a call when it arrives, some time between our send and its
-    // answer. Counting each call from its send until `windowMs` after its
-    // answer covers every arrival window: a call goes out only when fewer
-    // than `requests` are in flight or were answered within the last window.
-    const { requests, windowMs } = this.o.burst;
-    const recent = this.answered.filter((t) => t > now - windowMs);
-    const used = this.sending + recent.length;
-    if (used < requests) return { ms: 0, reason: 'burst' };
-    if (this.sending >= requests) return { ms: 20, reason: 'burst' };
-    return { ms: recent[used - requests] + windowMs + 1 - now, reason: 'burst' };
+    // answer: the shared sliding window (nodes/lib/shared/sliding-window.ts)
+    // counts each call from its send until `windowMs` after its answer, which
+    // covers every arrival window. All in flight: look again shortly.
+    const ms = this.window.delay(1, now);
+    return { ms: ms ?? 20, reason: 'burst' };
   }
 
   private readLimits(res: AxiosResponse, stats?: FourMeStats): void {
@@ -576,7 +570,7 @@ export class FourMeClient {
     let transportFailures = 0;
     for (let attempt = 0; ; attempt++) {
       const token = await this.accessToken(signal);
-      await this.acquire(signal, co.stats);
+      const ticket = await this.acquire(signal, co.stats);
       let res: AxiosResponse | undefined;
       let failure: unknown;
       try {
@@ -597,7 +591,7 @@ export class FourMeClient {
       } catch (err) {
         failure = err;
       } finally {
-        this.settle();
+        this.settle(ticket);
         this.releaseSlot();
       }
       if (!res) {

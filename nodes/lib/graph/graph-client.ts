@@ -467,9 +467,14 @@ class PacingLink extends Link {
   }
   async execute(ctx: Context): Promise<void> {
     const st = stateOf(ctx);
-    const { waitedMs } = await this.client.pacer.acquire(st.bucket, st.requests, st.writes, st.signal);
+    const { waitedMs, done } = await this.client.pacer.acquire(st.bucket, st.requests, st.writes, st.signal);
     if (waitedMs > 0) this.client.count(st, 'pacingWaitMs', waitedMs);
-    await this.pass(ctx);
+    try {
+      await this.pass(ctx);
+    } finally {
+      // Answered or failed: the request leaves the pacing windows one window from now.
+      done();
+    }
   }
 }
 

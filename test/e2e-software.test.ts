@@ -158,6 +158,24 @@ describe('e2e: discovered apps through the shipped templates into ACMP and 4me',
     expect((fourme.stats.mutations.configurationItemUpdate ?? 0) - updates, '4me updates').to.equal(0);
   });
 
+  it('the Intune sidebar\'s data and the metrics are read from what the nodes know: no request to Intune, 4me or SICS', async () => {
+    const graph = env.graph.requestLog.length;
+    const fourmeRequests = fourme.requestLog.length;
+    // The ACMP query-action intake polls SICS on its own (Consume, session renewal); nothing else may move.
+    const sicsOther = () => Object.entries(acmp.sics.stats.byPath).filter(([p]) => !/ \/(Consume|Session)$/.test(p)).reduce((n, [, c]) => n + c, 0);
+    const sics = sicsOther();
+    for (let i = 0; i < 10; i++) {
+      const runs = await red.admin.get('/intune/runs?runs=200');
+      const metrics = await red.admin.get('/intune/metrics');
+      expect([runs.status, metrics.status]).to.deep.equal([200, 200]);
+      expect((runs.data as RunsAnswer).instances.length, 'instances listed').to.equal(2);
+      expect(String(metrics.data)).to.match(/^intune_/m);
+    }
+    expect(env.graph.requestLog.length - graph, 'Graph requests').to.equal(0);
+    expect(fourme.requestLog.length - fourmeRequests, '4me requests').to.equal(0);
+    expect(sicsOther() - sics, 'SICS requests other than the intake\'s polling').to.equal(0);
+  });
+
   it('an uninstalled app disappears from its device, and a removed device is handled, in both services', async () => {
     const originals = new Set<number>();
     for (let i = 0; i < env.tenant.positions; i++) {

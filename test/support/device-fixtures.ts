@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import type { ComplianceViolation, Device, SyncEnvelope, SyncMode } from '../../nodes/lib/contracts';
-import { PlaceholderSerials, normaliseDevice, type Platform } from '../../nodes/lib/devices/device-normaliser';
+import { PlaceholderSerials, isDeletedUserRecord, normaliseDevice, type Platform } from '../../nodes/lib/devices/device-normaliser';
 import { emptySkipCounts, type DeviceFilterSettings, type SkipReason } from '../../nodes/lib/devices/device-filters';
 import { SimTenant, type Platform as SimPlatform } from '../../sim/tenant';
 
@@ -78,7 +78,14 @@ export interface DeviceTruth {
 }
 
 /** What a run must emit, decided from the generator's own knowledge of each device. */
-export function deviceGroundTruth(tenant: SimTenant, s: DeviceFilterSettings, now: number, sinceMs?: number): DeviceTruth {
+/**
+ * What a run keeps and skips, from the tenant's own truth. `byRecordOnly`:
+ * what the Preview keeps with nothing cached from the directory — a device
+ * counts as a deleted user's only where its record says so (Intune's
+ * deleted-user name, or a user id with a blank UPN); the Preview does not
+ * wait for directory look-ups (it reports them as pending).
+ */
+export function deviceGroundTruth(tenant: SimTenant, s: DeviceFilterSettings, now: number, sinceMs?: number, byRecordOnly = false): DeviceTruth {
   const out: DeviceTruth = { read: 0, kept: new Set(), skipped: emptySkipCounts() };
   const skipStates = new Set(s.skipManagementStates.map((x) => x.toLowerCase()));
   for (let i = 0; i < tenant.positions; i++) {
@@ -94,7 +101,7 @@ export function deviceGroundTruth(tenant: SimTenant, s: DeviceFilterSettings, no
     if (meta.duplicateOf !== null && !tenant.metaAt(meta.duplicateOf)!.placeholderSerial) reason = 'duplicate';
     else if (!s.platforms[family]) reason = 'platform';
     else if (!s.includePersonal && meta.ownership === 'personal' && computer) reason = 'personal';
-    else if (meta.userDeleted && (!s.includeDeletedUser || s.onlyWithPrimaryUser)) reason = 'userDeleted';
+    else if (userDeleted(dev, meta.userDeleted, byRecordOnly) && (!s.includeDeletedUser || s.onlyWithPrimaryUser)) reason = 'userDeleted';
     else if (s.onlyWithPrimaryUser && meta.userIndex === null) reason = 'noPrimaryUser';
     else if (skipStates.has(dev.managementState.toLowerCase())) reason = 'managementState';
     else if (s.staleDays > 0 && now - last > s.staleDays * DAY) reason = 'stale';
@@ -102,6 +109,11 @@ export function deviceGroundTruth(tenant: SimTenant, s: DeviceFilterSettings, no
     else out.kept.add(dev.id);
   }
   return out;
+}
+
+function userDeleted(dev: { deviceName?: string | null; userId?: string | null; userPrincipalName?: string | null }, truth: boolean, byRecordOnly: boolean): boolean {
+  if (!byRecordOnly) return truth;
+  return isDeletedUserRecord({ deviceName: dev.deviceName ?? null, managedDeviceName: null }) || (!!dev.userId && !(dev.userPrincipalName ?? '').trim());
 }
 
 /** A small, fully controlled device. */

@@ -22,6 +22,7 @@ import type { FourMeData } from '../sim/fourme-store';
 import { activeVersion, fieldIdsOfHtml, setPersonRoles, uiExtensionsOf } from '../sim/fourme-ui-extensions';
 import { sharedTestCa } from '../sim/pki';
 import { startSimEnv, type SimEnv } from './support/sim-env';
+import { until } from './support/until';
 
 const run = promisify(execFile);
 const MODULE = '@intune-connector/node-red-intune';
@@ -29,17 +30,6 @@ const ACCOUNT = 'acme';
 const PAT = 'setup-4me-personal-access-token';
 const SPECIALIST_PAT = 'setup-4me-specialist-token';
 type FlowNode = Record<string, unknown> & { id: string; type: string; z?: string };
-
-async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 250));
-    last = await fn();
-  }
-  return last;
-}
 
 describe('e2e: Set up 4me from the 4me template', function () {
   this.timeout(240_000);

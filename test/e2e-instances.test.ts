@@ -22,23 +22,13 @@ import { parseFilterSettings } from '../nodes/lib/devices/device-filters';
 import { startSimEnv, type SimEnv } from './support/sim-env';
 import { startAcmpEnv, SICS_PASSWORD, SICS_USER, type AcmpEnv } from './support/acmp-fixtures';
 import { deviceGroundTruth } from './support/device-fixtures';
+import { until } from './support/until';
 
 const run = promisify(execFile);
 const MODULE = '@intune-connector/node-red-intune';
 const ACCOUNT = 'acme';
 const PAT = 'e2e-4me-personal-access-token';
 type FlowNode = Record<string, unknown> & { id: string; type: string; z?: string };
-
-async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 250));
-    last = await fn();
-  }
-  return last;
-}
 
 describe('e2e: instances from the templates and the instance tool, side by side', function () {
   this.timeout(240_000);

@@ -20,6 +20,7 @@ import { parseFilterSettings } from '../nodes/lib/devices/device-filters';
 import { startSimEnv, type SimEnv } from './support/sim-env';
 import { startAcmpEnv, SICS_PASSWORD, SICS_USER, type AcmpEnv } from './support/acmp-fixtures';
 import { deviceGroundTruth } from './support/device-fixtures';
+import { until } from './support/until';
 
 const run = promisify(execFile);
 const MODULE = '@intune-connector/node-red-intune';
@@ -27,17 +28,6 @@ const ACCOUNT = 'acme';
 const PAT = 'e2e-software-personal-access-token';
 type FlowNode = Record<string, unknown> & { id: string; type: string; z?: string; name?: string; label?: string };
 interface RunsAnswer { instances: Array<{ name: string; nodes: Array<{ id: string; type: string; runs: Array<{ k: string; r: string; wr?: number }> }> }> }
-
-async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 250));
-    last = await fn();
-  }
-  return last;
-}
 
 describe('e2e: discovered apps through the shipped templates into ACMP and 4me', function () {
   this.timeout(300_000);

@@ -92,25 +92,38 @@ export = function register(RED: NodeAPI): void {
     needed: (raw) => (raw.authType === 'oauth' ? ['clientSecret'] : ['token']),
   };
 
-  RED.httpAdmin.post('/intune-4me-config/verify', RED.auth.needsPermission('intune-4me-config.write'), async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
+  /**
+   * The connection an admin request describes (Verify and Set up share it): the form with the
+   * saved secrets it may use, its proxy and CA; or the refusal to answer with instead.
+   */
+  function connectionOf(formBody: Record<string, unknown>) {
+    const form = readForm(RED, formBody, verifyRules);
+    if (isRefusal(form)) return { refusal: form };
+    const { proxy, problem } = formProxy(RED, form.raw);
+    if (problem) return { refusal: problem };
+    const tls = typeof form.raw.tls === 'string' && form.raw.tls && form.raw.environment === 'custom' ? form.raw.tls : undefined;
+    return { form, proxy, ca: caFromTlsConfig(RED, tls) };
+  }
+
+  /** An AbortController that fires when the editor gives up on the answer. */
+  function abortOnClose(res: Response): AbortController {
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableEnded) abort.abort();
     });
+    return abort;
+  }
+
+  RED.httpAdmin.post('/intune-4me-config/verify', RED.auth.needsPermission('intune-4me-config.write'), async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const abort = abortOnClose(res);
     try {
-      const form = readForm(RED, body, verifyRules);
-      if (isRefusal(form)) {
-        res.json(form);
+      const c = connectionOf(body);
+      if (c.refusal) {
+        res.json(c.refusal);
         return;
       }
-      const { proxy, problem } = formProxy(RED, form.raw);
-      if (problem) {
-        res.json(problem);
-        return;
-      }
-      const tls = typeof form.raw.tls === 'string' && form.raw.tls && form.raw.environment === 'custom' ? form.raw.tls : undefined;
-      const answer = await verifyFourMe(form.raw, form.secrets, { ca: caFromTlsConfig(RED, tls), proxy, signal: abort.signal });
+      const answer = await verifyFourMe(c.form.raw, c.form.secrets, { ca: c.ca, proxy: c.proxy, signal: abort.signal });
       if (!abort.signal.aborted) res.json(answer);
     } catch (err) {
       // verifyFourMe answers every expected failure itself; this is a bug path. No details leak.
@@ -132,31 +145,22 @@ export = function register(RED: NodeAPI): void {
 
   RED.httpAdmin.post('/intune-4me-config/setup', RED.auth.needsPermission('intune-4me-config.write'), async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableEnded) abort.abort();
-    });
+    const abort = abortOnClose(res);
     try {
       // The dialog's own fields are not connection properties.
       const { apply, planId, language, ...formBody } = body;
-      const form = readForm(RED, formBody, verifyRules);
-      if (isRefusal(form)) {
-        res.json(form);
+      const c = connectionOf(formBody);
+      if (c.refusal) {
+        res.json(c.refusal);
         return;
       }
-      const { proxy, problem } = formProxy(RED, form.raw);
-      if (problem) {
-        res.json(problem);
-        return;
-      }
-      const tls = typeof form.raw.tls === 'string' && form.raw.tls && form.raw.environment === 'custom' ? form.raw.tls : undefined;
-      const answer = await runSetup(form.raw, form.secrets, {
+      const answer = await runSetup(c.form.raw, c.form.secrets, {
         sinks: sinksUsing(body.id),
         apply: apply === true,
         planId: typeof planId === 'string' ? planId : undefined,
         language,
-        ca: caFromTlsConfig(RED, tls),
-        proxy,
+        ca: c.ca,
+        proxy: c.proxy,
         signal: abort.signal,
       });
       if (!abort.signal.aborted) res.json(answer);

@@ -1,0 +1,401 @@
+/**
+ * Discovered apps (issue #20): the initial and the unchanged full sync of a
+ * tenant with the device source's "Discovered apps" option on (Intune's
+ * AppInvRawData report export, nodes/lib/software/), into 4me (software CIs
+ * + relations) and one ACMP server — against the floor the services' limits
+ * allow and against the per-device way (managedDevices/{id}/detectedApps),
+ * with peak memory of the Node-RED process.
+ *
+ * Runs alone: `npm run bench -- --only=software [--sizes=100000]`. Its report
+ * section is a block of bench/REPORT.md between two markers that the full
+ * report keeps (spliceSoftwareSection).
+ *
+ * The per-device way is computed, not measured: the simulator has no
+ * detectedApps endpoint (its floor is what Graph's Intune limits allow).
+ */
+import fs from 'node:fs';
+import { startWorld, FOURME_ACCOUNT, type World } from './world';
+import { startBenchRed, measure, type BenchRed, type Json, type Measured } from './harness';
+import { benchFlow, REPORT_CODE } from './flow';
+import { acmpFloor, fourmeWindows, graphReadFloor, graphWindows, scheduleMs, type FloorRequest, type ServiceFloor } from './floor';
+import { figures, type BenchConfig, type ServiceFigures } from './scenarios';
+
+// ------------------------------------------------------------------ floors
+
+/**
+ * Graph, the report export: one job create, the status polls until the file
+ * is ready (at least one), one download (Azure storage, not Graph) — plus
+ * the device pages, which the export does not replace.
+ */
+export function graphSoftwareFloor(devices: number, scale: number, latencyMs: number): ServiceFloor {
+  const read = graphReadFloor(devices, scale, latencyMs);
+  // create → poll → download, one after the other; the pages go meanwhile (other bucket).
+  const exportMs = (3 * latencyMs) / scale;
+  return {
+    requests: read.requests + 2,
+    writes: 0,
+    timeMs: Math.max(read.timeMs, exportMs),
+    how: `${read.requests} device pages (as without software) + 1 export-job create + ≥ 1 status read (reports bucket, 1,000 / 20 s) + 1 download from storage (not a Graph request); how long Intune takes to build the file is not documented and not counted`,
+  };
+}
+
+/**
+ * 4me, an initial sync with software: ceil(software CIs / 100) +
+ * ceil(device CIs / 100) discovered-CI uploads (100 per call; cost 2 each)
+ * + one look-up request for every address, under 20 / 2 s, 3,600 / h and
+ * 5,000 points / h.
+ */
+export function fourmeSoftwareFloor(softwareCis: number, deviceCis: number, emails: number, scale: number, latencyMs: number): ServiceFloor {
+  const sw = Math.ceil(softwareCis / 100);
+  const dev = Math.ceil(deviceCis / 100);
+  const lookups = emails > 0 ? Math.ceil(emails / 500_000) : 0;
+  const reqs: FloorRequest[] = [];
+  for (let i = 0; i < lookups; i++) reqs.push({ counts: { burst: 1, hourly: 1, cost: Math.ceil(Math.min(emails, 500_000) / 100) } });
+  for (let i = 0; i < sw + dev; i++) reqs.push({ counts: { burst: 1, hourly: 1, cost: 2 } });
+  return {
+    requests: reqs.length,
+    writes: sw + dev,
+    cost: reqs.reduce((a, r) => a + r.counts.cost, 0),
+    timeMs: reqs.length ? scheduleMs(reqs, fourmeWindows(scale)) + latencyMs / scale : 0,
+    how: `ceil(${softwareCis} software CIs / 100) = ${sw} + ceil(${deviceCis} device CIs / 100) = ${dev} uploads (cost 2 each) + ${lookups} look-up request${lookups === 1 ? '' : 's'}; sent as early as 20 / 2 s, 3,600 / h and 5,000 points / h allow`,
+  };
+}
+
+/**
+ * The per-device way: the device pages, then GET managedDevices/{id}/detectedApps
+ * for every device (one page each: ~40 apps), 20 to a $batch at best. Every
+ * request inside a $batch counts in Intune's devices bucket (2,000 / 20 s
+ * per app), the same bucket as the device pages.
+ */
+export function perDeviceFloor(devices: number, scale: number, latencyMs: number): ServiceFloor & { batches: number; innerRequests: number } {
+  const pages = Math.max(1, Math.ceil(devices / 1000));
+  const batches = Math.ceil(devices / 20);
+  const reqs: FloorRequest[] = Array.from({ length: pages }, () => ({ counts: { devices: 1 } }));
+  for (let b = 0; b < batches; b++) reqs.push({ counts: { devices: Math.min(20, devices - b * 20) } });
+  return {
+    requests: pages + batches,
+    writes: 0,
+    batches,
+    innerRequests: devices,
+    timeMs: scheduleMs(reqs, graphWindows(scale)) + latencyMs / scale,
+    how: `${pages} device pages + ${devices} detectedApps requests (one per device) in ceil(${devices} / 20) = ${batches} $batch requests; every inner request counts in the devices bucket (2,000 / 20 s per app), as the pages do`,
+  };
+}
+
+// ------------------------------------------------------------------ scenario
+
+export interface SoftwareRun {
+  name: string;
+  wallMs: number;
+  cpuMs: number;
+  simCpuMs: number;
+  peakRssMb: number;
+  peakReset: boolean;
+  services: ServiceFigures;
+  graph: { exportCreates: number; exportPolls: number; devicePages: number; downloads: number; rows: number; csvBytes: number; zipBytes: number };
+  fourme: { softwareUploads: number; deviceUploads: number; softwareCisSent: number; deviceCisSent: number; summary: Json };
+  acmp: { publishes: number; publishedBytes: number; devicesReceived: number };
+  emitted: number;
+  /** /proc/loadavg before and after (the machine is shared). */
+  load: { before: string; after: string };
+}
+
+export interface SoftwareResults {
+  devices: number;
+  seed: number;
+  scale: number;
+  latencyMs: number;
+  startedAt: string;
+  durationMs: number;
+  /** Apps per device in the simulated tenant, by platform (sim/tenant-apps.ts). */
+  mix: { devices: number; withApps: number; rows: number; distinctApps: number; byPlatform: Record<string, { devices: number; apps: number }> };
+  baselineRssMb: number;
+  initial: SoftwareRun;
+  unchanged: SoftwareRun;
+  floor: { graph: ServiceFloor; fourme: ServiceFloor; acmp: ServiceFloor; timeMs: number };
+  perDevice: ReturnType<typeof perDeviceFloor>;
+}
+
+const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+const loadavg = () => {
+  try {
+    return fs.readFileSync('/proc/loadavg', 'utf8').trim();
+  } catch {
+    return 'n/a';
+  }
+};
+
+/** The tenant's app mix as the report export lists it (every device, duplicates included). */
+function appMix(w: World): SoftwareResults['mix'] {
+  const byPlatform: Record<string, { devices: number; apps: number }> = {};
+  const keys = new Set<string>();
+  let devices = 0;
+  let withApps = 0;
+  let rows = 0;
+  for (let i = 0; i < w.tenant.positions; i++) {
+    const meta = w.tenant.metaAt(i);
+    if (!meta || !w.tenant.deviceAt(i)) continue;
+    const apps = w.tenant.appsAt(i);
+    devices++;
+    if (apps.length) withApps++;
+    rows += apps.length;
+    const p = (byPlatform[meta.platform] ??= { devices: 0, apps: 0 });
+    p.devices++;
+    p.apps += apps.length;
+    for (const a of apps) keys.add(a.key);
+  }
+  return { devices, withApps, rows, distinctApps: keys.size, byPlatform };
+}
+
+/**
+ * Counts the 4me uploads by kind: an upload whose CIs all carry a software
+ * sourceID (`app:<instance>:…`, docs/fourme-software.md) is a software
+ * upload. The simulator counts both as discoveredConfigurationItems, so the
+ * bench looks into each submission (bench only; the simulator is unchanged).
+ */
+function countUploads(w: World): { software: number; devices: number; softwareCis: number; deviceCis: number } {
+  const tally = { software: 0, devices: 0, softwareCis: 0, deviceCis: 0 };
+  const sim = w.fourme as unknown as { submitAsync: (s: { input: Record<string, unknown> }) => unknown };
+  const original = sim.submitAsync.bind(w.fourme);
+  sim.submitAsync = (s) => {
+    const ids: string[] = [];
+    for (const cat of (s.input.physicalAssets as Array<{ products?: Array<{ configurationItems?: Array<{ sourceID?: string }> }> }>) ?? []) {
+      for (const p of cat.products ?? []) for (const ci of p.configurationItems ?? []) ids.push(String(ci.sourceID ?? ''));
+    }
+    const sw = ids.filter((id) => id.startsWith('app:')).length;
+    if (ids.length && sw === ids.length) tally.software++;
+    else tally.devices++;
+    tally.softwareCis += sw;
+    tally.deviceCis += ids.length - sw;
+    return original(s);
+  };
+  return tally;
+}
+
+/** The bench flow with the device source reading discovered apps and the 4me report line carrying the software summary. */
+function softwareFlow(w: World, c: BenchConfig): Array<Record<string, unknown>> {
+  const flow = benchFlow(w, { store: c.store, fourmeConcurrency: c.fourmeConcurrency, asyncPollMs: c.asyncPollMs, lockIds: [], instance: 'bench' });
+  for (const n of flow) {
+    if (n.id === 'bench-devices') n.readSoftware = true;
+    if (n.id === 'bench-rep-4me') n.func = REPORT_CODE.fourme.replace('errors: (p.errors', 'software: p.software, softwareNotInactivated: p.softwareNotInactivated, errors: (p.errors');
+  }
+  return flow;
+}
+
+async function softwareRun(name: string, c: BenchConfig, w: World, b: BenchRed, uploads: ReturnType<typeof countUploads>): Promise<SoftwareRun> {
+  const before = { ...uploads };
+  const reports0 = { ...w.graph.reports.stats };
+  const load0 = loadavg();
+  const m: Measured = await measure(b, w, 'bench-inj-full', ['devices', 'fourme', 'acmp'], c.timeoutMs);
+  const load1 = loadavg();
+  const dev = m.runs.devices as { result?: string; stats?: Json };
+  if (dev.result !== 'completed') throw new Error(`bench software: ${name}: the device run ended ${dev.result}: ${JSON.stringify(dev.stats)}`);
+  const fm = m.runs.fourme as Json;
+  if (num(fm.errorCount) !== 0) throw new Error(`bench software: ${name}: 4me reported errors: ${JSON.stringify(fm.errors)}`);
+  const services = figures(m);
+  const r = w.graph.reports.stats;
+  const route = services.graph.byRoute;
+  const run: SoftwareRun = {
+    name,
+    wallMs: m.wallMs,
+    cpuMs: m.cpuMs,
+    simCpuMs: m.simCpuMs,
+    peakRssMb: m.peakRssMb,
+    peakReset: m.peakReset,
+    services,
+    graph: {
+      exportCreates: num(route['POST /deviceManagement/reports/exportJobs']),
+      exportPolls: num(route['GET /deviceManagement/reports/exportJobs/{id}']),
+      devicePages: services.graph.pages,
+      downloads: r.downloads - reports0.downloads,
+      rows: r.rowsServed - reports0.rowsServed,
+      csvBytes: r.csvBytes - reports0.csvBytes,
+      zipBytes: r.zipBytes - reports0.zipBytes,
+    },
+    fourme: {
+      softwareUploads: uploads.software - before.software,
+      deviceUploads: uploads.devices - before.devices,
+      softwareCisSent: uploads.softwareCis - before.softwareCis,
+      deviceCisSent: uploads.deviceCis - before.deviceCis,
+      summary: { software: fm.software ?? null, cis: fm.cis ?? null, requests: fm.requests ?? null, softwareNotInactivated: fm.softwareNotInactivated ?? null },
+    },
+    acmp: {
+      publishes: services.acmp.publishes,
+      publishedBytes: num((m.sims.sics as Json | undefined)?.publishedBytes),
+      devicesReceived: services.acmp.devicesReceived,
+    },
+    emitted: num(dev.stats?.emitted),
+    load: { before: load0, after: load1 },
+  };
+  c.log(
+    `  ${name}: ${(run.wallMs / 1000).toFixed(1)} s, ${run.emitted} devices; Graph ${Object.values(services.graph.byRoute).reduce((n, v) => n + v, 0)} req (${run.graph.devicePages} pages, ${run.graph.exportCreates} export + ${run.graph.exportPolls} polls, ${run.graph.rows} rows, ${(run.graph.zipBytes / 1e6).toFixed(1)} MB zip); ` +
+      `4me ${services.fourme.graphql} req (${run.fourme.softwareUploads} software + ${run.fourme.deviceUploads} device uploads); ACMP ${run.acmp.publishes} publishes, ${(run.acmp.publishedBytes / 1e6).toFixed(1)} MB; ` +
+      `peak RSS ${run.peakRssMb.toFixed(0)} MB; load ${load0} → ${load1}`,
+  );
+  return run;
+}
+
+/** The software scenario on a tenant of `devices` (the largest of c.sizes). */
+export async function runSoftwareBench(c: BenchConfig, devices: number): Promise<SoftwareResults> {
+  const started = Date.now();
+  c.log(`software: ${devices} devices, discovered apps on`);
+  const w = await startWorld({ devices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+  try {
+    // The 4me administrator's part (docs/fourme-software.md): a software category with rule set Software.
+    w.fourme.seedProductCategory({ name: 'Application', group: 'software', ruleSet: 'software' }, FOURME_ACCOUNT);
+    // The simulated job is ready after 1 s at scale 1 (Intune's build time is not documented); shrink it with the scale.
+    w.graph.reports.setTiming({ startMs: 300 / c.scale, readyMs: 1000 / c.scale });
+    const mix = appMix(w);
+    c.log(`  app mix: ${mix.rows} rows on ${mix.devices} devices (${(mix.rows / Math.max(1, mix.devices)).toFixed(1)} per device), ${mix.distinctApps} distinct apps`);
+    const uploads = countUploads(w);
+    const b = await startBenchRedWith(w, c);
+    try {
+      const initial = await softwareRun('initial sync with software', c, w, b, uploads);
+      const unchanged = await softwareRun('unchanged sync with software', c, w, b, uploads);
+      const sw = (initial.fourme.summary.software ?? {}) as Json;
+      const softwareCis = num(sw.created) + num(sw.updated) + num(sw.unchanged) + num(sw.reactivated) + num(sw.failed);
+      const emails = num(((initial.fourme.summary.requests ?? {}) as Json).personLookups) > 0 ? countEmails(w) : 0;
+      const graph = graphSoftwareFloor(devices, w.scale, c.latencyMs);
+      const fourme = fourmeSoftwareFloor(softwareCis, initial.emitted, emails, w.scale, c.latencyMs);
+      const acmp = acmpFloor(initial.emitted, 200);
+      return {
+        devices,
+        seed: c.seed,
+        scale: w.scale,
+        latencyMs: c.latencyMs,
+        startedAt: new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+        mix,
+        baselineRssMb: b.baselineRssMb,
+        initial,
+        unchanged,
+        floor: { graph, fourme, acmp, timeMs: Math.max(graph.timeMs, fourme.timeMs, acmp.timeMs) },
+        perDevice: perDeviceFloor(devices, w.scale, c.latencyMs),
+      };
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await w.stop();
+  }
+}
+
+async function startBenchRedWith(w: World, c: BenchConfig): Promise<BenchRed> {
+  // startBenchRed deploys benchFlow; the software flow replaces it right after.
+  const b = await startBenchRed(w, { store: c.store, fourmeConcurrency: c.fourmeConcurrency, asyncPollMs: c.asyncPollMs, lockIds: [], instance: 'bench' }, { echo: c.echo });
+  const mark = b.red.mark();
+  const res = await b.red.admin.post('/flows', { flows: softwareFlow(w, c) }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
+  if (res.status !== 200) {
+    await b.stop();
+    throw new Error(`could not deploy the software flow: HTTP ${res.status} ${JSON.stringify(res.data)}`);
+  }
+  await b.red.waitForLog(/Started flows/, 60_000, mark);
+  await new Promise((r) => setTimeout(r, 1000));
+  return b;
+}
+
+/** Distinct primary-user addresses of the tenant's devices (what the 4me sink looks people up by). */
+function countEmails(w: World): number {
+  const set = new Set<string>();
+  for (const d of w.tenant.iterate()) {
+    const e = (d.userPrincipalName || d.emailAddress || '').trim().toLowerCase();
+    if (e.includes('@')) set.add(e);
+  }
+  return set.size;
+}
+
+// ------------------------------------------------------------------ report block
+
+export const SOFTWARE_BEGIN = '<!-- bench:software begin (npm run bench -- --only=software; bench/software.ts) -->';
+export const SOFTWARE_END = '<!-- bench:software end -->';
+
+/**
+ * Puts the discovered-apps block found in `from` (a whole report or just
+ * the block) into `report`: in place of the block there, else before
+ * "## Memory" (after the last numbered section), else at the end. `report`
+ * is returned unchanged when `from` holds no block.
+ */
+export function spliceSoftwareSection(report: string, from: string): string {
+  const a = from.indexOf(SOFTWARE_BEGIN);
+  const z = from.indexOf(SOFTWARE_END);
+  if (a < 0 || z < a) return report;
+  const block = from.slice(a, z + SOFTWARE_END.length);
+  const ra = report.indexOf(SOFTWARE_BEGIN);
+  const rz = report.indexOf(SOFTWARE_END);
+  if (ra >= 0 && rz > ra) return report.slice(0, ra) + block + report.slice(rz + SOFTWARE_END.length);
+  const at = report.indexOf('\n## Memory');
+  if (at >= 0) return `${report.slice(0, at + 1)}${block}\n\n${report.slice(at + 1)}`;
+  return `${report.replace(/\s*$/, '')}\n\n${block}\n`;
+}
+
+const int = (n: number) => Math.round(n).toLocaleString('en');
+const sec = (ms: number) => (ms >= 100_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 1000).toFixed(1)} s`);
+const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '');
+
+/** The report's "Discovered apps (software)" section, between its markers. */
+export function renderSoftwareSection(r: SoftwareResults & { machine?: { cpu: string; cores: number } }): string {
+  const i = r.initial;
+  const u = r.unchanged;
+  const f = r.floor;
+  const mix = r.mix;
+  const perDev = (mix.rows / Math.max(1, mix.devices)).toFixed(1);
+  const platforms = Object.entries(mix.byPlatform)
+    .sort((a, b) => b[1].devices - a[1].devices)
+    .map(([p, x]) => `${p} ${int(x.devices)} × ${(x.apps / Math.max(1, x.devices)).toFixed(1)}`)
+    .join(', ');
+  const sw = (i.fourme.summary.software ?? {}) as Record<string, number>;
+  const swU = (u.fourme.summary.software ?? {}) as Record<string, number>;
+  // Graph requests by route (the simulator's total also counts the storage download, served on the same port).
+  const graphReq = (x: SoftwareRun) => Object.values(x.services.graph.byRoute).reduce((n, v) => n + v, 0);
+  const pd = r.perDevice;
+  const out: string[] = [];
+  out.push(SOFTWARE_BEGIN);
+  out.push(`## Discovered apps (software): ${int(r.devices)} devices`);
+  out.push('');
+  out.push(
+    `The device source with "Discovered apps" on (Intune's AppInvRawData report export, docs/graph-software.md) into 4me (software CIs + relations, docs/fourme-software.md) and one ACMP server, in a real Node-RED process, at time scale ${r.scale}, ${r.latencyMs} ms per request; measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC with \`npm run bench -- --only=software --sizes=${r.devices}\`. ` +
+      `**The machine was shared with other work during the run** (${r.machine ? `${r.machine.cores} cores; ` : ''}load average before → after: initial ${i.load.before.split(' ').slice(0, 3).join(' ')} → ${i.load.after.split(' ').slice(0, 3).join(' ')}, unchanged ${u.load.before.split(' ').slice(0, 3).join(' ')} → ${u.load.after.split(' ').slice(0, 3).join(' ')}): wall and CPU times are upper bounds; request counts are exact.`,
+  );
+  out.push('');
+  out.push(
+    `App mix of the simulated tenant (sim/tenant-apps.ts, unchanged for the bench): ${int(mix.rows)} report rows on ${int(mix.devices)} devices, **${perDev} apps per device** on average (${int(mix.withApps)} devices with any; by platform, devices × apps: ${platforms}); ${int(mix.distinctApps)} distinct title + version keys.`,
+  );
+  out.push('');
+  out.push('|  | Initial | Unchanged | Floor (initial) | Ratio |');
+  out.push('| --- | --- | --- | --- | --- |');
+  out.push(`| Wall time (trigger → both sinks done) | ${sec(i.wallMs)} | ${sec(u.wallMs)} | ${sec(f.timeMs)} | ${ratio(i.wallMs, f.timeMs)} |`);
+  out.push(`| Devices passed on | ${int(i.emitted)} | ${int(u.emitted)} |  |  |`);
+  out.push(`| Graph requests | ${int(graphReq(i))} (${i.graph.devicePages} pages, ${i.graph.exportCreates} export create + ${i.graph.exportPolls} status reads) | ${int(graphReq(u))} (${u.graph.devicePages} pages, ${u.graph.exportCreates} + ${u.graph.exportPolls}) | ${f.graph.requests} | ${ratio(graphReq(i), f.graph.requests)} |`);
+  out.push(`| Report downloads (storage, not Graph) | ${i.graph.downloads} | ${u.graph.downloads} | 1 |  |`);
+  out.push(`| Report rows / CSV / zip as sent | ${int(i.graph.rows)} / ${mb(i.graph.csvBytes)} / ${mb(i.graph.zipBytes)} | ${int(u.graph.rows)} / ${mb(u.graph.csvBytes)} / ${mb(u.graph.zipBytes)} |  |  |`);
+  out.push(`| 4me GraphQL requests | ${int(i.services.fourme.graphql)} | ${int(u.services.fourme.graphql)} | ${int(f.fourme.requests)} | ${ratio(i.services.fourme.graphql, f.fourme.requests)} |`);
+  out.push(`| 4me software uploads (software CIs sent) | ${int(i.fourme.softwareUploads)} (${int(i.fourme.softwareCisSent)}) | ${int(u.fourme.softwareUploads)} (${int(u.fourme.softwareCisSent)}) | ${int(Math.ceil(i.fourme.softwareCisSent / 100))} |  |`);
+  out.push(`| 4me device uploads (device CIs sent) | ${int(i.fourme.deviceUploads)} (${int(i.fourme.deviceCisSent)}) | ${int(u.fourme.deviceUploads)} (${int(u.fourme.deviceCisSent)}) | ${int(Math.ceil(i.emitted / 100))} |  |`);
+  out.push(`| 4me cost points (simulator model) | ${int(i.services.fourme.cost)} | ${int(u.services.fourme.cost)} | ${int(f.fourme.cost ?? 0)} |  |`);
+  out.push(`| 4me throttled | ${i.services.fourme.throttled} | ${u.services.fourme.throttled} |  |  |`);
+  out.push(`| ACMP publishes / devices / bytes sent | ${int(i.acmp.publishes)} / ${int(i.acmp.devicesReceived)} / ${mb(i.acmp.publishedBytes)} | ${int(u.acmp.publishes)} / ${int(u.acmp.devicesReceived)} / ${mb(u.acmp.publishedBytes)} | ${int(f.acmp.requests)} |  |`);
+  out.push(`| CPU time, Node-RED process | ${sec(i.cpuMs)} | ${sec(u.cpuMs)} |  |  |`);
+  out.push(`| CPU time, simulators (same cores) | ${sec(i.simCpuMs)} | ${sec(u.simCpuMs)} |  |  |`);
+  out.push(`| Peak RSS, Node-RED process | ${i.peakRssMb.toFixed(0)} MB | ${u.peakRssMb.toFixed(0)} MB |  | (${r.baselineRssMb.toFixed(0)} MB after start) |`);
+  out.push('');
+  out.push(
+    `4me software summary, initial: ${JSON.stringify(sw)}; unchanged: ${JSON.stringify(swU)}. ` +
+      `The unchanged run writes ${u.fourme.softwareUploads + u.fourme.deviceUploads === 0 && u.acmp.publishes === 0 ? '**nothing**' : `**${u.fourme.softwareUploads + u.fourme.deviceUploads} 4me uploads and ${u.acmp.publishes} ACMP publishes**`} to 4me and ACMP; it still reads the device pages and exports the report once more (Graph ${int(graphReq(u))} requests).`,
+  );
+  out.push('');
+  out.push('**The per-device way** (`GET managedDevices/{id}/detectedApps`, computed, not measured: the simulator has no detectedApps endpoint):');
+  out.push('');
+  out.push('|  | Report export (ours, floor) | Per device (floor) |');
+  out.push('| --- | --- | --- |');
+  out.push(`| Graph requests | ${f.graph.requests} | ${int(pd.requests)} (${int(pd.innerRequests)} detectedApps in ${int(pd.batches)} $batch + ${int(pd.requests - pd.batches)} pages) |`);
+  out.push(`| Least time Graph's limits impose | ${sec(f.graph.timeMs)} | ${sec(pd.timeMs)} |`);
+  out.push(`| Share of the devices bucket (2,000 / 20 s) used | the pages only | all of it for ${sec(pd.timeMs)}: every other device read of the app waits |`);
+  out.push('');
+  out.push(`- Per device: ${pd.how}.`);
+  out.push(`- Graph floor (ours): ${f.graph.how}.`);
+  out.push(`- 4me floor: ${f.fourme.how}.`);
+  out.push(`- ACMP floor: ${f.acmp.how}.`);
+  out.push(SOFTWARE_END);
+  return out.join('\n');
+}

@@ -23,6 +23,8 @@
  *                                                  figures and writes the raw results, leaves the report alone
  *   --only=software                                discovered apps (bench/software.ts) on the largest size: writes
  *                                                  bench/out/software-….json and its block of the report
+ *   --per-device=10000          BENCH_PER_DEVICE   with --only=software: also measure the per-device way
+ *                                                  (detectedApps, 20 per $batch) on a tenant of that size (0 = skip)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -102,7 +104,8 @@ async function main(): Promise<void> {
 
 /** --only=software: the discovered-apps scenario on the largest size; its block of the report is rewritten. */
 async function softwareOnly(c: BenchConfig, m: ReturnType<typeof machine>, reportPath: string): Promise<void> {
-  const results = { kind: 'software', machine: m, ...(await runSoftwareBench(c, Math.max(...c.sizes))) };
+  const perDevice = numberOption('per-device', 'BENCH_PER_DEVICE', 0);
+  const results = { kind: 'software', machine: m, ...(await runSoftwareBench(c, Math.max(...c.sizes), perDevice)) };
   const out = path.join(repoRoot, 'bench', 'out');
   fs.mkdirSync(out, { recursive: true });
   const jsonFile = path.join(out, `software-${results.startedAt.replace(/[:.]/g, '-')}.json`);

@@ -14,6 +14,9 @@
  * detectedApps endpoint (its floor is what Graph's Intune limits allow).
  */
 import fs from 'node:fs';
+import https from 'node:https';
+import axios from 'axios';
+import { sharedTestCa } from '../sim/pki';
 import { startWorld, FOURME_ACCOUNT, type World } from './world';
 import { startBenchRed, measure, type BenchRed, type Json, type Measured } from './harness';
 import { benchFlow, REPORT_CODE } from './flow';
@@ -82,6 +85,110 @@ export function perDeviceFloor(devices: number, scale: number, latencyMs: number
   };
 }
 
+// ------------------------------------------------------------------ the per-device way, measured
+
+export interface PerDeviceMeasured {
+  devices: number;
+  wallMs: number;
+  pages: number;
+  batches: number;
+  innerRequests: number;
+  throttledItems: number;
+  apps: number;
+  floor: ReturnType<typeof perDeviceFloor>;
+  load: { before: string; after: string };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The per-device way as a script does it, in the bench process: the device
+ * ids page by page, then GET managedDevices/{id}/detectedApps for each, 20
+ * to a $batch, one $batch after the other; throttled items are sent again
+ * after their Retry-After (1 s when missing), as Graph asks.
+ */
+export async function perDeviceRead(w: World): Promise<Omit<PerDeviceMeasured, 'floor' | 'load'>> {
+  const t0 = Date.now();
+  const agent = new https.Agent({ keepAlive: true, ca: sharedTestCa().certPem });
+  const http = axios.create({ httpsAgent: agent, timeout: 120_000, validateStatus: () => true });
+  try {
+    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: w.app.clientId, client_secret: w.app.secret, scope: `${w.graph.url}/.default` });
+    const tok = await http.post(`${w.identity.url}/${w.tenantId}/oauth2/v2.0/token`, form.toString(), { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const headers = { Authorization: `Bearer ${tok.data.access_token}` };
+    const out = { devices: 0, wallMs: 0, pages: 0, batches: 0, innerRequests: 0, throttledItems: 0, apps: 0 };
+    const ids: string[] = [];
+    let url: string | undefined = `${w.graph.url}/v1.0/deviceManagement/managedDevices?$select=id`;
+    while (url) {
+      out.pages++;
+      const res: { status: number; headers: Record<string, unknown>; data: { value: Array<{ id: string }>; '@odata.nextLink'?: string } } = await http.get(url, { headers });
+      if (res.status === 429) {
+        await sleep(Number(res.headers['retry-after'] ?? 1) * 1000);
+        continue;
+      }
+      if (res.status !== 200) throw new Error(`per-device: Graph answered ${res.status}`);
+      for (const d of res.data.value) ids.push(d.id);
+      url = res.data['@odata.nextLink'];
+    }
+    out.devices = ids.length;
+    let todo = ids;
+    while (todo.length) {
+      const retry: string[] = [];
+      let waitS = 0;
+      for (let k = 0; k < todo.length; k += 20) {
+        const part = todo.slice(k, k + 20);
+        out.batches++;
+        out.innerRequests += part.length;
+        const res = await http.post(
+          `${w.graph.url}/v1.0/$batch`,
+          { requests: part.map((id, n) => ({ id: String(n), method: 'GET', url: `/deviceManagement/managedDevices/${id}/detectedApps` })) },
+          { headers: { ...headers, 'Content-Type': 'application/json' } },
+        );
+        if (res.status === 429) {
+          retry.push(...part);
+          waitS = Math.max(waitS, Number(res.headers['retry-after'] ?? 1));
+          continue;
+        }
+        if (res.status !== 200) throw new Error(`per-device: $batch answered ${res.status}`);
+        for (const r of res.data.responses as Array<{ id: string; status: number; headers?: Record<string, string>; body?: { value?: unknown[] } }>) {
+          if (r.status === 429) {
+            out.throttledItems++;
+            retry.push(part[Number(r.id)]);
+            waitS = Math.max(waitS, Number(r.headers?.['Retry-After'] ?? r.headers?.['retry-after'] ?? 1));
+          } else if (r.status === 200) out.apps += r.body?.value?.length ?? 0;
+          else throw new Error(`per-device: detectedApps answered ${r.status}`);
+        }
+        // Throttled: wait as asked before the next $batch (a script that keeps sending only collects more 429s).
+        if (retry.length && waitS) {
+          await sleep(waitS * 1000);
+          waitS = 0;
+        }
+      }
+      if (waitS) await sleep(waitS * 1000);
+      todo = retry;
+    }
+    out.wallMs = Date.now() - t0;
+    return out;
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** The per-device way on its own tenant of `devices` (a fresh world, no Node-RED). */
+export async function runPerDevice(c: BenchConfig, devices: number): Promise<PerDeviceMeasured> {
+  c.log(`per-device way: ${devices} devices`);
+  const w = await startWorld({ devices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+  try {
+    const before = loadavg();
+    const m = await perDeviceRead(w);
+    const after = loadavg();
+    const floor = perDeviceFloor(m.devices, w.scale, c.latencyMs);
+    c.log(`  per-device: ${(m.wallMs / 1000).toFixed(1)} s (floor ${(floor.timeMs / 1000).toFixed(1)} s), ${m.pages} pages + ${m.batches} $batch (${m.innerRequests} detectedApps, ${m.throttledItems} throttled), ${m.apps} apps; load ${before} → ${after}`);
+    return { ...m, floor, load: { before, after } };
+  } finally {
+    await w.stop();
+  }
+}
+
 // ------------------------------------------------------------------ scenario
 
 export interface SoftwareRun {
@@ -114,6 +221,8 @@ export interface SoftwareResults {
   unchanged: SoftwareRun;
   floor: { graph: ServiceFloor; fourme: ServiceFloor; acmp: ServiceFloor; timeMs: number };
   perDevice: ReturnType<typeof perDeviceFloor>;
+  /** The per-device way measured on a smaller tenant of its own (--per-device=N). */
+  perDeviceMeasured?: PerDeviceMeasured;
 }
 
 const num = (v: unknown) => (typeof v === 'number' ? v : 0);
@@ -236,9 +345,17 @@ async function softwareRun(name: string, c: BenchConfig, w: World, b: BenchRed, 
 }
 
 /** The software scenario on a tenant of `devices` (the largest of c.sizes). */
-export async function runSoftwareBench(c: BenchConfig, devices: number): Promise<SoftwareResults> {
+export async function runSoftwareBench(c: BenchConfig, devices: number, perDeviceDevices = 0): Promise<SoftwareResults> {
   const started = Date.now();
   c.log(`software: ${devices} devices, discovered apps on`);
+  const result = await softwareScenario(c, devices, started);
+  // The per-device way afterwards, in its own world, once the sync's Node-RED and world are gone.
+  if (perDeviceDevices > 0) result.perDeviceMeasured = await runPerDevice(c, perDeviceDevices);
+  result.durationMs = Date.now() - started;
+  return result;
+}
+
+async function softwareScenario(c: BenchConfig, devices: number, started: number): Promise<SoftwareResults> {
   const w = await startWorld({ devices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
   try {
     // The 4me administrator's part (docs/fourme-software.md): a software category with rule set Software.
@@ -392,6 +509,15 @@ export function renderSoftwareSection(r: SoftwareResults & { machine?: { cpu: st
   out.push(`| Least time Graph's limits impose | ${sec(f.graph.timeMs)} | ${sec(pd.timeMs)} |`);
   out.push(`| Share of the devices bucket (2,000 / 20 s) used | the pages only | all of it for ${sec(pd.timeMs)}: every other device read of the app waits |`);
   out.push('');
+  const pm = r.perDeviceMeasured;
+  if (pm) {
+    out.push(
+      `Measured on a tenant of ${int(pm.devices)} devices (the simulator's \`GET managedDevices/{id}/detectedApps\`, bench/software.ts \`perDeviceRead\`: device ids page by page, then one $batch of 20 after the other, throttled items sent again after Retry-After): ` +
+        `**${sec(pm.wallMs)}** against its floor of ${sec(pm.floor.timeMs)}; ${int(pm.pages)} pages + ${int(pm.batches)} $batch requests holding ${int(pm.innerRequests)} detectedApps requests (${int(pm.throttledItems)} of them throttled and sent again), ${int(pm.apps)} apps read; load average ${pm.load.before.split(' ').slice(0, 3).join(' ')} → ${pm.load.after.split(' ').slice(0, 3).join(' ')}. ` +
+        `For comparison, the report export of ${int(r.devices)} devices took ${r.initial.graph.exportCreates + r.initial.graph.exportPolls} Graph requests.`,
+    );
+    out.push('');
+  }
   out.push(`- Per device: ${pd.how}.`);
   out.push(`- Graph floor (ours): ${f.graph.how}.`);
   out.push(`- 4me floor: ${f.fourme.how}.`);

@@ -7,7 +7,8 @@
  */
 import { expect } from 'chai';
 import { DEFAULT_CONFIG } from '../bench/scenarios';
-import { fourmeSoftwareFloor, perDeviceFloor, renderSoftwareSection, runSoftwareBench, spliceSoftwareSection, SOFTWARE_BEGIN, SOFTWARE_END, type SoftwareResults } from '../bench/software';
+import { startWorld } from '../bench/world';
+import { fourmeSoftwareFloor, perDeviceFloor, perDeviceRead, renderSoftwareSection, runSoftwareBench, spliceSoftwareSection, SOFTWARE_BEGIN, SOFTWARE_END, type SoftwareResults } from '../bench/software';
 
 describe('bench: discovered apps (small version of npm run bench -- --only=software)', function () {
   this.timeout(180_000);
@@ -77,5 +78,26 @@ describe('bench: discovered apps (small version of npm run bench -- --only=softw
     expect(spliceSoftwareSection(report, once)).to.equal(once);
     expect(spliceSoftwareSection(once, block).split(SOFTWARE_BEGIN).length).to.equal(2);
     expect(spliceSoftwareSection(report, 'no block')).to.equal(report);
+  });
+});
+
+describe('bench: the per-device way (detectedApps in the Graph simulator)', function () {
+  this.timeout(60_000);
+
+  it('reads every listed device\'s apps, one detectedApps request per device, 20 per $batch, all in the devices bucket', async () => {
+    const w = await startWorld({ devices: 60, seed: 7, latencyMs: 0, scale: 1 });
+    try {
+      const m = await perDeviceRead(w);
+      let apps = 0;
+      for (let i = 0; i < w.tenant.positions; i++) if (w.tenant.deviceAt(i)) apps += w.tenant.appsAt(i).length;
+      expect(m.devices).to.equal(60);
+      expect(m.innerRequests).to.equal(60);
+      expect(m.batches).to.equal(3);
+      expect(m.apps).to.equal(apps);
+      expect(w.graph.stats.byRoute['GET /deviceManagement/managedDevices/{id}/detectedApps']).to.equal(60);
+      expect(w.graph.stats.batchInner).to.equal(60);
+    } finally {
+      await w.stop();
+    }
   });
 });

@@ -203,6 +203,8 @@ export interface SoftwareRun {
   fourme: { softwareUploads: number; deviceUploads: number; softwareCisSent: number; deviceCisSent: number; summary: Json };
   acmp: { publishes: number; publishedBytes: number; devicesReceived: number };
   emitted: number;
+  /** When each run ended, ms after the trigger; the 4me run's first page (its start) likewise. */
+  timeline: { devicesEndMs: number; fourmeFirstPageMs: number; fourmeEndMs: number; acmpEndMs: number };
   /** /proc/loadavg before and after (the machine is shared). */
   load: { before: string; after: string };
 }
@@ -221,6 +223,8 @@ export interface SoftwareResults {
   unchanged: SoftwareRun;
   floor: { graph: ServiceFloor; fourme: ServiceFloor; acmp: ServiceFloor; timeMs: number };
   perDevice: ReturnType<typeof perDeviceFloor>;
+  /** How the timeline was obtained, when not from the report lines (said under it). */
+  timelineNote?: string;
   /** The per-device way measured on a smaller tenant of its own (--per-device=N). */
   perDeviceMeasured?: PerDeviceMeasured;
 }
@@ -291,6 +295,18 @@ function softwareFlow(w: World, c: BenchConfig): Array<Record<string, unknown>> 
   return flow;
 }
 
+/** The runs' ends (and the 4me run's start: its first page) relative to the trigger, from the report lines. */
+function timeline(m: Measured): SoftwareRun['timeline'] {
+  const at = (t: string) => num((m.runs[t] as Json | undefined)?.at);
+  const t0 = Math.max(at('devices'), at('fourme'), at('acmp')) - m.wallMs;
+  return {
+    devicesEndMs: at('devices') - t0,
+    fourmeFirstPageMs: at('fourme') - num((m.runs.fourme as Json | undefined)?.durationMs) - t0,
+    fourmeEndMs: at('fourme') - t0,
+    acmpEndMs: at('acmp') - t0,
+  };
+}
+
 async function softwareRun(name: string, c: BenchConfig, w: World, b: BenchRed, uploads: ReturnType<typeof countUploads>): Promise<SoftwareRun> {
   const before = { ...uploads };
   const reports0 = { ...w.graph.reports.stats };
@@ -334,6 +350,7 @@ async function softwareRun(name: string, c: BenchConfig, w: World, b: BenchRed, 
       devicesReceived: services.acmp.devicesReceived,
     },
     emitted: num(dev.stats?.emitted),
+    timeline: timeline(m),
     load: { before: load0, after: load1 },
   };
   c.log(
@@ -370,7 +387,8 @@ async function softwareScenario(c: BenchConfig, devices: number, started: number
       const initial = await softwareRun('initial sync with software', c, w, b, uploads);
       const unchanged = await softwareRun('unchanged sync with software', c, w, b, uploads);
       const sw = (initial.fourme.summary.software ?? {}) as Json;
-      const softwareCis = num(sw.created) + num(sw.updated) + num(sw.unchanged) + num(sw.reactivated) + num(sw.failed);
+      // Distinct software CIs of the run's devices (a CI seen on several pages counts once).
+      const softwareCis = num(sw.received);
       const emails = num(((initial.fourme.summary.requests ?? {}) as Json).personLookups) > 0 ? countEmails(w) : 0;
       const graph = graphSoftwareFloor(devices, w.scale, c.latencyMs);
       const fourme = fourmeSoftwareFloor(softwareCis, initial.emitted, emails, w.scale, c.latencyMs);
@@ -498,10 +516,29 @@ export function renderSoftwareSection(r: SoftwareResults & { machine?: { cpu: st
   out.push('');
   out.push(
     `4me software summary, initial: ${JSON.stringify(sw)}; unchanged: ${JSON.stringify(swU)}. ` +
-      `The unchanged run writes ${u.fourme.softwareUploads + u.fourme.deviceUploads === 0 && u.acmp.publishes === 0 ? '**nothing**' : `**${u.fourme.softwareUploads + u.fourme.deviceUploads} 4me uploads and ${u.acmp.publishes} ACMP publishes**`} to 4me and ACMP; it still reads the device pages and exports the report once more (Graph ${int(graphReq(u))} requests).`,
+      `The unchanged run writes ${u.fourme.softwareUploads + u.fourme.deviceUploads === 0 && u.acmp.publishes === 0 ? '**nothing**' : `**${u.fourme.softwareUploads + u.fourme.deviceUploads} 4me uploads and ${u.acmp.publishes} ACMP publishes**`} to 4me and ACMP; it still reads the device pages and exports the report once more (Graph ${int(graphReq(u))} requests)${u.services.fourme.graphql ? `; its ${u.services.fourme.graphql} 4me request${u.services.fourme.graphql === 1 ? ' is' : 's are'} a read (${Object.keys(u.services.fourme.byRootField).join(', ')}: the software category check)` : ''}.`,
   );
   out.push('');
-  out.push('**The per-device way** (`GET managedDevices/{id}/detectedApps`, computed, not measured: the simulator has no detectedApps endpoint):');
+  out.push('Where the time above the floor goes (initial run):');
+  out.push('');
+  const tl = i.timeline;
+  if (tl) {
+    out.push(
+      `- **The report before the first page: ${sec(tl.fourmeFirstPageMs)}** from the trigger until 4me received the first device page — export job, download of the ${mb(i.graph.zipBytes)} zip (${mb(i.graph.csvBytes)} of CSV, built by the simulator while it streams: simulator CPU on the same cores), reading ${int(i.graph.rows)} rows into the per-device index. The source needs the whole report before it can hand any page its apps, so nothing overlaps with it. The floor counts none of it (how long Intune takes to build the file, and how fast storage serves it, is not documented).`,
+    );
+    out.push(
+      `- **The pages: ${sec(tl.devicesEndMs - tl.fourmeFirstPageMs)}** from the first page until the source's run ended, and ${sec(tl.fourmeEndMs - tl.fourmeFirstPageMs)} until 4me's, ${sec(tl.acmpEndMs - tl.fourmeFirstPageMs)} until ACMP's (the source sends a page when the sinks have taken the last). 4me's ${int(i.services.fourme.graphql)} requests need ≥ ${sec(i.services.fourme.graphql * 100)} at its 10 per second; software uploads are per page (${int(i.fourme.softwareUploads)} uploads for ${int(i.fourme.softwareCisSent)} software CIs against ${int(Math.ceil(i.fourme.softwareCisSent / 100))} at best: every page uploads the apps first seen on it, mostly fewer than 100). ACMP received ${mb(i.acmp.publishedBytes)} in ${int(i.acmp.publishes)} messages (${(i.acmp.publishedBytes / Math.max(1, i.acmp.devicesReceived) / 1000).toFixed(1)} kB per device, the software list in every device's message), which the simulated bus and server parse in the bench process — on the same 2 cores.`,
+    );
+  }
+  out.push(`- **Graph: the duplicate pass.** ${int(i.graph.devicePages / 2)} of the ${int(graphReq(i))} Graph requests are the serial-number pass that collapses re-enrolled duplicates (as in item 1); the export itself took ${i.graph.exportCreates + i.graph.exportPolls}.`);
+  if (r.timelineNote) out.push(`  (${r.timelineNote})`);
+  const fr = (i.fourme.summary.requests ?? {}) as Record<string, number>;
+  if (fr.retries) out.push(`- **Retries.** The 4me client reported ${int(fr.retries)} retried requests (it counts ${int(fr.graphql)} GraphQL requests, the simulator answered ${int(i.services.fourme.graphql)}).`);
+  out.push(
+    `- **CPU, not limits.** The Node-RED process used ${sec(i.cpuMs)} of CPU and the simulators ${sec(i.simCpuMs)}, ${sec(i.cpuMs + i.simCpuMs)} together in ${sec(i.wallMs)} on 2 cores shared with other work (load averages above): the run was bound by CPU, the services' limits left most of their budget unused (4me throttled ${i.services.fourme.throttled} times, Graph ${i.services.graph.throttled}).`,
+  );
+  out.push('');
+  out.push(`**The per-device way** (\`GET managedDevices/{id}/detectedApps\`): computed for ${int(r.devices)} devices${r.perDeviceMeasured ? `, measured on ${int(r.perDeviceMeasured.devices)}` : ' (not measured: --per-device=0)'}:`);
   out.push('');
   out.push('|  | Report export (ours, floor) | Per device (floor) |');
   out.push('| --- | --- | --- |');

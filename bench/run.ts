@@ -21,6 +21,10 @@
  *   --render=bench/out/bench-….json               only rewrite the report from earlier raw results
  *   --only=lock                 BENCH_ONLY         only the bulk action (item 5) on the main tenant; prints its
  *                                                  figures and writes the raw results, leaves the report alone
+ *   --only=software                                discovered apps (bench/software.ts) on the largest size: writes
+ *                                                  bench/out/software-….json and its block of the report
+ *   --per-device=10000          BENCH_PER_DEVICE   with --only=software: also measure the per-device way
+ *                                                  (detectedApps, 20 per $batch) on a tenant of that size (0 = skip)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +32,7 @@ import { repoRoot } from '../sim/node-red-runner';
 import { DEFAULT_CONFIG, runBench, type BenchConfig } from './scenarios';
 import { renderReport } from './report';
 import { machine } from './proc';
+import { runSoftwareBench, spliceSoftwareSection, renderSoftwareSection } from './software';
 
 function option(name: string, env: string): string | undefined {
   const flag = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
@@ -49,7 +54,9 @@ async function main(): Promise<void> {
   if (render) {
     const saved = JSON.parse(fs.readFileSync(path.resolve(render), 'utf8'));
     const file = path.resolve(repoRoot, option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md'));
-    fs.writeFileSync(file, renderReport(saved));
+    const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    if (saved.kind === 'software') fs.writeFileSync(file, spliceSoftwareSection(old, renderSoftwareSection(saved)));
+    else fs.writeFileSync(file, spliceSoftwareSection(renderReport(saved), old));
     console.log(`report: ${path.relative(process.cwd(), file)} (from ${render})`);
     return;
   }
@@ -69,14 +76,15 @@ async function main(): Promise<void> {
     echo: process.argv.includes('--echo'),
   };
   const only = option('only', 'BENCH_ONLY');
-  if (only !== undefined && only !== 'lock') throw new Error(`--only: only "lock" is supported (got ${only})`);
-  if (only) c.only = only;
+  if (only !== undefined && only !== 'lock' && only !== 'software') throw new Error(`--only: "lock" or "software" (got ${only})`);
+  if (only === 'lock') c.only = only;
   c.naive = c.naiveDevices > 0;
   if (c.sizes.some((n) => !Number.isInteger(n) || n < 10 || n > 200_000)) throw new Error('--sizes: whole numbers from 10 to 200000');
   const reportPath = option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md');
 
   const m = machine();
   console.log(`bench on ${m.cpu} (${m.cores} cores, ${m.memoryGb} GB), Node.js ${m.node}`);
+  if (only === 'software') return softwareOnly(c, m, reportPath);
   const results = await runBench(c);
   const out = path.join(repoRoot, 'bench', 'out');
   fs.mkdirSync(out, { recursive: true });
@@ -86,10 +94,30 @@ async function main(): Promise<void> {
   console.log(`raw results: ${path.relative(process.cwd(), jsonFile)}`);
   if (reportPath !== '-' && !c.only) {
     const file = path.resolve(repoRoot, reportPath);
-    fs.writeFileSync(file, renderReport({ machine: m, ...results }));
+    const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    // The discovered-apps block (--only=software) is kept as it was.
+    fs.writeFileSync(file, spliceSoftwareSection(renderReport({ machine: m, ...results }), old));
     console.log(`report: ${path.relative(process.cwd(), file)}`);
   }
   console.log(`bench finished in ${((results.durationMs ?? 0) / 60_000).toFixed(1)} min`);
+}
+
+/** --only=software: the discovered-apps scenario on the largest size; its block of the report is rewritten. */
+async function softwareOnly(c: BenchConfig, m: ReturnType<typeof machine>, reportPath: string): Promise<void> {
+  const perDevice = numberOption('per-device', 'BENCH_PER_DEVICE', 0);
+  const results = { kind: 'software', machine: m, ...(await runSoftwareBench(c, Math.max(...c.sizes), perDevice)) };
+  const out = path.join(repoRoot, 'bench', 'out');
+  fs.mkdirSync(out, { recursive: true });
+  const jsonFile = path.join(out, `software-${results.startedAt.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(jsonFile, JSON.stringify(results, null, 2));
+  console.log(`raw results: ${path.relative(process.cwd(), jsonFile)}`);
+  if (reportPath !== '-') {
+    const file = path.resolve(repoRoot, reportPath);
+    const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    fs.writeFileSync(file, spliceSoftwareSection(old, renderSoftwareSection(results)));
+    console.log(`report: ${path.relative(process.cwd(), file)} (discovered-apps block)`);
+  }
+  console.log(`bench finished in ${(results.durationMs / 60_000).toFixed(1)} min`);
 }
 
 main().catch((err) => {

@@ -21,6 +21,7 @@
  *                                                  they are named in $select.
  *  GET  …/managedDevices/{id}/deviceCompliancePolicyStates   (with settingStates)
  *  GET  …/managedDevices/{id}/users
+ *  GET  …/managedDevices/{id}/detectedApps        the device's apps (sim/tenant-apps.ts), one page (bench only)
  *  POST …/managedDevices/{id}/{action}            the 18 v1.0 actions (+ beta
  *                                                  sendCustomNotificationToCompanyPortal) → 204
  *  POST /beta/deviceManagement/managedDevices/executeAction   bulk, 200 with the four id lists
@@ -1054,6 +1055,10 @@ export class GraphSim {
         if (seg === 'users') {
           return only('GET', { key: 'GET /deviceManagement/managedDevices/{id}/users', bucket: 'devices', roles: P.readDevices, run: (c) => this.deviceUsers(c, id) });
         }
+        if (seg === 'detectedApps') {
+          // The per-device way to read discovered apps (docs/graph-software.md); only the bench uses it.
+          return only('GET', { key: 'GET /deviceManagement/managedDevices/{id}/detectedApps', bucket: 'devices', roles: P.readDevices, run: (c) => this.detectedApps(c, id) });
+        }
         if (managedDeviceActions(ctx.version).includes(seg)) {
           return only('POST', {
             key: `POST /deviceManagement/managedDevices/{id}/${seg}`,
@@ -1325,6 +1330,23 @@ export class GraphSim {
         value: user ? [{ '@odata.type': '#microsoft.graph.user', ...this.projectRecord(user as unknown as Record<string, unknown>, ctx.version, 'user', select) }] : [],
       },
     };
+  }
+
+  /** A device's discovered apps as detectedApp entities, in one page (docs/graph-software.md, "The simulator"). */
+  private detectedApps(ctx: Ctx, id: string): SimResponse {
+    this.checkOptions(ctx, []);
+    const i = this.tenant.indexOf(id);
+    this.deviceOr404(id);
+    const value = (i === null ? [] : this.tenant.appsAt(i)).map((a) => ({
+      id: a.key,
+      displayName: a.name,
+      version: a.version,
+      sizeInByte: 0,
+      deviceCount: 0,
+      publisher: a.publisher,
+      platform: a.platform === 'Windows' ? 'windows' : a.platform === 'macOS' ? 'macOS' : a.platform === 'iOS' ? 'ios' : 'androidWorkProfile',
+    }));
+    return { status: 200, headers: {}, body: { '@odata.context': `${this.url}/${ctx.version}/$metadata#deviceManagement/managedDevices('${id}')/detectedApps`, value } };
   }
 
   private getUser(ctx: Ctx, id: string): SimResponse {

@@ -1025,7 +1025,18 @@ export class GraphSim {
     };
     if (s[0] === 'users' && s.length === 1) {
       // sim/graph-users.ts: the tenant's users, paged, in the directory bucket.
-      const kit = { size: this.tenant.users.size, at: (u: number) => this.tenant.users.at(u), checkOptions: (c: Ctx, a: string[]) => this.checkOptions(c, a), select: (c: Ctx) => this.selectOf(c, 'user'), top: (c: Ctx) => this.topOf(c), readToken: (c: Ctx, r: string) => this.readToken(c, r), nextLink: (c: Ctx, r: string, pos: number) => this.nextLink(c, r, pos), context: (c: Ctx, sel: string[] | null) => this.context(c, 'users', sel), project: (c: Ctx, user: object, sel: string[] | null) => this.projectRecord(user as Record<string, unknown>, c.version, 'user', sel), error: (st: number, code: string, msg: string) => new HttpError(st, code, msg) };
+      const kit = {
+        size: this.tenant.users.size,
+        at: (u: number) => this.tenant.users.at(u),
+        checkOptions: (c: Ctx, a: string[]) => this.checkOptions(c, a),
+        select: (c: Ctx) => this.selectOf(c, 'user'),
+        top: (c: Ctx) => this.topOf(c),
+        readToken: (c: Ctx, r: string) => this.readToken(c, r),
+        nextLink: (c: Ctx, r: string, pos: number) => this.nextLink(c, r, pos),
+        context: (c: Ctx, sel: string[] | null) => this.context(c, 'users', sel),
+        project: (c: Ctx, user: object, sel: string[] | null) => this.projectRecord(user as Record<string, unknown>, c.version, 'user', sel),
+        error: (st: number, code: string, msg: string) => new HttpError(st, code, msg),
+      };
       return only('GET', { key: 'GET /users', bucket: 'directory', roles: P.readUsers, run: (c) => listUsers(c, kit) });
     }
     if (s[0] === 'users' && s.length === 2) {

@@ -105,7 +105,8 @@ describe('deleted-user check: listing the directory instead of per-user look-ups
     const open = openUsers(tenant);
     expect(open.size, 'more open users than the threshold').to.be.above(LIST_USERS_FROM);
     const graph = client(sim);
-    const users = new DeletedUserCheck({ graph, cache: new UserExistenceCache(), useDirectory: true });
+    const cache = new UserExistenceCache();
+    const users = new DeletedUserCheck({ graph, cache, useDirectory: true });
     try {
       const r = await run(tenant, graph, users);
       const live = liveUsers(tenant);
@@ -123,7 +124,6 @@ describe('deleted-user check: listing the directory instead of per-user look-ups
 
       // The next run (and a Preview) within the hour use the kept listing: no directory request at all.
       sim.resetStats();
-      const cache = (users as unknown as { o: { cache: UserExistenceCache } }).o.cache;
       const again = await run(tenant, graph, new DeletedUserCheck({ graph, cache, useDirectory: true }));
       expect(again.skipped).to.deep.equal(truth.skipped);
       expect((sim.stats.byRoute['GET /users'] ?? 0) + (sim.stats.byRoute['GET /users/{id}'] ?? 0)).to.equal(0);

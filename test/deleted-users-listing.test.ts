@@ -210,6 +210,11 @@ describe('deleted-user check: listing the directory instead of per-user look-ups
       expect(sim.stats.byRoute['GET /users/{id}']).to.equal(openUsers(tenant).size);
       const truth = deviceGroundTruth(tenant, s.filters, Date.now());
       expect(r.skipped).to.deep.equal(truth.skipped);
+      expect([...r.kept].sort()).to.deep.equal([...truth.kept].sort());
+      expect(users.listingFailure?.status).to.equal(403);
+      // The look-ups were answered, so the refused listing gets its own warning.
+      expect(users.warnings()).to.have.length(1);
+      expect(users.warnings()[0]).to.match(/^Listing the directory's users \(GET \/users\) failed after 2 requests \(403 Authorization_RequestDenied\)/);
     } finally {
       real.close();
     }

@@ -394,8 +394,8 @@ export class DeletedUserCheck {
     const minutes = Math.round(this.o.cache.ttlMs / 60_000);
     const out: string[] = [];
     const lf = this.listingFailure;
-    // A refusal is told by the look-ups' own warning (they are refused the same way).
-    if (lf && !refused(lf)) {
+    // A refusal the look-ups met too is told by their own warning.
+    if (lf && !(refused(lf) && this.forbidden)) {
       out.push(
         `Listing the directory's users (GET /users) failed after ${this.listingRequests} request${this.listingRequests === 1 ? '' : 's'} (${lf.status || 'no answer'}${lf.code ? ` ${lf.code}` : ''}): the users were looked up one by one instead`,
       );

@@ -32,6 +32,7 @@
  *                                                  as application/octet-stream (an Edm.Stream)
  *  POST/GET /deviceManagement/reports/exportJobs[/{id}]   report export jobs and their download
  *                                                  link (sim/graph-reports.ts: `graph.reports`)
+ *  GET  /users                                    $select, $top ≤ 999, $skiptoken paging, no deleted users (sim/graph-users.ts)
  *  GET  /users/{id}
  *  POST /$batch                                    ≤ 20 items, per-item status, shuffled, dependsOn/424,
  *                                                  items throttled one by one (429 + their own Retry-After);
@@ -73,6 +74,7 @@ import {
   type GraphVersion,
 } from '../nodes/lib/graph/graph-schema';
 import { ExportJobSim } from './graph-reports';
+import { listUsers } from './graph-users';
 import { SimTenant, SimTenantError, type ManagedDeviceRecord, type PolicyStateRecord, type ReportRow, type SimPolicy } from './tenant';
 
 // ---------------------------------------------------------------------------
@@ -1022,6 +1024,22 @@ export class GraphSim {
       if (m !== method) throw new HttpError(405, 'BadRequest', `The HTTP method '${m}' is not allowed for ${r.key.slice(r.key.indexOf(' ') + 1)}.`);
       return { ...r, write: method !== 'GET' };
     };
+    if (s[0] === 'users' && s.length === 1) {
+      // sim/graph-users.ts: the tenant's users, paged, in the directory bucket.
+      const kit = {
+        size: this.tenant.users.size,
+        at: (u: number) => this.tenant.users.at(u),
+        checkOptions: (c: Ctx, a: string[]) => this.checkOptions(c, a),
+        select: (c: Ctx) => this.selectOf(c, 'user'),
+        top: (c: Ctx) => this.topOf(c),
+        readToken: (c: Ctx, r: string) => this.readToken(c, r),
+        nextLink: (c: Ctx, r: string, pos: number) => this.nextLink(c, r, pos),
+        context: (c: Ctx, sel: string[] | null) => this.context(c, 'users', sel),
+        project: (c: Ctx, user: object, sel: string[] | null) => this.projectRecord(user as Record<string, unknown>, c.version, 'user', sel),
+        error: (st: number, code: string, msg: string) => new HttpError(st, code, msg),
+      };
+      return only('GET', { key: 'GET /users', bucket: 'directory', roles: P.readUsers, run: (c) => listUsers(c, kit) });
+    }
     if (s[0] === 'users' && s.length === 2) {
       return only('GET', { key: 'GET /users/{id}', bucket: 'directory', roles: P.readUsers, run: (c) => this.getUser(c, s[1]) });
     }

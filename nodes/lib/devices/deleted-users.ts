@@ -35,6 +35,21 @@
  * same hour as a good answer, so a run does not repeat thousands of look-ups
  * that fail the same way; a passing outage (429/5xx) is not cached.
  *
+ * Many open users (a cold run of a large tenant): the tenant's users are
+ * listed instead (directory-users.ts, `GET /users?$select=id&$top=999`), one
+ * request per 999 users instead of one `$batch` per 20 users. The listing is
+ * started once a run has left `listFrom` (200) users open: the per-user
+ * look-ups would cost ceil(open/20) requests, the listing ceil(users/999), so
+ * the listing wins whenever the tenant has fewer than 50 users per open user
+ * (at the threshold: under ~10,000 users, and more as the run goes on; a full
+ * run leaves open most users that have a device). A small run (a filtered
+ * source, an incremental run) stays below the threshold and asks per user.
+ * The listing is kept for the same hour. A user absent from the listing made
+ * in this run was deleted; absent from a listing kept from an earlier run, it
+ * is looked up (it may have been created since). A listing that fails at any
+ * page is dropped whole, and the users are looked up one by one as before:
+ * a partial listing never marks a live user deleted.
+ *
  * A user the directory gave no answer for is judged by the record alone (not deleted).
  * Each run counts those users per cause (`failures()`), and `warnings()` says
  * in words what caused them and what to do. A device Intune itself renamed
@@ -43,9 +58,18 @@
  */
 import type { GraphClient, StatsSink, BatchResult } from '../graph/graph-client';
 import { isDeletedUserRecord, type ManagedDeviceRecord } from './device-normaliser';
+import { listDirectoryUsers, type UserIdSet } from './directory-users';
 
 export const USER_CACHE_TTL_MS = 3_600_000;
 export const USER_CACHE_MAX = 100_000;
+/** Open users of a run from which the tenant's users are listed instead of looked up one by one. */
+export const LIST_USERS_FROM = 200;
+
+/** A complete listing of the tenant's users, and when it was taken. */
+export interface UserListing {
+  ids: UserIdSet;
+  at: number;
+}
 
 /** Why a look-up gave no answer: the HTTP status and Graph's error code ('' when none). */
 export interface LookupFailure {
@@ -60,6 +84,7 @@ export type UserAnswer = { kind: 'exists' } | { kind: 'deleted' } | { kind: 'fai
 
 export class UserExistenceCache {
   private readonly entries = new Map<string, { answer: UserAnswer; at: number }>();
+  private listed?: UserListing;
 
   constructor(
     readonly maxEntries = USER_CACHE_MAX,
@@ -98,8 +123,19 @@ export class UserExistenceCache {
     }
   }
 
+  /** The last complete listing of the tenant's users, while it is younger than the time to live. */
+  listing(now = Date.now()): UserListing | undefined {
+    if (this.listed && now - this.listed.at > this.ttlMs) this.listed = undefined;
+    return this.listed;
+  }
+
+  setListing(ids: UserIdSet, now = Date.now()): void {
+    this.listed = { ids, at: now };
+  }
+
   clear(): void {
     this.entries.clear();
+    this.listed = undefined;
   }
 }
 
@@ -161,7 +197,7 @@ export interface LookupFailureCount extends LookupFailure {
 }
 
 export interface DeletedUserCheckOptions {
-  graph: Pick<GraphClient, 'batch'>;
+  graph: Pick<GraphClient, 'batch' | 'pages'>;
   cache: UserExistenceCache;
   /** false: only the blank-UPN rule (no directory calls). */
   useDirectory: boolean;
@@ -175,6 +211,8 @@ export interface DeletedUserCheckOptions {
   /** Told once, at the first refusal, that the directory cannot be read. */
   warn?: (message: string) => void;
   now?: () => number;
+  /** Open users of a run from which the tenant's users are listed (default LIST_USERS_FROM; Infinity: never). */
+  listFrom?: number;
 }
 
 export class DeletedUserCheck {
@@ -182,6 +220,16 @@ export class DeletedUserCheck {
   forbidden = false;
   /** Users looked up in the directory by this check. */
   lookups = 0;
+  /** Requests (pages) this check spent listing the tenant's users. */
+  listingRequests = 0;
+  /** Users the record left open in this run and the cache did not answer (counted once per page they were open on). */
+  private open = 0;
+  /** The listing was tried in this run (once at most). */
+  private listingTried = false;
+  /** When this run's own listing was taken (a user absent from it was deleted). */
+  private listedAt?: number;
+  /** Why this run's listing failed (the users were then looked up one by one). */
+  listingFailure?: LookupFailure;
   /** Ambiguous users left unchecked because this check does not look up (`lookUp: false`). */
   private readonly unchecked = new Set<string>();
   private warned = false;
@@ -231,6 +279,15 @@ export class DeletedUserCheck {
       } else if (!known) wanted.add(id);
     }
     if (!wanted.size) return;
+    this.fromListing(wanted, now);
+    if (wanted.size && this.o.lookUp !== false && !this.forbidden && !this.listingTried) {
+      this.open += wanted.size;
+      if (this.open >= (this.o.listFrom ?? LIST_USERS_FROM)) {
+        await this.list();
+        this.fromListing(wanted, this.now());
+      }
+    }
+    if (!wanted.size) return;
     const ids = [...wanted];
     if (this.o.lookUp === false) {
       for (const id of ids) this.unchecked.add(id);
@@ -263,6 +320,48 @@ export class DeletedUserCheck {
     });
   }
 
+  /**
+   * Answers, from a kept listing, the users it can: a listed user exists; an
+   * unlisted one was deleted only when the listing is this run's own (a user
+   * created since an older listing is not in it). Answered users leave `wanted`.
+   */
+  private fromListing(wanted: Set<string>, now: number): void {
+    const listing = this.o.cache.listing(now);
+    if (!listing) return;
+    const own = this.listedAt === listing.at;
+    for (const id of wanted) {
+      if (listing.ids.has(id)) this.o.cache.set(id, true, listing.at);
+      else if (own) this.o.cache.set(id, false, listing.at);
+      else continue;
+      wanted.delete(id);
+    }
+  }
+
+  /** Lists the tenant's users once in this run; a failure leaves the users to the per-user look-ups. */
+  private async list(): Promise<void> {
+    this.listingTried = true;
+    try {
+      const { ids } = await listDirectoryUsers(this.o.graph, {
+        signal: this.o.signal,
+        stats: this.o.stats,
+        onPage: (page) => (this.listingRequests = page),
+      });
+      const at = this.now();
+      this.o.cache.setListing(ids, at);
+      this.listedAt = at;
+    } catch (e) {
+      if (this.o.signal?.aborted) throw e;
+      const err = e as { status?: unknown; code?: unknown; message?: unknown };
+      // The page that failed counts as a request too.
+      this.listingRequests++;
+      this.listingFailure = {
+        status: typeof err.status === 'number' ? err.status : 0,
+        code: typeof err.code === 'string' ? err.code : '',
+        message: typeof err.message === 'string' ? err.message : undefined,
+      };
+    }
+  }
+
   /** Was the primary user of this record deleted? Call `prepare()` for its page first. */
   isDeleted(r: Pick<ManagedDeviceRecord, 'userId' | 'userPrincipalName' | 'deviceName' | 'managedDeviceName'>): boolean {
     if (isDeletedUserRecord(r)) return true;
@@ -293,7 +392,15 @@ export class DeletedUserCheck {
   /** One plain sentence per cause of failed look-ups in this run (empty: every look-up had an answer). */
   warnings(): string[] {
     const minutes = Math.round(this.o.cache.ttlMs / 60_000);
-    return this.failures().map((f) => {
+    const out: string[] = [];
+    const lf = this.listingFailure;
+    // A refusal the look-ups met too is told by their own warning.
+    if (lf && !(refused(lf) && this.forbidden)) {
+      out.push(
+        `Listing the directory's users (GET /users) failed after ${this.listingRequests} request${this.listingRequests === 1 ? '' : 's'} (${lf.status || 'no answer'}${lf.code ? ` ${lf.code}` : ''}): the users were looked up one by one instead`,
+      );
+    }
+    return out.concat(this.failures().map((f) => {
       const what = `${f.users} primary user${f.users === 1 ? '' : 's'} could not be looked up in the directory (GET /users/{id})`;
       const from = f.cached ? ` (${f.cached} of them from the answer kept since an earlier run or preview)` : '';
       const answer = `${f.status || 'no answer'}${f.code ? ` ${f.code}` : ''}`;
@@ -305,7 +412,7 @@ export class DeletedUserCheck {
         return `${what}${from}: Graph answered ${answer}${f.message ? ` ("${f.message}")` : ''} — it refused the look-up itself; ${fallback}. The answer is kept for ${minutes} minutes`;
       }
       return `${what}: ${f.status ? `Graph answered ${answer} to the end` : 'Graph gave no answer'} (throttled or unavailable); ${fallback}. They are asked again in the next run`;
-    });
+    }));
   }
 
   private refuse(f: LookupFailure): void {

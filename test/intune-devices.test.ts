@@ -515,6 +515,7 @@ describe('intune-devices', function () {
       const failures = summary.details!.userLookupFailures as Failure[];
       expect(failures.map((f) => [f.status, f.users, f.cached])).to.deep.equal([[400, 3, 0]]);
       expect(summary.details!.userLookups, 'every user asked once').to.equal(users);
+      expect(summary.details!.userListingRequests, 'a run this small asks per user and lists nobody').to.equal(0);
       expect(summary.stats.skipped.userDeleted, 'deleted users are still recognised (404 is their answer)').to.be.greaterThan(0);
       expect((summary.details!.warnings as string[])[0]).to.match(/^3 primary users could not be looked up .*Graph answered 400.*kept for 60 minutes/);
       const last = t.dev.status.args[t.dev.status.args.length - 1][0];

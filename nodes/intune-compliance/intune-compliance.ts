@@ -119,6 +119,7 @@ export = function register(RED: NodeAPI): void {
       detailsKnown: tally.detailsKnown,
       repeatedPairs: tally.repeatedPairs,
       userLookups: users.lookups,
+      userListingRequests: users.listingRequests,
       unmatchedPolicies: tally.unmatchedPolicies,
       policies: tally.policies,
     });

@@ -172,6 +172,7 @@ export = function register(RED: NodeAPI): void {
       run.counts.details = {
         ...run.counts.details,
         userLookups: users.lookups,
+        userListingRequests: users.listingRequests,
         userLookupFailures: users.failures(),
         warnings,
         duplicatePages: tally.duplicatePages,

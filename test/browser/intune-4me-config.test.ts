@@ -73,6 +73,25 @@ describe('browser: intune-4me-config Verify against the simulated 4me, and the s
     await sim?.stop();
   });
 
+  it('a form with wrong fields: Verify and Set up both list them and send nothing to the runtime', async () => {
+    await field('accountId').fill('');
+    await field('authType').selectOption('token');
+    await field('token').fill('');
+    const before = verifyBodies.length;
+    const r = await verify();
+    expect(r.kind).to.equal('error');
+    expect(r.lines[0]).to.equal(en('verify.fixFields'));
+    expect(r.text).to.include(en('label.accountId'));
+    expect(r.text).to.include(en('label.token'));
+    await ed!.page.locator('#intune-4me-config-setup').click();
+    const plan = ed!.page.locator('#intune-4me-config-setup-result');
+    await plan.waitFor({ state: 'visible' });
+    const planText = await plan.innerText();
+    expect(planText).to.include(en('verify.fixFields'));
+    expect(planText).to.include(en('label.accountId'));
+    expect(verifyBodies.length, 'no Verify request').to.equal(before);
+  });
+
   it('custom URLs without the CA: Verify names the TLS problem', async () => {
     await field('name').fill('sim 4me');
     await field('accountId').fill(ACCOUNT);

@@ -25,14 +25,15 @@ export interface SimApp {
 
 type Family = 'Windows' | 'macOS' | 'iOS' | 'Android';
 
-function mix32(x: number): number {
+/** The tenant's deterministic hashing (one definition for devices and apps). */
+export function mix32(x: number): number {
   x = (x ^ (x >>> 16)) >>> 0;
   x = Math.imul(x, 0x7feb352d);
   x = (x ^ (x >>> 15)) >>> 0;
   x = Math.imul(x, 0x846ca68b);
   return (x ^ (x >>> 16)) >>> 0;
 }
-function h3(a: number, b: number, c: number): number {
+export function h3(a: number, b: number, c: number): number {
   return mix32((mix32((mix32(a ^ 0x9e3779b9) ^ b) >>> 0) + Math.imul(c, 0x27d4eb2d)) >>> 0);
 }
 const unit = (h: number) => h / 4294967296;

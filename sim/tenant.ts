@@ -52,7 +52,7 @@
  * workload sits in ConfigMgr report "configManager".
  */
 
-import { SimAppInventory, type SimApp } from './tenant-apps';
+import { SimAppInventory, h3, mix32, type SimApp } from './tenant-apps';
 
 export type Platform =
   | 'windows'
@@ -268,19 +268,7 @@ export interface SimTenantOptions {
 }
 
 // ---------------------------------------------------------------------------
-// Deterministic hashing
-
-function mix32(x: number): number {
-  x = (x ^ (x >>> 16)) >>> 0;
-  x = Math.imul(x, 0x7feb352d);
-  x = (x ^ (x >>> 15)) >>> 0;
-  x = Math.imul(x, 0x846ca68b);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-function h3(a: number, b: number, c: number): number {
-  return mix32((mix32((mix32(a ^ 0x9e3779b9) ^ b) >>> 0) + Math.imul(c, 0x27d4eb2d)) >>> 0);
-}
+// Deterministic hashing: mix32 and h3 live in tenant-apps.ts (one definition).
 
 function hashString(s: string): number {
   let h = 0x811c9dc5;

@@ -7,6 +7,7 @@
  */
 import type http from 'node:http';
 import type https from 'node:https';
+import tls from 'node:tls';
 import axios, { AxiosInstance } from 'axios';
 import { proxiedHttpAgent, proxiedHttpsAgent } from './proxy-agent';
 import type { ProxySource } from './proxy-route';
@@ -24,11 +25,23 @@ export interface TransportOptions {
 /** Node's trusted roots plus the extra CA; undefined (Node's defaults) without one. */
 function trusted(ca: TransportOptions['ca']): string[] | undefined {
   const extra = ca ? (Array.isArray(ca) ? ca : [ca]) : [];
-  return extra.length ? [...require('node:tls').rootCertificates, ...extra] : undefined;
+  return extra.length ? [...tls.rootCertificates, ...extra] : undefined;
+}
+
+/**
+ * The TLS context trusting those roots, built once per agent. Why not the
+ * agent's `ca` option: Node's https.Agent makes the text of `ca` part of its
+ * socket-pool key on every request (≈150 root certificates: a 200 KB string
+ * each time) and builds a new context with every certificate for every new
+ * socket — measured at a tenth of the CPU time of a 100,000-device sync.
+ */
+function trustedContext(ca: string[] | undefined): tls.SecureContext | undefined {
+  return ca ? tls.createSecureContext({ ca }) : undefined;
 }
 
 export function createHttpsAgent(opts: TransportOptions = {}): https.Agent {
-  return proxiedHttpsAgent(opts.proxy, { keepAlive: true, maxSockets: 16, ca: trusted(opts.ca) });
+  const ca = trusted(opts.ca);
+  return proxiedHttpsAgent(opts.proxy, { keepAlive: true, maxSockets: 16, secureContext: trustedContext(ca) }, ca);
 }
 
 /** The plain-HTTP counterpart (SICS without TLS), through the same proxy; the CA then only serves an https:// proxy. */

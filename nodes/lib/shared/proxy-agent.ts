@@ -92,8 +92,9 @@ class RoutingHttpsAgent extends HttpsProxyAgent {
     private readonly route: ProxySource,
     private readonly proxyUrl: URL,
     opts: https.AgentOptions,
+    proxyCa: string[] | undefined,
   ) {
-    super({ ...opts, proxy: proxyUrl, proxyRequestOptions: opts.ca ? { ca: ([] as string[]).concat(opts.ca as string) } : undefined });
+    super({ ...opts, proxy: proxyUrl, proxyRequestOptions: proxyCa ? { ca: proxyCa } : undefined });
   }
 
   override createConnection(options: https.RequestOptions, cb?: Callback): Duplex | null | undefined {
@@ -127,10 +128,13 @@ class RoutingHttpAgent extends HttpProxyAgent {
   }
 }
 
-/** An https.Agent for `opts`: through the proxy of `route` when one is set for https, else a plain one. */
-export function proxiedHttpsAgent(route: ProxySource | undefined, opts: https.AgentOptions): https.Agent {
+/**
+ * An https.Agent for `opts`: through the proxy of `route` when one is set for https, else a plain one.
+ * `proxyCa`: the CA certificates an https:// proxy is checked against (the origin's come in `opts`).
+ */
+export function proxiedHttpsAgent(route: ProxySource | undefined, opts: https.AgentOptions, proxyCa?: string[]): https.Agent {
   const url = route ? parseProxyUrl(proxyUrlFor('https', route), route.node) : null;
-  return url && route ? new RoutingHttpsAgent(route, url, opts) : new https.Agent(opts);
+  return url && route ? new RoutingHttpsAgent(route, url, opts, proxyCa) : new https.Agent(opts);
 }
 
 /** An http.Agent for `opts`: through the proxy of `route` when one is set for http, else a plain one. */

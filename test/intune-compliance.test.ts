@@ -546,6 +546,172 @@ describe('intune-compliance', function () {
     });
   });
 
+  describe('re-enrolled twins kept between runs (compliance-twins.ts): the tenant-wide duplicate pass once a day only', () => {
+    const LISTING = 'GET /deviceManagement/managedDevices';
+    /** The device listings of the last run, by kind (the full pass, pages included, has no $filter). */
+    function listings(e: SimEnv) {
+      const urls = e.graph.requestLog.filter((r) => r.route === LISTING).map((r) => decodeURIComponent(r.url));
+      return {
+        noncompliant: urls.filter((u) => u.includes("complianceState eq 'noncompliant'")).length,
+        enrolled: urls.filter((u) => /\$filter=enrolledDateTime gt \d{4}-/.test(u)).length,
+        serialLookups: urls.filter((u) => u.includes('serialNumber eq ')).length,
+        fullPass: urls.filter((u) => /\$select=id,serialNumber,lastSyncDateTime/.test(u) && !u.includes('$filter=')).length,
+        all: urls.length,
+      };
+    }
+    const keysOf = (vs: ComplianceViolation[]) => vs.map((v) => v.key).sort();
+    const stateOf = (t: { node: TestNode }) => t.node.context().get('intuneComplianceRuns') as { twins?: { passAt: number; tenantRecords: number; serials: string } } | undefined;
+    /** Is this serial among the kept twins? */
+    const keeps = (t: { node: TestNode }, serial: string) => stateOf(t)!.twins!.serials.split('\n').some((l) => l.startsWith(serial.toUpperCase() + '|'));
+
+    it('an unchanged tenant: the second run reads the records enrolled since (one page) instead of the 10 serial-number pages, and passes on the same violations', async () => {
+      const t = await deploy(env);
+      env.graph.resetStats();
+      const first = await t.run();
+      expect(first.summary.result, first.summary.stats.error).to.equal('completed');
+      const d1 = first.summary.details!;
+      expect(d1.duplicatePass).to.equal('noCache');
+      expect(d1.duplicatePages).to.equal(10);
+      expect(env.graph.stats.byRoute[LISTING]).to.equal((d1.devicePages as number) + 10 + (d1.twinLookups as number));
+      const kept = stateOf(t)!.twins!;
+      expect(kept).to.include({ passAt: Date.parse(first.summary.startedAt), tenantRecords: 10_000 });
+      // only the serials of the judged (non-compliant) devices are kept, not the tenant's
+      expect(kept.serials.split('\n').length).to.be.within(100, (d1.noncompliantDevices as number) + (d1.devicesReadById as number));
+
+      env.graph.resetStats();
+      const second = await t.run();
+      expect(second.summary.result, second.summary.stats.error).to.equal('completed');
+      const d2 = second.summary.details!;
+      const kinds = listings(env);
+      const byRoute = { ...env.graph.stats.byRoute };
+      // The figure for the lead: Graph requests of an unchanged second run, per route.
+      console.log(`      unchanged second run (10,000 devices): ${second.summary.stats.requests} requests, by route ${JSON.stringify(byRoute)}, device listings ${JSON.stringify(kinds)}`);
+      expect(kinds.fullPass, 'serial-number pages of a full pass').to.equal(0);
+      expect(kinds.enrolled, 'listing of the records enrolled since').to.equal(1);
+      expect(kinds.noncompliant).to.equal(d2.devicePages);
+      expect(kinds.serialLookups, 'nothing new to look up').to.equal(0);
+      expect(kinds.all).to.equal(kinds.noncompliant + 1);
+      expect(d2).to.include({ duplicatePass: null, duplicatePages: 0, enrolledPages: 1, twinLookups: 0 });
+      // the run's only listings: the non-compliant devices and the new enrolments
+      expect(byRoute[LISTING]).to.equal((d2.devicePages as number) + 1);
+      expect(byRoute['GET /deviceManagement/deviceCompliancePolicies']).to.equal(1);
+      expect(byRoute[REPORT_ROUTE]).to.equal(d2.reportPages);
+      expect(byRoute[STATES_ROUTE] ?? 0, 'no policy states: nothing new').to.equal(0);
+      // the same violations, the same skips (the duplicates among them)
+      expect(keysOf(second.violations)).to.deep.equal(keysOf(first.violations));
+      expect(second.summary.stats.skipped).to.deep.equal(first.summary.stats.skipped);
+      expect(second.summary.stats.skipped.duplicate).to.be.greaterThan(10);
+      expectTruth(env, second, groundTruth(env.tenant, DEFAULT_PROPS, Date.parse(second.summary.startedAt)), DEFAULT_PROPS, new Set(keysOf(first.violations)));
+    });
+
+    it('a re-enrolment between runs (a new record with the serial and a newer sync): the old record\u2019s violations are no longer passed on, without a full pass', async () => {
+      const tn = small.tenant;
+      const t = await deploy(small);
+      const first = await t.run();
+      expect(first.summary.result, first.summary.stats.error).to.equal('completed');
+      const serialCount = new Map<string, number>();
+      for (let i = 0; i < tn.positions; i++) {
+        const s = tn.deviceAt(i)?.serialNumber;
+        if (s) serialCount.set(s.toUpperCase(), (serialCount.get(s.toUpperCase()) ?? 0) + 1);
+      }
+      // a device with violations passed on, whose serial no other record has
+      const old = first.violations.find((v) => v.device.serialNumber && serialCount.get(v.device.serialNumber.toUpperCase()) === 1)!;
+      expect(old, 'a violating device with a serial of its own').to.not.equal(undefined);
+      const oldKeys = first.violations.filter((v) => v.device.id === old.device.id).map((v) => v.key);
+      const renewed = tn.addDevice({ serialNumber: old.device.serialNumber!, complianceState: 'compliant' });
+      try {
+        expect(Date.parse(renewed.lastSyncDateTime)).to.be.greaterThan(Date.parse(tn.deviceAt(tn.indexOf(old.device.id)!)!.lastSyncDateTime));
+        small.graph.resetStats();
+        const second = await t.run();
+        expect(second.summary.result, second.summary.stats.error).to.equal('completed');
+        const kinds = listings(small);
+        expect(kinds.fullPass).to.equal(0);
+        expect(kinds.enrolled).to.equal(1);
+        expect(second.summary.details).to.include({ duplicatePass: null, twinLookups: 0 });
+        const after = keysOf(second.violations.filter((v) => v.device.id !== renewed.id));
+        expect(after).to.deep.equal(keysOf(first.violations).filter((k) => !oldKeys.includes(k)));
+        // (its items skipped for another reason before are duplicates now too: the device rule comes first)
+        expect(second.summary.stats.skipped.duplicate).to.be.at.least(first.summary.stats.skipped.duplicate + oldKeys.length);
+      } finally {
+        tn.removeDevice(renewed.id);
+      }
+    });
+
+    it('a new violation whose serial is not kept: its twins are looked up by serial number, the older twin is a duplicate, the newer is passed on', async () => {
+      // the 10,000-device tenant: re-enrolled pairs are mostly non-compliant (old records stop checking in); it has two compliant ones
+      const tn = env.tenant;
+      const t = await deploy(env);
+      const first = await t.run();
+      expect(first.summary.result, first.summary.stats.error).to.equal('completed');
+      // a re-enrolled pair, both compliant and unnamed by the report, so its serial is not kept
+      let pair: { older: string; newer: string; serial: string; policy: string; newerPolicy: string } | undefined;
+      for (let i = 0; i < tn.size && !pair; i++) {
+        const meta = tn.metaAt(i)!;
+        if (meta.duplicateOf === null || tn.metaAt(meta.duplicateOf)!.placeholderSerial) continue;
+        const [o, n] = [tn.deviceAt(i)!, tn.deviceAt(meta.duplicateOf)!];
+        if (o.complianceState !== 'compliant' || n.complianceState !== 'compliant' || tn.reportRowsAt(i).length || tn.reportRowsAt(meta.duplicateOf).length) continue;
+        if (tn.metaAt(meta.duplicateOf)!.inGrace || deviceReason(tn, meta.duplicateOf, parseFilterSettings(DEFAULT_PROPS), true, Date.now()) !== null) continue;
+        const ps = tn.policyStatesFor(o.id)!.find((s) => s.state === 'compliant' && s.platformType !== 'all');
+        const pn = tn.policyStatesFor(n.id)!.find((s) => s.state === 'compliant' && s.platformType !== 'all');
+        if (ps && pn) pair = { older: o.id, newer: n.id, serial: o.serialNumber, policy: ps.id, newerPolicy: pn.id };
+      }
+      expect(pair, 'a compliant re-enrolled pair').to.not.equal(undefined);
+      expect(keeps(t, pair!.serial)).to.equal(false);
+      tn.setPolicyCompliance(pair!.older, pair!.policy, false);
+      tn.setPolicyCompliance(pair!.newer, pair!.newerPolicy, false);
+      try {
+        env.graph.resetStats();
+        const second = await t.run();
+        expect(second.summary.result, second.summary.stats.error).to.equal('completed');
+        const kinds = listings(env);
+        expect(kinds.fullPass).to.equal(0);
+        expect(kinds.serialLookups).to.equal(1);
+        expect(second.summary.details).to.include({ duplicatePass: null, twinLookups: 1 });
+        const lookup = env.graph.requestLog.find((r) => decodeURIComponent(r.url).includes('serialNumber eq '))!;
+        expect(decodeURIComponent(lookup.url)).to.include(`serialNumber eq '${pair!.serial}'`);
+        const keys = new Set(keysOf(second.violations));
+        expect(keys.has(`${pair!.older}:${pair!.policy}`), 'the older twin is a duplicate').to.equal(false);
+        expect(keys.has(`${pair!.newer}:${pair!.newerPolicy}`), 'the newer twin is passed on').to.equal(true);
+        expect(second.summary.stats.skipped.duplicate).to.equal(first.summary.stats.skipped.duplicate + 1);
+        expectTruth(env, second, groundTruth(tn, DEFAULT_PROPS, Date.parse(second.summary.startedAt)), DEFAULT_PROPS, new Set(keysOf(first.violations)));
+        // and the serial is kept from now on
+        expect(keeps(t, pair!.serial)).to.equal(true);
+      } finally {
+        tn.setPolicyCompliance(pair!.older, pair!.policy, true);
+        tn.setPolicyCompliance(pair!.newer, pair!.newerPolicy, true);
+      }
+    });
+
+    it('garbage in the stored twins, or twins of another tenant: a full pass, no failure', async () => {
+      const t = await deploy(small);
+      const first = await t.run();
+      expect(first.summary.result, first.summary.stats.error).to.equal('completed');
+      const ctx = t.node.context() as unknown as { get(k: string): Record<string, unknown>; set(k: string, v: unknown): void };
+      const good = stateOf(t)!.twins!;
+      for (const twins of ['garbage', 42, { passAt: 1 }, { ...good, serials: 'A|%E0%A4%A|1' }, { ...good, v: 2 }, { ...good, seenTo: good.passAt - 1 }]) {
+        ctx.set('intuneComplianceRuns', { ...ctx.get('intuneComplianceRuns'), twins });
+        small.graph.resetStats();
+        const run = await t.run();
+        expect(run.summary.result, `${JSON.stringify(twins)}: ${run.summary.stats.error}`).to.equal('completed');
+        expect(run.summary.details!.duplicatePass, JSON.stringify(twins)).to.equal('noCache');
+        expect(listings(small).fullPass).to.equal(2);
+        expect(keysOf(run.violations)).to.deep.equal(keysOf(first.violations));
+        expect(stateOf(t)!.twins).to.include({ v: 1 });
+      }
+      ctx.set('intuneComplianceRuns', { ...ctx.get('intuneComplianceRuns'), tenantId: 'another-tenant' });
+      small.graph.resetStats();
+      const other = await t.run();
+      expect(other.summary.details!.duplicatePass).to.equal('noCache');
+      // collapsing switched off: no twins read, none kept
+      await helper.unload();
+      const off = await deploy(small, { collapseDuplicates: false });
+      small.graph.resetStats();
+      const run = await off.run();
+      expect(run.summary.details).to.include({ duplicatePass: null, duplicatePages: 0, enrolledPages: 0 });
+      expect(stateOf(off)!.twins).to.equal(undefined);
+    });
+  });
+
   describe('one run at a time, cancel and close', () => {
     it('a second trigger during a run does not start a second run', async () => {
       const t = await deploy(small);

@@ -480,6 +480,15 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expectGraphError(await get(`/v1.0/deviceManagement/managedDevices?$filter=lastSyncDateTime gt '${since}'`), 400);
     });
 
+    it('enrolledDateTime gt/lt as the reference documents (new enrolments for the compliance twins), other operators refused', async () => {
+      const since = '2024-06-01T00:00:00Z';
+      const got = await ids(`enrolledDateTime gt ${since}`);
+      expect(got).to.deep.equal(expected((d) => isoMs(d.enrolledDateTime) > isoMs(since)));
+      expect(got.length).to.be.within(1, tenant.positions - 1);
+      expect(await ids(`enrolledDateTime lt ${since}`)).to.deep.equal(expected((d) => isoMs(d.enrolledDateTime) < isoMs(since)));
+      for (const op of ['ge', 'le', 'eq']) expectGraphError(await get(`/v1.0/deviceManagement/managedDevices?$filter=${encodeURIComponent(`enrolledDateTime ${op} ${since}`)}`), 400);
+    });
+
     it('eq on operatingSystem, managementAgent, complianceState, deviceName and serialNumber, combined with and', async () => {
       expect(await ids("operatingSystem eq 'iOS' and complianceState eq 'noncompliant'")).to.deep.equal(
         expected((d) => d.operatingSystem === 'iOS' && d.complianceState === 'noncompliant'),

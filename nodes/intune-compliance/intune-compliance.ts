@@ -28,6 +28,7 @@ import { firstDueAt } from '../lib/run/run-schedule';
 import { ComplianceSettingsError, parseComplianceSettings, parseDeviceSettings, type ComplianceDeviceSettings, type ComplianceSettings } from '../lib/compliance/compliance-settings';
 import { emptyComplianceTally, scanCompliance, type ScanPhase } from '../lib/compliance/compliance-scan';
 import { KnownViolations } from '../lib/compliance/compliance-known';
+import { TwinCache, type StoredTwins } from '../lib/compliance/compliance-twins';
 import { familyOf, listCompliancePolicies } from '../lib/compliance/compliance-policies';
 import { sourceExplainer, sourceNode, withDeployedConnection, type SourceContext } from '../lib/source/source-node';
 import { echo } from '../lib/shared/echo';
@@ -44,6 +45,8 @@ interface ComplianceRunState {
   lastRunAt: string;
   /** Violations the last complete run passed on with their policy states read (compliance-known.ts). */
   known?: string;
+  /** Twins of the non-compliant devices' serials, when collapsing duplicates (compliance-twins.ts). */
+  twins?: StoredTwins;
 }
 
 const TYPE = 'intune-compliance';
@@ -103,6 +106,9 @@ export = function register(RED: NodeAPI): void {
     const saved = await state.get();
     const known = KnownViolations.parse(saved?.tenantId === tenantId ? saved.known : undefined);
     const remember = new KnownViolations();
+    // Kept twins serve only the same tenant, and only while collapsing (not kept otherwise, so switching it on starts with a full pass).
+    const twins = device.collapseDuplicates && saved?.tenantId === tenantId ? TwinCache.parse(saved.twins) : null;
+    const next: { twins: TwinCache | null } = { twins: null };
     const details = () => ({
       filtersFrom: s.filtersFrom || null,
       reportFilter: tally.reportFilter || null,
@@ -111,6 +117,8 @@ export = function register(RED: NodeAPI): void {
       noncompliantDevices: tally.devices.listed,
       devicePages: tally.devices.listPages,
       duplicatePages: tally.devices.duplicatePages,
+      duplicatePass: tally.devices.duplicatePass,
+      enrolledPages: tally.devices.enrolledPages,
       devicesReadById: tally.devices.readById,
       devicesGone: tally.devices.gone,
       twinLookups: tally.devices.twinLookups,
@@ -157,6 +165,8 @@ export = function register(RED: NodeAPI): void {
         tally,
         known,
         remember,
+        twins,
+        rememberTwins: (kept) => (next.twins = kept),
         warn: (m) => node.warn(m),
         onPhase: (phase, page) => {
           current = phaseText(phase, page);
@@ -175,7 +185,7 @@ export = function register(RED: NodeAPI): void {
       run.counts.details = details();
     }
     if (run.aborted) return;
-    await state.set({ v: 1, tenantId, lastRunAt: run.startedAt, known: remember.pack() });
+    await state.set({ v: 1, tenantId, lastRunAt: run.startedAt, known: remember.pack(), ...(next.twins ? { twins: next.twins.pack() } : {}) });
   }
 
   function IntuneCompliance(this: Node, def: IntuneComplianceDef) {

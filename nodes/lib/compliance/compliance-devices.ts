@@ -18,18 +18,43 @@
  * - re-enrolled duplicates, when collapsed: the device source keeps, per
  *   serial number, the record with the newest last sync (ties: the first
  *   listed). Whether a non-compliant record is an older twin depends on
- *   records that may be compliant, so one pass over the tenant's serial
- *   numbers (`$select=id,serialNumber,lastSyncDateTime`, 1 000 per page)
- *   finds the twins of the non-compliant serials. That pass is the only
- *   part of a run that grows with the tenant (one cheap request per 1 000
- *   devices); without duplicate collapsing it is not made. Twins of devices
- *   read by id are looked up by serial number (`serialNumber eq … or …`).
+ *   records that may be compliant. Once a day (TWIN_REFRESH_MS) one pass
+ *   over the tenant's serial numbers (`$select=id,serialNumber,
+ *   lastSyncDateTime`, 1 000 per page: the only read that grows with the
+ *   tenant) finds every record of the non-compliant serials; they are kept
+ *   in the node's state (compliance-twins.ts). The runs in between read
+ *   only the records enrolled since the last run, less an overlap
+ *   (`enrolledDateTime gt …`, ENROLLED_OVERLAP_MS; usually one page), and
+ *   learn new twins of the kept serials from them. A serial that is not
+ *   kept, or that has a listed record the cache does not know, is looked up
+ *   by serial number (`serialNumber eq … or …`, 15 a request, in `$batch`es),
+ *   as are the twins of devices read by id; a full pass comes instead when
+ *   those look-ups would cost more than it. The last syncs of the listed
+ *   records are those of this run's listing. A full pass is also made
+ *   without a kept set (first run, another tenant, collapsing just switched
+ *   on, unreadable state) or when the set is older than the refresh
+ *   interval. Without duplicate collapsing none of this is read.
+ *
+ *   What the kept set can miss until the next full pass (at most 24 h): a
+ *   change of keeper between two records that both existed at the pass. A
+ *   twin that is not listed (compliant) keeps the last sync it had at the
+ *   pass, so if the older of two records syncs again the run may take the
+ *   wrong one as newest; a newest twin deleted since still counts; and a
+ *   record that reported its serial number later than the overlap after its
+ *   enrolment is not seen as a twin. Acceptable because twins come from
+ *   re-enrolment: the old record no longer syncs (the hardware reports
+ *   under its new record), so its last sync stays behind and the keeper
+ *   does not change; a new record is seen by its enrolment. New twins,
+ *   new non-compliant serials and the listed records' own syncs are exact
+ *   at every run.
+ *   Every other device filter is judged afresh at every run.
  */
 import type { ComplianceViolation, Device } from '../contracts';
 import type { GraphClient, StatsSink } from '../graph/graph-client';
 import { checkedSelect, normaliseDevice, serialKey, type ManagedDeviceRecord, type NormaliseOptions } from '../devices/device-normaliser';
 import { skipReason, type DeviceFilterSettings, type SkipReason } from '../devices/device-filters';
 import { syncMs } from '../devices/device-duplicates';
+import { ENROLLED_OVERLAP_MS, TwinCache, TwinSet } from './compliance-twins';
 import type { DeletedUserCheck } from '../devices/deleted-users';
 import { MANAGED_DEVICES_PATH } from '../devices/device-scan';
 
@@ -75,17 +100,26 @@ export interface DeviceVerdict {
 interface Pending {
   verdict: DeviceVerdict;
   key: string | null;
+  /** lastSyncDateTime (ms) as read now. */
+  ms: number;
 }
+
+/** Why a run made the full duplicate pass: no usable kept set, the set older than the refresh interval, more look-ups than the pass costs. */
+export type DuplicatePassReason = 'noCache' | 'expired' | 'manyNewSerials';
 
 export interface DeviceIndexTally {
   /** Non-compliant devices listed. */
   listed: number;
   listPages: number;
+  /** Pages of the full duplicate pass (0: the kept twins served), and why it was made (null: not made). */
   duplicatePages: number;
+  duplicatePass: DuplicatePassReason | null;
+  /** Pages of the records enrolled since the kept twins were last brought up to date. */
+  enrolledPages: number;
   /** Devices read by id because the listing lacked them, and those Graph no longer had. */
   readById: number;
   gone: number;
-  /** Serial-number look-ups (requests) for twins of devices read by id. */
+  /** Serial-number look-ups (requests) for serials the kept twins did not answer. */
   twinLookups: number;
 }
 
@@ -95,51 +129,35 @@ export interface DeviceIndexOptions {
   collapseDuplicates: boolean;
   normalise: NormaliseOptions;
   users: DeletedUserCheck;
-  /** Reference time of the stale rule (ms). */
+  /** Reference time of the stale rule and of the kept twins (ms; the run's start). */
   now: number;
+  /** Twins kept by an earlier run (compliance-twins.ts), when collapsing. */
+  twins?: TwinCache | null;
   signal?: AbortSignal;
   stats?: StatsSink;
   onPage?: (pass: 'devices' | 'duplicates', page: number) => void;
+}
+
+export function emptyDeviceIndexTally(): DeviceIndexTally {
+  return { listed: 0, listPages: 0, duplicatePages: 0, duplicatePass: null, enrolledPages: 0, readById: 0, gone: 0, twinLookups: 0 };
 }
 
 function violationDevice(d: Device): ComplianceViolation['device'] {
   return { id: d.id, name: d.name, serialNumber: d.serialNumber, os: d.os, user: d.user };
 }
 
-/** Per serial: how many records, and the first with the newest last sync (the device source's keeper). */
-class TwinTracker {
-  private readonly seen = new Map<string, { n: number; ms: number; id: string }>();
-  constructor(keys: Iterable<string>) {
-    for (const k of keys) this.seen.set(k, { n: 0, ms: -1, id: '' });
-  }
-  get size(): number {
-    return this.seen.size;
-  }
-  learn(key: string | null, id: string, ms: number): void {
-    if (!key) return;
-    const e = this.seen.get(key);
-    if (!e) return;
-    e.n++;
-    if (ms > e.ms) {
-      e.ms = ms;
-      e.id = id;
-    }
-  }
-  /** Is `id` an older twin (a duplicate the device source skips)? */
-  isDuplicate(key: string | null, id: string): boolean {
-    if (!key) return false;
-    const e = this.seen.get(key);
-    return !!e && e.n > 1 && e.id !== id;
-  }
-}
-
 export class NoncompliantDeviceIndex {
-  readonly tally: DeviceIndexTally = { listed: 0, listPages: 0, duplicatePages: 0, readById: 0, gone: 0, twinLookups: 0 };
+  readonly tally: DeviceIndexTally = emptyDeviceIndexTally();
   private readonly verdicts = new Map<string, DeviceVerdict | null>();
+  /** What this run knows of the twins (collapsing only), and the serials it judged. */
+  private twins: TwinSet | null = null;
+  private readonly judgedKeys = new Set<string>();
+  /** passAt and tenantRecords of the kept set this run builds on (or made); null: none to keep. */
+  private basis: { passAt: number; tenantRecords: number } | null = null;
 
   constructor(private readonly o: DeviceIndexOptions) {}
 
-  /** Lists the non-compliant devices and judges them (and runs the duplicate pass when collapsing). */
+  /** Lists the non-compliant devices and judges them (with the twins of their serials when collapsing). */
   async load(): Promise<void> {
     const o = this.o;
     const pending: Pending[] = [];
@@ -158,25 +176,94 @@ export class NoncompliantDeviceIndex {
       }
     }
     if (o.collapseDuplicates) {
-      const keys = new Set(pending.map((p) => p.key).filter((k): k is string => !!k));
-      if (keys.size) {
-        const twins = new TwinTracker(keys);
-        for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
-          version: 'v1.0',
-          select: checkedSelect('v1.0', TWIN_SELECT),
-          signal: o.signal,
-          stats: o.stats,
-        })) {
-          o.onPage?.('duplicates', page);
-          this.tally.duplicatePages = page;
-          for (const r of items) {
-            if (r && typeof r.id === 'string') twins.learn(serialKey(o.normalise.placeholders.clean(r.serialNumber)), r.id, syncMs(r.lastSyncDateTime));
-          }
-        }
-        for (const p of pending) if (twins.isDuplicate(p.key, p.verdict.device.id)) p.verdict.reason = 'duplicate';
-      }
+      this.twins = await this.twinsOf(pending);
+      await this.markDuplicates(pending);
     }
     for (const p of pending) this.verdicts.set(p.verdict.device.id, p.verdict);
+  }
+
+  /**
+   * The twins of the listed serials: from the kept set and the records
+   * enrolled since, or from a full pass over the tenant (see the header).
+   */
+  private async twinsOf(pending: readonly Pending[]): Promise<TwinSet> {
+    const o = this.o;
+    const keys = new Set(pending.map((p) => p.key).filter((k): k is string => !!k));
+    const cache = o.twins ?? null;
+    let why: DuplicatePassReason | null = null;
+    if (!cache) why = 'noCache';
+    else if (!cache.fresh(o.now)) why = 'expired';
+    else {
+      const unknown = new Set(pending.filter((p) => p.key && !cache.twins.knows(p.key, p.verdict.device.id)).map((p) => p.key!));
+      if (Math.ceil(unknown.size / SERIALS_PER_LOOKUP) >= Math.max(1, Math.ceil(cache.tenantRecords / 1000))) why = 'manyNewSerials';
+    }
+    if (!why) {
+      this.basis = { passAt: cache!.passAt, tenantRecords: cache!.tenantRecords };
+      // Nothing listed: devices read by id are looked up (their twins then complete as of now).
+      if (!keys.size) return new TwinSet();
+      // Kept set + new enrolments (the overlap repeats some: learn() knows them by id).
+      const twins = cache!.twins;
+      const since = new Date(cache!.seenTo - ENROLLED_OVERLAP_MS).toISOString();
+      for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
+        version: 'v1.0',
+        select: checkedSelect('v1.0', TWIN_SELECT),
+        filter: `enrolledDateTime gt ${since}`,
+        signal: o.signal,
+        stats: o.stats,
+      })) {
+        o.onPage?.('duplicates', page);
+        this.tally.enrolledPages = page;
+        this.learnAll(twins, items);
+      }
+      return twins;
+    }
+    const twins = new TwinSet();
+    if (!keys.size) return twins;
+    this.tally.duplicatePass = why;
+    for (const k of keys) twins.track(k);
+    let records = 0;
+    for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
+      version: 'v1.0',
+      select: checkedSelect('v1.0', TWIN_SELECT),
+      signal: o.signal,
+      stats: o.stats,
+    })) {
+      o.onPage?.('duplicates', page);
+      this.tally.duplicatePages = page;
+      records += items.length;
+      this.learnAll(twins, items);
+    }
+    this.basis = { passAt: o.now, tenantRecords: records };
+    return twins;
+  }
+
+  private learnAll(twins: TwinSet, records: readonly ManagedDeviceRecord[]): void {
+    const clean = this.o.normalise.placeholders;
+    for (const r of records) if (r && typeof r.id === 'string') twins.learn(serialKey(clean.clean(r.serialNumber)), r.id, syncMs(r.lastSyncDateTime));
+  }
+
+  /**
+   * The duplicate rule for judged records: serials the twins do not answer
+   * (not tracked, or a record of it not known) are looked up first; the
+   * records' own last syncs are those just read.
+   */
+  private async markDuplicates(judged: readonly Pending[]): Promise<void> {
+    const twins = this.twins!;
+    const unknown = new Map<string, string>();
+    for (const p of judged) {
+      if (!p.key) continue;
+      this.judgedKeys.add(p.key);
+      if (!twins.knows(p.key, p.verdict.device.id)) unknown.set(p.key, p.verdict.device.serialNumber ?? p.key);
+    }
+    await this.twinsBySerial(unknown, twins);
+    for (const p of judged) twins.learn(p.key, p.verdict.device.id, p.ms);
+    for (const p of judged) if (twins.isDuplicate(p.key, p.verdict.device.id)) p.verdict.reason = 'duplicate';
+  }
+
+  /** The twins to keep for the next run (after a complete run), or null when this run has none to build on. */
+  nextTwins(): TwinCache | null {
+    if (!this.twins || !this.basis) return null;
+    return new TwinCache(this.basis.passAt, this.o.now, this.basis.tenantRecords, this.twins.only(this.judgedKeys));
   }
 
   /** The verdict on a device; undefined: not known yet (see `readMissing`); null: Graph no longer has it. */
@@ -208,20 +295,21 @@ export class NoncompliantDeviceIndex {
       }
     });
     const judged = await this.judge(records);
-    if (o.collapseDuplicates) await this.twinsBySerial(judged);
+    if (o.collapseDuplicates) {
+      this.twins ??= new TwinSet();
+      await this.markDuplicates(judged);
+    }
     for (const p of judged) this.verdicts.set(p.verdict.device.id, p.verdict);
   }
 
   /**
-   * Duplicate rule for devices read by id: their twins, by serial number
-   * (`serialNumber eq … or …`, up to 15 serials a request, in a $batch).
+   * All records of these serials (key → serial as the device has it), by
+   * serial number (`serialNumber eq … or …`, up to 15 serials a request, in
+   * a $batch); what `twins` knew of them is replaced.
    */
-  private async twinsBySerial(judged: Pending[]): Promise<void> {
+  private async twinsBySerial(raw: ReadonlyMap<string, string>, twins: TwinSet): Promise<void> {
     const o = this.o;
-    const withKey = judged.filter((p) => p.key);
-    if (!withKey.length) return;
-    const raw = new Map<string, string>();
-    for (const p of withKey) raw.set(p.key!, p.verdict.device.serialNumber ?? p.key!);
+    if (!raw.size) return;
     const keys = [...raw.keys()];
     const chunks: string[][] = [];
     for (let k = 0; k < keys.length; k += SERIALS_PER_LOOKUP) chunks.push(keys.slice(k, k + SERIALS_PER_LOOKUP));
@@ -236,7 +324,7 @@ export class NoncompliantDeviceIndex {
       { version: 'v1.0', signal: o.signal, stats: o.stats },
     );
     this.tally.twinLookups += chunks.length;
-    const twins = new TwinTracker(keys);
+    for (const k of keys) twins.reset(k);
     chunks.forEach((_, n) => {
       const a = answers.get(String(n));
       const list = (a?.body as { value?: ManagedDeviceRecord[] })?.value;
@@ -246,9 +334,8 @@ export class NoncompliantDeviceIndex {
       if ((a.body as { '@odata.nextLink'?: string })['@odata.nextLink']) {
         throw new Error('Microsoft Graph paged a serial-number look-up for re-enrolled duplicates, which this connector does not expect');
       }
-      for (const r of list) if (r && typeof r.id === 'string') twins.learn(serialKey(o.normalise.placeholders.clean(r.serialNumber)), r.id, syncMs(r.lastSyncDateTime));
+      this.learnAll(twins, list);
     });
-    for (const p of withKey) if (twins.isDuplicate(p.key, p.verdict.device.id)) p.verdict.reason = 'duplicate';
   }
 
   private async judge(records: readonly ManagedDeviceRecord[]): Promise<Pending[]> {
@@ -266,6 +353,7 @@ export class NoncompliantDeviceIndex {
           reason: skipReason(d, o.filters, o.now),
         },
         key: serialKey(d.serialNumber),
+        ms: syncMs(r.lastSyncDateTime),
       };
     });
   }

@@ -3,7 +3,7 @@
  *
  *   1. the policy catalogue (one listing, compliance bucket);
  *   2. the non-compliant devices, judged by the device filters
- *      (compliance-devices.ts; plus the duplicate pass when collapsing);
+ *      (compliance-devices.ts; plus their twins when collapsing);
  *   3. the non-compliance report, page by page (compliance-report.ts); per
  *      page, for the devices it completed: the policy selection, devices
  *      the listing lacked (by id), the policy states of the devices whose
@@ -14,10 +14,12 @@
  * that has a violation passed on that is new or changed since the earlier
  * runs (compliance-known.ts; none per violation, none per compliant device;
  * in $batches of 20) + directory look-ups of users not seen within
- * the hour + (collapsing duplicates) one serial-number page per 1 000
- * devices. Memory: one report page, one held device, the verdicts of the
- * non-compliant devices and the keys already seen (for a report whose rows
- * of one device are not contiguous).
+ * the hour + (collapsing duplicates) the records enrolled since the last
+ * run (usually one page) and serial-number look-ups for serials not seen
+ * before, or once a day one serial-number page per 1 000 devices
+ * (compliance-devices.ts). Memory: one report page, one held device, the
+ * verdicts of the non-compliant devices, their serials' twins, and the keys
+ * already seen (for a report whose rows of one device are not contiguous).
  */
 import type { ComplianceViolation } from '../contracts';
 import type { GraphClient, StatsSink } from '../graph/graph-client';
@@ -27,7 +29,8 @@ import { listCompliancePolicies, type PolicyCatalogue, type PolicyInfo } from '.
 import { emptyReportTally, readNoncompliantReport, type ReportTally } from './compliance-report';
 import { readPolicyStates, type DeviceDetail } from './compliance-details';
 import { reportFingerprint, type KnownViolations } from './compliance-known';
-import { NoncompliantDeviceIndex, type DeviceIndexTally } from './compliance-devices';
+import { NoncompliantDeviceIndex, emptyDeviceIndexTally, type DeviceIndexTally } from './compliance-devices';
+import type { TwinCache } from './compliance-twins';
 import { buildViolation, checkDevice, checkPolicy, emptyComplianceSkips, needsDetail, violationKey, type Candidate, type ComplianceSkipReason, type ViolationOptions } from './compliance-violations';
 import type { ComplianceDeviceSettings } from './compliance-settings';
 
@@ -59,7 +62,7 @@ export function emptyComplianceTally(): ComplianceTally {
     emitted: 0,
     skipped: emptyComplianceSkips(),
     report: emptyReportTally(),
-    devices: { listed: 0, listPages: 0, duplicatePages: 0, readById: 0, gone: 0, twinLookups: 0 },
+    devices: emptyDeviceIndexTally(),
     detailReads: 0,
     detailFailures: 0,
     detailsKnown: 0,
@@ -91,6 +94,10 @@ export interface ComplianceScanOptions extends ViolationOptions {
   known?: KnownViolations;
   /** Filled with the violations this run passes on (for the next run's `known`). */
   remember?: KnownViolations;
+  /** Twins of the non-compliant serials kept by an earlier run (compliance-twins.ts). */
+  twins?: TwinCache | null;
+  /** Told, after the last report page, the twins to keep for the next run (null: none). */
+  rememberTwins?: (twins: TwinCache | null) => void;
 }
 
 /** Yields, per report page, the violations passed on (possibly none). */
@@ -111,6 +118,7 @@ export async function* scanCompliance(o: ComplianceScanOptions): AsyncGenerator<
     normalise: o.normalise,
     users: o.users,
     now: o.now,
+    twins: o.twins,
     signal: o.signal,
     stats: o.stats,
     onPage: (pass, page) => o.onPhase?.(pass, page),
@@ -242,4 +250,5 @@ export async function* scanCompliance(o: ComplianceScanOptions): AsyncGenerator<
     }
     yield { page, violations: out };
   }
+  o.rememberTwins?.(index.nextTwins());
 }

@@ -453,11 +453,29 @@ function enumOf(type: string): EnumName | null {
   return (V1_ENUMS as Record<string, unknown>)[n] ? n : null;
 }
 
-type Pred = (d: Record<string, unknown>) => boolean;
+type Pred = ((d: Record<string, unknown>) => boolean) & {
+  /** A `lastSyncDateTime gt|lt` clause every match must meet: the listing scans the tenant's index of it first. */
+  syncBound?: { op: 'gt' | 'lt'; ms: number };
+};
+
+/** The `lastSyncDateTime gt|lt` clause at the top of a filter (alone or and-ed), if any. */
+function syncBoundOf(root: FNode): Pred['syncBound'] {
+  const clauses = root.k === 'and' ? root.items : [root];
+  for (const c of clauses) {
+    if (c.k === 'cmp' && c.prop === 'lastSyncDateTime' && (c.op === 'gt' || c.op === 'lt') && c.lit.t === 'datetime') return { op: c.op, ms: c.lit.v as number };
+  }
+  return undefined;
+}
 
 /** Compile a managedDevice $filter into a predicate, refusing what the live service refuses. */
 function compileDeviceFilter(src: string, version: GraphVersion, ignoreUnsupported: boolean): Pred {
   const root = parseFilter(src);
+  const pred: Pred = compileNode(root, version, ignoreUnsupported);
+  pred.syncBound = syncBoundOf(root);
+  return pred;
+}
+
+function compileNode(root: FNode, version: GraphVersion, ignoreUnsupported: boolean): Pred {
   const leafProps = (n: FNode): string[] =>
     n.k === 'cmp' || n.k === 'fn' ? [n.prop] : n.k === 'not' ? leafProps(n.item) : n.items.flatMap(leafProps);
 
@@ -1293,7 +1311,10 @@ export class GraphSim {
     const value: Record<string, unknown>[] = [];
     let next: number | null = null;
     const t = this.tenant;
+    const bound = pred?.syncBound;
+    const index = bound ? t.lastSyncIndex() : null;
     for (let pos = start; pos < t.positions; pos++) {
+      if (index && bound && !(bound.op === 'gt' ? index[pos] > bound.ms : index[pos] < bound.ms)) continue;
       const d = t.deviceAt(pos);
       if (!d || (pred && !pred(d))) continue;
       if (value.length === page) {

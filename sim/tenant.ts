@@ -577,6 +577,37 @@ export class SimTenant {
     return this.version;
   }
 
+  /**
+   * lastSyncDateTime (ms) of every position, NaN where removed: the simulated
+   * Graph answers `lastSyncDateTime gt/lt …` from it, as a database answers
+   * from an index, instead of generating every device of the tenant for each
+   * page (1.4 s per 100,000 devices — simulator time no real service spends).
+   * Built on first use (one pass), kept current by every mutation.
+   */
+  lastSyncIndex(): Float64Array {
+    if (!this.syncIndex || this.syncIndex.length < this.positions) {
+      const old = this.syncIndex;
+      const next = new Float64Array(Math.max(this.positions, 16) + (old ? 1024 : 0));
+      const from = old ? old.length : 0;
+      if (old) next.set(old);
+      for (let i = from; i < next.length; i++) next[i] = i < this.positions ? this.syncMsAt(i) : NaN;
+      this.syncIndex = next;
+    }
+    return this.syncIndex;
+  }
+
+  private syncIndex: Float64Array | null = null;
+
+  private syncMsAt(i: number): number {
+    const d = this.deviceAt(i);
+    return d ? Date.parse(d.lastSyncDateTime) : NaN;
+  }
+
+  /** Keeps the index current after position i changed (only once it exists). */
+  private reindex(i: number): void {
+    if (this.syncIndex && i < this.syncIndex.length) this.syncIndex[i] = this.syncMsAt(i);
+  }
+
   /** Live device count. */
   get liveCount(): number {
     return this.positions - this.removed.size;
@@ -1509,6 +1540,7 @@ export class SimTenant {
     const o = this.ov(i);
     o.patch = { ...(o.patch ?? {}), ...patch };
     this.version++;
+    this.reindex(i);
     return this.deviceAt(i)!;
   }
 
@@ -1523,6 +1555,7 @@ export class SimTenant {
     this.removed.add(i);
     this.overrides.delete(i);
     this.version++;
+    this.reindex(i);
     return true;
   }
 
@@ -1535,6 +1568,7 @@ export class SimTenant {
     const o = this.ov(i);
     o.patch = { enrolledDateTime: isoSeconds(ms - 3_600_000), lastSyncDateTime: isoSeconds(ms), ...(patch ?? {}) };
     if (this.metaCache?.i === i) this.metaCache = null;
+    this.reindex(i);
     return this.deviceAt(i)!;
   }
 
@@ -1569,6 +1603,7 @@ export class SimTenant {
     o.actions = current;
     this.actionLog.push({ deviceId, action, params, at: new Date(at).toISOString() });
     this.version++;
+    this.reindex(i);
   }
 
   /**

@@ -480,6 +480,42 @@ describe('GraphSim (simulated Microsoft Graph)', function () {
       expectGraphError(await get(`/v1.0/deviceManagement/managedDevices?$filter=lastSyncDateTime gt '${since}'`), 400);
     });
 
+    it('answers lastSyncDateTime from an index that follows every mutation (patch, sync action, removal, new device)', async () => {
+      const t2 = new SimTenant({ seed: 12, devices: 1500, now: NOW });
+      const s2: GraphSim = new GraphSim({ tls: pki.server, tenant: t2, verifyToken: stubVerifier(() => s2.url) });
+      await s2.start();
+      try {
+        const since = new Date(Date.parse(NOW) - 3 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+        const list = async () => {
+          const out: string[] = [];
+          let url: string | undefined = `${s2.url}/v1.0/deviceManagement/managedDevices?$select=id&$filter=${encodeURIComponent(`lastSyncDateTime gt ${since}`)}`;
+          while (url) {
+            const r: AxiosResponse = await http.get(url, { headers: { Authorization: `Bearer ${token(ALL, 'app-1', t2.tenantId)}` } });
+            expect(r.status, JSON.stringify(r.data)).to.equal(200);
+            out.push(...r.data.value.map((d: { id: string }) => d.id));
+            url = r.data['@odata.nextLink'];
+          }
+          return out.sort();
+        };
+        const truth = () => [...t2.iterate()].filter((d) => isoMs(d.lastSyncDateTime) > isoMs(since)).map((d) => d.id).sort();
+        expect(await list()).to.deep.equal(truth()); // builds the index
+        const all = [...t2.iterate()];
+        const old = all.filter((d) => isoMs(d.lastSyncDateTime) < isoMs(since));
+        const recent = all.filter((d) => isoMs(d.lastSyncDateTime) > isoMs(since));
+        t2.touchDevice(old[0].id, NOW);
+        t2.patchDevice(recent[0].id, { lastSyncDateTime: '2020-01-01T00:00:00Z' });
+        t2.applyAction(old[1].id, 'syncDevice');
+        t2.removeDevice(recent[1].id);
+        const added = t2.addDevice();
+        const after = await list();
+        expect(after).to.deep.equal(truth());
+        expect(after).to.include.members([old[0].id, added.id]);
+        expect(after).to.not.include.members([recent[0].id, recent[1].id]);
+      } finally {
+        await s2.stop();
+      }
+    });
+
     it('enrolledDateTime gt/lt as the reference documents (new enrolments for the compliance twins), other operators refused', async () => {
       const since = '2024-06-01T00:00:00Z';
       const got = await ids(`enrolledDateTime gt ${since}`);

@@ -11,8 +11,9 @@
  *   software changed goes out with its whole current list; a run that did
  *   not read software sends no list and keeps the remembered one.
  * - Devices go out in batches (one message per batch, at most `batchSize`
- *   devices and `maxMessageBytes` of XML, acmp-batches.ts); batches to one
- *   server are sent one after the other, servers in parallel.
+ *   devices and `maxMessageBytes` of XML, acmp-batches.ts); up to
+ *   MESSAGES_IN_FLIGHT batches of a page to one server at a time, servers in
+ *   parallel, pages one after the other.
  * - A run is complete only when this sink saw every page of a `full` run,
  *   from page 1 to `last: true`, without `stats.aborted`, and the state
  *   could be read. Only then, per server, the devices this instance
@@ -35,6 +36,15 @@ import { SicsError } from './sics-errors';
 import type { AcmpServerRoute } from './sics-settings';
 import { forEachPacked, packPairs, storeAs } from '../run/packed-state';
 import { WriteSchedule } from '../node-red/context-state';
+import { pool } from '../shared/pool';
+
+/**
+ * Inventory messages of one page in flight at once, per ACMP server. SICS
+ * publishes no limits (a message bus queues what it gets); one at a time made
+ * ACMP the slowest sink (each call: reply channel, publish, consume). Our
+ * choice: 4 keeps a 1,000-device page to about one round of calls.
+ */
+export const MESSAGES_IN_FLIGHT = 4;
 
 export interface StateStore {
   get(key: string): Promise<unknown>;
@@ -351,9 +361,11 @@ export class InventoryPublisher {
     }
     out.changed = changed.length;
     out.unchanged = devices.length - changed.length;
-    let n = 0;
-    for (const batch of inventoryBatches(changed, this.o.batchSize, this.o.maxMessageBytes)) {
-      n++;
+    // The messages of a page go out MESSAGES_IN_FLIGHT at a time: each waits for its answer on a
+    // reply channel of its own (sics-client.ts), which costs four round trips besides ACMP's work.
+    const batches = [...inventoryBatches(changed, this.o.batchSize, this.o.maxMessageBytes)];
+    await pool(batches, MESSAGES_IN_FLIGHT, async (batch, k) => {
+      const n = k + 1;
       if (signal?.aborted) throw new SicsError('aborted', 'stopped');
       const message: WireMessage = {
         kind: 'inventory',
@@ -377,7 +389,8 @@ export class InventoryPublisher {
         out.failed += batch.length;
         out.batches.push({ batch: n, devices: batch.length, ok: false, attempts: 0, ...errorText(err) });
       }
-    }
+    });
+    out.batches.sort((a, b) => a.batch - b.batch);
     if (changed.length) {
       const key = stateKey(sync.instance, server.serverId);
       this.writes.changed(key);

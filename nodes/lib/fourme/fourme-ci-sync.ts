@@ -11,6 +11,7 @@
  * the items of that call only, except for problems no later call can
  * survive (authentication, permissions, endpoint, abort), which end the page.
  */
+import { pool } from '../shared/pool';
 import type { Device } from '../contracts';
 import { FourMeError, isAbort, payloadErrors, type FourMeClient, type FourMeStats } from './fourme-client';
 import { OPS } from './fourme-operations';
@@ -157,24 +158,6 @@ export function chunks<T>(items: T[], n: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
   return out;
-}
-
-/** Runs `work` over `items` with at most `n` at a time; stops starting new ones after a fatal error and rethrows it. */
-export async function pool<T>(items: T[], n: number, work: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let fatal: unknown;
-  const runners = Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length && fatal === undefined) {
-      const i = next++;
-      try {
-        await work(items[i], i);
-      } catch (err) {
-        if (fatal === undefined) fatal = err;
-      }
-    }
-  });
-  await Promise.all(runners);
-  if (fatal !== undefined) throw fatal;
 }
 
 export interface CiPageResult {

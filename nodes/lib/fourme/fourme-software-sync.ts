@@ -15,7 +15,8 @@ import type { FourMeClient, FourMeStats } from './fourme-client';
 import { buildBatch, MAX_CIS_PER_CALL, type BatchItem, type CiMappingSettings, type CiStatus } from './fourme-ci-mapping';
 import { appsOf, mapApp, softwareSourceId, softwareStatusItem, type MappedSoftware, type SoftwareSettings } from './fourme-software-mapping';
 import type { SinkState } from './sink-fingerprints';
-import { chunks, isFatal, pool, uploadBatch } from './fourme-ci-sync';
+import { chunks, isFatal, uploadBatch } from './fourme-ci-sync';
+import { pool } from '../shared/pool';
 import { OPS } from './fourme-operations';
 
 export type SoftwareOutcome = 'created' | 'updated' | 'unchanged' | 'reactivated' | 'inactivated' | 'failed';

@@ -5,6 +5,9 @@
  * starts, and take the figures — wall time, requests per service from the
  * simulators' own counters, CPU time and peak RSS of the Node-RED process.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startNodeRed, type NodeRedProcess } from '../sim/node-red-runner';
 import { TIME_SCALE_ENV } from '../nodes/lib/shared/time-scale';
 import { cpuMs, ownCpuMs, peakRssMb, resetPeak, rssMb } from './proc';
@@ -24,20 +27,33 @@ export interface BenchRed {
    * the sinks' state belongs to the run's memory.
    */
   flushWaitMs: number;
+  /** The heap sampler's file (bench/heap-sampler.ts), when it runs. */
+  heapSamples?: string;
   stop(): Promise<void>;
 }
 
-/** `nodeOptions`: NODE_OPTIONS of the Node-RED process (default: BENCH_RED_NODE_OPTIONS, else none). */
-export async function startBenchRed(w: World, flow: FlowOptions, o: { echo?: boolean; nodeOptions?: string } = {}): Promise<BenchRed> {
+/**
+ * `nodeOptions`: NODE_OPTIONS of the Node-RED process (default: BENCH_RED_NODE_OPTIONS, else none).
+ * `nodes`: deploy these flow nodes instead of the bench flow (the shipped template, bench/template.ts).
+ * `heapSamples`: the process writes its memory by kind every 250 ms (bench/heap-sampler.ts; default on).
+ */
+export async function startBenchRed(
+  w: World,
+  flow: FlowOptions,
+  o: { echo?: boolean; nodeOptions?: string; nodes?: Array<Record<string, unknown>>; heapSamples?: boolean } = {},
+): Promise<BenchRed> {
+  const samples = o.heapSamples === false ? undefined : path.join(os.tmpdir(), `intune-bench-heap-${process.pid}-${Date.now()}.jsonl`);
+  const sampler = samples ? `--require ${path.join(__dirname, 'heap-sampler.js')}` : '';
+  const nodeOptions = [o.nodeOptions ?? process.env.BENCH_RED_NODE_OPTIONS ?? '', sampler].filter(Boolean).join(' ');
   const red = await startNodeRed({
     install: 'link',
     echo: o.echo,
-    env: { [TIME_SCALE_ENV]: String(w.scale), NODE_OPTIONS: o.nodeOptions ?? process.env.BENCH_RED_NODE_OPTIONS ?? '' },
+    env: { [TIME_SCALE_ENV]: String(w.scale), NODE_OPTIONS: nodeOptions, ...(samples ? { BENCH_HEAP_SAMPLES: samples } : {}) },
     // Info is enough (the report lines are info); debug lines would only cost time.
     settings: { logging: { console: { level: 'info', metrics: false, audit: false } } },
   });
   const mark = red.mark();
-  const res = await red.admin.post('/flows', { flows: benchFlow(w, flow) }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
+  const res = await red.admin.post('/flows', { flows: o.nodes ?? benchFlow(w, flow) }, { headers: { 'Node-RED-Deployment-Type': 'full' } });
   if (res.status !== 200) {
     await red.stop();
     throw new Error(`could not deploy the bench flow: HTTP ${res.status} ${JSON.stringify(res.data)}`);
@@ -45,7 +61,12 @@ export async function startBenchRed(w: World, flow: FlowOptions, o: { echo?: boo
   await red.waitForLog(/Started flows/, 60_000, mark);
   // Let the runtime settle before the baseline.
   await new Promise((r) => setTimeout(r, 1000));
-  return { red, pid: red.pid, baselineRssMb: rssMb(red.pid), flushWaitMs: flow.store === 'file' ? 35_000 : 0, stop: () => red.stop() };
+  return { red, pid: red.pid, baselineRssMb: rssMb(red.pid), flushWaitMs: flow.store === 'file' ? 35_000 : 0, heapSamples: samples,
+    stop: async () => {
+      await red.stop();
+      if (samples) fs.rmSync(samples, { force: true });
+    },
+  };
 }
 
 /** The report lines `BENCH <tag> {json}` logged after `since`. */
@@ -130,6 +151,43 @@ export interface Measured {
   runs: Record<string, Json>;
   /** Time 4me took to answer GraphQL requests (ms, from the simulator's log of the last 1,000). */
   fourmeAnswerMs?: { p50: number; p90: number; n: number };
+  /** With the heap sampler: the sample of the highest RSS in the scenario, and each figure's own maximum (MB). */
+  heap?: { atPeak: HeapSample; max: Record<string, number>; samples: number };
+}
+
+/** One line of bench/heap-sampler.ts (MB). */
+export interface HeapSample {
+  t: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  spaces: Record<string, number>;
+}
+
+/** The samples of [from, to]: the one with the highest RSS and the maximum of every figure. */
+export function heapFigures(file: string, from: number, to: number): Measured['heap'] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let atPeak: HeapSample | undefined;
+  const max: Record<string, number> = {};
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const s = JSON.parse(line) as HeapSample;
+    if (s.t < from || s.t > to) continue;
+    n++;
+    if (!atPeak || s.rss > atPeak.rss) atPeak = s;
+    const flat: Record<string, number> = { rss: s.rss, heapTotal: s.heapTotal, heapUsed: s.heapUsed, external: s.external, arrayBuffers: s.arrayBuffers };
+    for (const [k, v] of Object.entries(s.spaces)) flat[`space:${k}`] = v;
+    for (const [k, v] of Object.entries(flat)) max[k] = Math.max(max[k] ?? 0, v);
+  }
+  return atPeak ? { atPeak, max, samples: n } : undefined;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -162,7 +220,9 @@ export async function measure(b: BenchRed, w: World, injectId: string, tags: str
   const sims = diff(before, snapshot(w)) as Json;
   // The context store's write of the state (see flushWaitMs) counts in CPU time and peak RSS, not in wall time.
   if (b.flushWaitMs) await new Promise((r) => setTimeout(r, b.flushWaitMs));
+  const heap = b.heapSamples ? heapFigures(b.heapSamples, t0, Date.now()) : undefined;
   return {
+    heap,
     fourmeAnswerMs: answers.length ? { p50: percentile(answers, 0.5), p90: percentile(answers, 0.9), n: answers.length } : undefined,
     wallMs: end - t0,
     cpuMs: cpuMs(b.pid) - cpu0,

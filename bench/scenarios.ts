@@ -104,6 +104,8 @@ export interface ScenarioResult {
   facts: Json;
   /** 4me's answer times during the scenario (ms). */
   fourmeAnswerMs?: { p50: number; p90: number; n: number };
+  /** Memory by kind at the scenario's peak RSS (bench/heap-sampler.ts). */
+  heap?: Measured['heap'];
   runs: Record<string, Json>;
 }
 
@@ -184,12 +186,21 @@ function result(name: string, w: World, b: BenchRed, m: Measured, floor: Scenari
     floor,
     facts,
     fourmeAnswerMs: m.fourmeAnswerMs,
+    heap: m.heap,
     runs: m.runs,
   };
 }
 
 function check(cond: unknown, what: string): void {
   if (!cond) throw new Error(`bench: ${what}`);
+}
+
+/** The memory by kind at the peak, for the console. */
+export function heapLine(h: ScenarioResult['heap']): string {
+  if (!h) return '';
+  const a = h.atPeak;
+  const sp = Object.entries(a.spaces).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${v}`).join(', ');
+  return ` (at peak: heap ${a.heapTotal} MB committed, ${a.heapUsed} used [${sp}], external ${a.external}, array buffers ${a.arrayBuffers})`;
 }
 
 /** Distinct primary-user addresses of the devices a run passed on — what the 4me sink looks people up by. */
@@ -235,7 +246,7 @@ async function syncScenario(
   c.log(
     `  ${name}: ${(r.wallMs / 1000).toFixed(1)} s (floor ${(r.floor.timeMs / 1000).toFixed(1)} s), ${emitted} devices passed on; ` +
       `Graph ${f.graph.requests} req, 4me ${f.fourme.graphql} req (${f.fourme.writeRequests} writes, ${f.fourme.resultPolls} polls), ACMP ${f.acmp.publishes} publishes; ` +
-      `CPU ${(r.cpuMs / 1000).toFixed(1)} s, peak RSS ${r.peakRssMb.toFixed(0)} MB`,
+      `CPU ${(r.cpuMs / 1000).toFixed(1)} s, peak RSS ${r.peakRssMb.toFixed(0)} MB${heapLine(r.heap)}`,
   );
   return r;
 }

@@ -4,20 +4,12 @@
 import { DEFAULT_CONFIG, type BenchResults, type ScenarioResult } from './scenarios';
 import type { MachineInfo } from './proc';
 import { fourmeWindows, scheduleMs, type FloorRequest } from './floor';
+import { complianceUnchangedRows, heapTable, int, issueTargets, mb, num, ratio, sec, table, templateSection } from './report-targets';
 
 type Results = BenchResults & { machine: MachineInfo };
 
-const int = (n: number) => Math.round(n).toLocaleString('en');
-const sec = (ms: number) => (ms >= 100_000 ? `${int(ms / 1000)} s` : `${(ms / 1000).toFixed(1)} s`);
-const mb = (v: number) => `${int(v)} MB`;
-const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '—');
-const num = (v: unknown) => (typeof v === 'number' ? v : 0);
 const hours = (ms: number) => (ms >= 2 * 3600_000 ? `${(ms / 3600_000).toFixed(1)} h` : ms >= 120_000 ? `${(ms / 60_000).toFixed(1)} min` : sec(ms));
 
-function table(head: string[], rows: Array<Array<string | number>>): string {
-  const line = (cells: Array<string | number>) => `| ${cells.map((c) => String(c)).join(' | ')} |`;
-  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
-}
 
 function find(r: Results, name: string): ScenarioResult | undefined {
   return r.main.find((s) => s.name === name);
@@ -81,6 +73,10 @@ export function renderReport(r: Results): string {
   out.push('');
 
   // ------------------------------------------------------------ headline
+  out.push('## Targets of issue #23');
+  out.push('');
+  out.push(issueTargets(r));
+  out.push('');
   out.push('## Targets');
   out.push('');
   const rows: Array<Array<string | number>> = [];
@@ -194,7 +190,7 @@ export function renderReport(r: Results): string {
     out.push(`Requests follow the changes, not the tenant: ${int(f.graph.requests + f.fourme.graphql + f.acmp.publishes)} requests in all for ${int(main)} devices, ${int(num(incr.facts.changedDevices))} of them changed. People were already known from the initial run (4me person cache, 60 min).`);
     out.push('');
     out.push(
-      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records), for which the *simulated* Graph generates all ${int(main)} devices to evaluate the \`lastSyncDateTime\` filter (${sec(incr.simCpuMs)} of simulator CPU in this scenario), and half a second before the first 4me result is fetched.`,
+      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first fetched half a second after the upload), and the ACMP round trips (reply channel, publish, consume). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
     );
     out.push('');
   }
@@ -254,13 +250,14 @@ export function renderReport(r: Results): string {
     );
     out.push('');
     out.push(
-      `Graph is not what takes the time here, but it is asked more than the floor: besides the report, the compliance source lists the non-compliant devices (to apply the same device filters as the device source, duplicates collapsed) and reads the policy states of each device with a violation it passes on, in $batches of 20 — the failing settings' current values and error codes (\`settingDetails\`, on by default).`,
+      `Graph is not what takes the time here, but a first run asks more than the floor: besides the report, the compliance source lists the non-compliant devices (to apply the same device filters as the device source), makes the tenant-wide duplicate pass (serial numbers; once a day), and reads the policy states of each device with a violation that is new to it, in $batches of 20 — the failing settings' current values and error codes for the incident's note (\`settingDetails\`, on by default).`,
     );
     out.push('');
     out.push(`Graph routes: ${Object.entries(f.graph.byRoute).map(([k2, v]) => `\`${k2}\` ${int(v)}`).join(', ')}.`);
     out.push('');
     out.push(`4me root fields: ${Object.entries(f.fourme.byRootField).map(([k2, v]) => `\`${k2}\` ${int(v)}`).join(', ')}.`);
     out.push('');
+    out.push(...complianceUnchangedRows(r));
   }
 
   // ------------------------------------------------------------ 5
@@ -295,13 +292,17 @@ export function renderReport(r: Results): string {
   if (sizes.length) {
     out.push('## 6. Scaling: initial full sync by tenant size');
     out.push('');
-    out.push('Each size in a fresh world and a fresh Node-RED process; same settings as item 1. At small sizes fixed costs dominate the ratio: the first token, the duplicate pass, and half a second before the first 4me result is fetched — against a floor that fits in one 2 s window.');
+    out.push(
+      `Each size in a fresh world and a fresh Node-RED process; same settings as item 1. At small sizes fixed costs dominate the ratio: the first token, the duplicate pass, and half a second before the first 4me result is fetched — against a floor that fits in one 2 s window. ` +
+        `Above ${int(main)} devices 4me's hourly budgets bind (3,600 requests and 5,000 cost points per hour: 500,000 devices need about 2 h at the real limits), so those sizes run at time scale ${c.largeScale} (see [Method](#method)); compare them by their ratio to the floor, CPU time and memory, which do not depend on the scale.`,
+    );
     out.push('');
     out.push(
       table(
-        ['Devices', 'Passed on', 'Wall time', 'Floor', 'Ratio', 'Graph / 4me / ACMP requests', 'CPU (Node-RED)', 'Peak RSS', 'RSS at start'],
+        ['Devices', 'Time scale', 'Passed on', 'Wall time', 'Floor', 'Ratio', 'Graph / 4me / ACMP requests', 'CPU (Node-RED)', 'Peak RSS', 'RSS at start'],
         sizes.map((s) => [
           int(s.tenantDevices),
+          s.scale,
           int(num(s.facts.emitted)),
           sec(s.wallMs),
           sec(s.floor.timeMs),
@@ -318,8 +319,10 @@ export function renderReport(r: Results): string {
       const a = sizes[0];
       const b = sizes[sizes.length - 1];
       out.push(
-        `From ${int(a.tenantDevices)} to ${int(b.tenantDevices)} devices (${(b.tenantDevices / a.tenantDevices).toFixed(0)}×): wall time ${(b.wallMs / a.wallMs).toFixed(1)}×, CPU time ${(b.cpuMs / a.cpuMs).toFixed(1)}×, peak RSS ${(b.peakRssMb / a.peakRssMb).toFixed(1)}× ` +
-          `(above the RSS at start: ${mb(a.peakRssMb - a.baselineRssMb)} → ${mb(b.peakRssMb - b.baselineRssMb)}).`,
+        `From ${int(a.tenantDevices)} to ${int(b.tenantDevices)} devices (${(b.tenantDevices / a.tenantDevices).toFixed(0)}×): CPU time ${(b.cpuMs / a.cpuMs).toFixed(1)}×, peak RSS ${(b.peakRssMb / a.peakRssMb).toFixed(1)}× ` +
+          `(above the RSS at start: ${mb(a.peakRssMb - a.baselineRssMb)} → ${mb(b.peakRssMb - b.baselineRssMb)}); per 1,000 devices: ` +
+          sizes.map((x) => `${int(x.tenantDevices)}: ${((x.cpuMs / x.tenantDevices) * 1000 / 1000).toFixed(2)} s CPU, ${((x.peakRssMb - x.baselineRssMb) / (x.tenantDevices / 1000)).toFixed(1)} MB`).join('; ') +
+          '.',
       );
       out.push('');
     }
@@ -359,6 +362,10 @@ export function renderReport(r: Results): string {
       out.push('The capped run is as fast; V8 collects more often, which costs CPU time. Of its RSS, about 47 MB is the mapped Node.js binary (RssFile), whatever the heap.');
       out.push('');
     }
+    out.push('Where the memory sits at each scenario\'s peak RSS (MB), sampled every 250 ms inside the Node-RED process (bench/heap-sampler.ts: `process.memoryUsage()` and V8\'s heap spaces; committed sizes, so a space counts what V8 holds, live or not yet collected). Objects above 128 KB — a Graph page\'s text, an ACMP message, a context-store write — are V8 *large objects*: allocated straight into the old generation and freed only by a full collection.');
+    out.push('');
+    out.push(heapTable([initial, ...(r.capped ? [r.capped] : []), ...r.main.filter((x) => x !== initial && x.heap), ...(r.template ? [r.template.cold] : [])]));
+    out.push('');
     out.push(
       'Measured while building this bench (same flow, not part of the run above): a heap snapshot of the capped process 85 % into the initial sync held 159 MB of objects, of which 75 MB were strings — device ids, fingerprints, CI ids, names — and 19 MB the two strings Node-RED\'s `localfilesystem` store was writing. ' +
         'That store serialises a node\'s whole context into one string, and then one buffer, 30 s after any change. Two changes keep that spike small: the sinks store their per-device state packed, one line of ASCII per device (nodes/lib/run/packed-state.ts), less than half the size of the indented JSON it replaced (which at 60,000 devices was some 50 MB at once and made a heap capped at 200 MB run out of memory); and within a run they write it at most every 5 minutes and at the run\'s end (it was after every page: a flush every 30 s). ' +
@@ -373,19 +380,23 @@ export function renderReport(r: Results): string {
     out.push('## Deleted-user check (reported separately)');
     out.push('');
     out.push(
-      `Items 1–6 run the device source with **checkDeletedUsers off**. With it on, the source asks the directory about every distinct primary user (GET /users/{id} in $batches of 20, cached for an hour) to recognise devices whose user was deleted. Measured on its own (devices source only, no sinks) over the ${int(main)}-device tenant:`,
+      `Items 1–6 run the device source with **checkDeletedUsers off**. With it on, the source recognises devices whose user was deleted: from the device record where it can (a blank UPN or Intune's deleted-user name), else from the directory — by id (GET /users/{id} in $batches of 20, cached for an hour) while few users are open, by one listing of the tenant's user ids (GET /users?$select=id&$top=999) once a run leaves 200 or more open. Measured on its own (devices source only, no sinks, cache cold) over the ${int(main)}-device tenant:`,
     );
     out.push('');
+    const ud = (users.runs.users?.details ?? {}) as Record<string, unknown>;
     out.push(
       table(
-        ['Users looked up', 'Graph HTTP requests', '$batch items', 'Wall time', 'CPU (Node-RED)'],
-        [[int(num(users.facts.userLookups)), int(f.graph.requests), int(f.graph.batchItems), sec(users.wallMs), sec(users.cpuMs)]],
+        ['Users looked up by id', 'Directory listing requests', 'Graph HTTP requests (device pages included)', '$batch items', 'Wall time', 'CPU (Node-RED)'],
+        [[int(num(users.facts.userLookups)), int(num(ud.userListingRequests)), int(f.graph.requests), int(f.graph.batchItems), sec(users.wallMs), sec(users.cpuMs)]],
       ),
     );
     out.push('');
-    out.push('The directory bucket is not Intune\'s: our client paces it at 5,000 look-ups per 10 s, within the identity service\'s documented limits (docs/graph-users.md), so these look-ups never eat the device budget and never ride a 429. Only users the device record leaves open are asked: a user id with a UPN (the deleted-user name or a blank UPN decides without the directory).');
+    out.push('The directory bucket is not Intune\'s: our client paces it at 5,000 requests per 10 s, within the identity service\'s documented limits (docs/graph-users.md), so the directory never eats the device budget and never rides a 429. The shipped 4me template has this check on: see [The shipped 4me template](#the-shipped-4me-template).');
     out.push('');
   }
+
+  // ------------------------------------------------------------ template
+  out.push(...templateSection(r));
 
   // ------------------------------------------------------------ naive
   if (r.naive) {
@@ -493,7 +504,7 @@ export function renderReport(r: Results): string {
   out.push('## Method');
   out.push('');
   out.push(
-    `- **Command:** \`npm run bench\` (builds, then runs bench/run.ts). Options: \`--sizes=${c.sizes.join(',')}\` (largest = main tenant), \`--latency=${c.latencyMs}\`, \`--scale=${c.scale}\`, \`--compliance-scale=${c.complianceScale}\`, \`--lock=${c.lockDevices}\`, \`--naive=${c.naiveDevices}\`, \`--no-compliance\`, \`--no-deleted-users\`, \`--store=${c.store}\`, \`--capped="${c.cappedNodeOptions ?? ''}"\` (V8 options of the heap-capped rerun of item 1; empty = skip), \`--report=bench/REPORT.md\`, \`--only=lock\` (item 5 alone: prints its figures, leaves the report alone); the same as BENCH_* environment variables (bench/run.ts).`,
+    `- **Command:** \`npm run bench\` (builds, then runs bench/run.ts). Options: \`--sizes=${c.sizes.join(',')}\` (item 6), \`--main=${c.mainSize}\` (items 1–5, compliance, template), \`--large-scale=${c.largeScale}\` (time scale of sizes above the main tenant), \`--no-template\`, \`--latency=${c.latencyMs}\`, \`--scale=${c.scale}\`, \`--compliance-scale=${c.complianceScale}\`, \`--lock=${c.lockDevices}\`, \`--naive=${c.naiveDevices}\`, \`--no-compliance\`, \`--no-deleted-users\`, \`--store=${c.store}\`, \`--capped="${c.cappedNodeOptions ?? ''}"\` (V8 options of the heap-capped rerun of item 1; empty = skip), \`--report=bench/REPORT.md\`, \`--only=lock\` (item 5 alone: prints its figures, leaves the report alone); the same as BENCH_* environment variables (bench/run.ts).`,
   );
   out.push(
     `- **Services:** the project's simulators (sim/) on 127.0.0.1 in the bench process: identity platform, Microsoft Graph over a seeded tenant (seed ${c.seed}), 4me (one account, its people in a directory account: one person per tenant user but every tenth), a SICS bus with one ACMP server. Each enforces the real limits: Graph's Intune buckets (2,000 requests and 200 writes per 20 s per app; device configuration and reports 1,000 / 100), 4me's 20 per 2 s, 3,600 per hour and 5,000 cost points per hour.`,
@@ -504,6 +515,9 @@ export function renderReport(r: Results): string {
   );
   out.push(
     `- **Node-RED:** a real Node-RED process per tenant size (sim/node-red-runner.ts), the package linked into its user directory, the flow (bench/flow.ts) deployed through the Admin API and each run started by pressing an inject node through the Admin API. Nodes as an integrator sets them up: device source with every platform and personal devices, duplicates collapsed, deleted-user check off (reported separately), no schedules; 4me sink with ${c.fourmeConcurrency} parallel uploads, person matching on, default client pacing (20 requests per 2 s) and result polling (${c.asyncPollMs} ms); ACMP sink with 200 devices per message; state in the \`${c.store || 'memory'}\` context store${c.store === 'file' ? ' (localfilesystem: persistent, as the templates use)' : ''}.`,
+  );
+  out.push(
+    '- **Memory by kind:** the Node-RED process is started with `--require bench/heap-sampler.js` (changes no heap setting), which writes `process.memoryUsage()` and V8\'s heap-space sizes every 250 ms; each scenario reports the sample with the highest RSS.',
   );
   out.push(
     '- **Measured:** wall time from the inject to the last sink\'s run summary (timestamps from the Node-RED process); requests per service from the simulators\' own counters; CPU time (user + system) of the Node-RED process from /proc/<pid>/stat; peak RSS from /proc/<pid>/status (VmHWM), reset at each scenario\'s start (/proc/<pid>/clear_refs), so a later scenario\'s peak includes the heap earlier ones left; with the `file` store, CPU time and peak RSS are read 35 s after the run ends, so they include the context store\'s write of the sinks\' state (30 s after the last change). Budgets (throttling windows) are emptied between scenarios.',

@@ -6,7 +6,10 @@
  *   bench/REPORT.md                    the report (committed)
  *
  * Options (flags or environment variables):
- *   --sizes=1000,10000,100000   BENCH_SIZES        tenant sizes (largest = main tenant)
+ *   --sizes=1000,10000,100000,500000  BENCH_SIZES  tenant sizes of the scaling runs (item 6)
+ *   --main=100000               BENCH_MAIN         the main tenant (items 1–5, compliance, template)
+ *   --large-scale=24            BENCH_LARGE_SCALE  time scale of scaling runs above the main tenant
+ *   --no-template                                  skip the shipped 4me template (cold run, Preview)
  *   --latency=50                BENCH_LATENCY_MS   per-request latency at scale 1 (ms)
  *   --scale=1                   BENCH_SCALE        time scale of the sync scenarios
  *   --compliance-scale=24       BENCH_COMPLIANCE_SCALE
@@ -64,6 +67,9 @@ async function main(): Promise<void> {
   const c: BenchConfig = {
     ...DEFAULT_CONFIG,
     sizes: sizes ? sizes.split(',').map((s) => Number(s.trim())) : DEFAULT_CONFIG.sizes,
+    mainSize: numberOption('main', 'BENCH_MAIN', DEFAULT_CONFIG.mainSize),
+    largeScale: numberOption('large-scale', 'BENCH_LARGE_SCALE', DEFAULT_CONFIG.largeScale),
+    template: !process.argv.includes('--no-template'),
     latencyMs: numberOption('latency', 'BENCH_LATENCY_MS', DEFAULT_CONFIG.latencyMs),
     scale: numberOption('scale', 'BENCH_SCALE', DEFAULT_CONFIG.scale),
     complianceScale: numberOption('compliance-scale', 'BENCH_COMPLIANCE_SCALE', DEFAULT_CONFIG.complianceScale),
@@ -79,7 +85,8 @@ async function main(): Promise<void> {
   if (only !== undefined && only !== 'lock' && only !== 'software') throw new Error(`--only: "lock" or "software" (got ${only})`);
   if (only === 'lock') c.only = only;
   c.naive = c.naiveDevices > 0;
-  if (c.sizes.some((n) => !Number.isInteger(n) || n < 10 || n > 200_000)) throw new Error('--sizes: whole numbers from 10 to 200000');
+  if ([...c.sizes, c.mainSize].some((n) => !Number.isInteger(n) || n < 10 || n > 1_000_000)) throw new Error('--sizes, --main: whole numbers from 10 to 1000000');
+  if (!(c.largeScale >= 1)) throw new Error('--large-scale: a number from 1');
   const reportPath = option('report', 'BENCH_REPORT') ?? path.join('bench', 'REPORT.md');
 
   const m = machine();
@@ -105,7 +112,7 @@ async function main(): Promise<void> {
 /** --only=software: the discovered-apps scenario on the largest size; its block of the report is rewritten. */
 async function softwareOnly(c: BenchConfig, m: ReturnType<typeof machine>, reportPath: string): Promise<void> {
   const perDevice = numberOption('per-device', 'BENCH_PER_DEVICE', 0);
-  const results = { kind: 'software', machine: m, ...(await runSoftwareBench(c, Math.max(...c.sizes), perDevice)) };
+  const results = { kind: 'software', machine: m, ...(await runSoftwareBench(c, c.mainSize, perDevice)) };
   const out = path.join(repoRoot, 'bench', 'out');
   fs.mkdirSync(out, { recursive: true });
   const jsonFile = path.join(out, `software-${results.startedAt.replace(/[:.]/g, '-')}.json`);

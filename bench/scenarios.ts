@@ -20,10 +20,17 @@ import { startWorld, FOURME_ACCOUNT, type World } from './world';
 import { startBenchRed, measure, snapshot, diff, type BenchRed, type Json, type Measured } from './harness';
 import { acmpFloor, fourmeCiFloor, fourmeIncidentFloor, graphActionFloor, graphComplianceFloor, graphReadFloor, type ServiceFloor } from './floor';
 import { naiveSync, type NaiveResult } from './naive';
+import { templateFlow, templateFullRun, templatePreview } from './template';
 
 export interface BenchConfig {
-  /** Tenant sizes of the scaling runs; the largest is the main tenant. */
+  /** Tenant sizes of the scaling runs (item 6); the main tenant's size is one of them or added. */
   sizes: number[];
+  /** The main tenant (items 1–5, the template, compliance). */
+  mainSize: number;
+  /** Time scale of scaling runs above the main tenant's size: 4me's hourly budgets bind there (500,000 devices: 2 h at scale 1). */
+  largeScale: number;
+  /** Run the shipped 4me template (first run with a cold directory cache, and its Preview). */
+  template: boolean;
   seed: number;
   /** Per-request latency of every simulated service at time scale 1 (ms). */
   latencyMs: number;
@@ -62,7 +69,10 @@ export interface BenchConfig {
 }
 
 export const DEFAULT_CONFIG: BenchConfig = {
-  sizes: [1000, 10_000, 100_000],
+  sizes: [1000, 10_000, 100_000, 500_000],
+  mainSize: 100_000,
+  largeScale: 24,
+  template: true,
   seed: 20_240_901,
   latencyMs: 50,
   scale: 1,
@@ -120,6 +130,10 @@ export interface BenchResults {
   /** The initial full sync of the main tenant again, heap capped (cappedNodeOptions). */
   capped?: ScenarioResult & { nodeOptions: string };
   compliance?: ScenarioResult;
+  /** The compliance run again with nothing changed: what an hourly run costs between changes. */
+  complianceUnchanged?: ScenarioResult;
+  /** The shipped 4me template: its first full run with the directory cache cold, and its Preview. */
+  template?: { cold: ScenarioResult; preview: { ms: number; answer: Json; graphRoutes: Record<string, number> } };
   naive?: {
     devices: number;
     naive: { initial: NaiveResult & { sims: ServiceFigures }; unchanged: NaiveResult & { sims: ServiceFigures } };
@@ -252,8 +266,8 @@ async function syncScenario(
 }
 
 /** Scaling: one initial full sync per tenant size, each in a fresh world and Node-RED. */
-async function scalingRun(c: BenchConfig, size: number, nodeOptions?: string): Promise<ScenarioResult> {
-  const w = await startWorld({ devices: size, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+async function scalingRun(c: BenchConfig, size: number, nodeOptions?: string, scale = c.scale): Promise<ScenarioResult> {
+  const w = await startWorld({ devices: size, seed: c.seed, latencyMs: c.latencyMs, scale });
   const b = await startBenchRed(w, flowOptions(c, []), { echo: c.echo, nodeOptions });
   try {
     return await syncScenario(`initial full sync, ${size.toLocaleString('en')} devices`, c, w, b, 'bench-inj-full', { changed: 'all', emails: 'all', graphDevices: size });
@@ -291,7 +305,7 @@ async function lockScenario(c: BenchConfig, w: World, b: BenchRed, lockIds: stri
 export async function runBench(c: BenchConfig): Promise<BenchResults> {
   const started = Date.now();
   const sizes = [...c.sizes].sort((a, b) => a - b);
-  const mainSize = sizes[sizes.length - 1];
+  const mainSize = c.mainSize;
   const results: BenchResults = {
     config: { ...c, log: undefined } as unknown as BenchResults['config'],
     startedAt: new Date(started).toISOString(),
@@ -302,7 +316,7 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
   delete (results.config as Partial<BenchConfig>).log;
 
   // ---------------------------------------------------------------- scaling
-  for (const size of c.only ? [] : sizes.slice(0, -1)) {
+  for (const size of c.only ? [] : sizes.filter((n) => n < mainSize)) {
     c.log(`scaling: ${size} devices`);
     results.scaling.push(await scalingRun(c, size));
   }
@@ -410,12 +424,50 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
         });
         c.log(`  compliance: ${(r.wallMs / 1000).toFixed(1)} s at scale ${w.scale} (floor ${(r.floor.timeMs / 1000).toFixed(1)} s), ${raised} incidents, Graph ${r.services.graph.requests} req, 4me ${r.services.fourme.graphql} req (cost ${r.services.fourme.cost})`);
         results.compliance = r;
+
+        // The same run again, nothing changed: every violation is known (no policy-state read, no incident),
+        // the serial numbers' twins are kept from the first run (compliance-twins.ts).
+        const again = await measure(b, w, 'bench-inj-comp', ['compliance', 'fourme'], c.timeoutMs);
+        const comp2 = again.runs.compliance as { result?: string; stats?: Json; details?: Json };
+        check(comp2.result === 'completed', `compliance, unchanged: the run ended ${comp2.result}`);
+        const fm2 = again.runs.fourme as { incidents?: Record<string, number> };
+        const r2 = result('compliance run, nothing changed', w, b, again, { graph, timeMs: graph.timeMs }, { emitted: num(comp2.stats?.emitted), incidents: fm2.incidents, details: comp2.details ?? {} });
+        c.log(`  compliance, unchanged: ${(r2.wallMs / 1000).toFixed(1)} s at scale ${w.scale}, Graph ${r2.services.graph.requests} req (floor ${graph.requests}), ${num(fm2.incidents?.raised)} raised, routes ${JSON.stringify(r2.services.graph.byRoute)}`);
+        results.complianceUnchanged = r2;
       } finally {
         await b.stop();
       }
     }
   } finally {
     await w.stop();
+  }
+
+  // ---------------------------------------------------------------- the shipped 4me template
+  if (c.template) {
+    c.log(`shipped 4me template: ${mainSize} devices, directory cache cold`);
+    const tw = await startWorld({ devices: mainSize, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+    try {
+      const flow = templateFlow(tw);
+      const b = await startBenchRed(tw, { ...flowOptions(c, []), store: '' }, { echo: c.echo, nodes: flow });
+      try {
+        // The Preview first, as an integrator opens the dialog before the first run: nothing cached yet.
+        const preview = await templatePreview(tw, b, flow);
+        c.log(`  Preview: ${(preview.ms / 1000).toFixed(1)} s, ${JSON.stringify({ imported: preview.answer.imported, requests: preview.answer.requests, userLookupsPending: preview.answer.userLookupsPending })}`);
+        const run = await templateFullRun(tw, b, flow, c.timeoutMs);
+        const emails = distinctEmails(tw);
+        const graphFloor = graphReadFloor(mainSize, tw.scale, c.latencyMs);
+        const fourme = fourmeCiFloor(run.emitted, emails, tw.scale, c.latencyMs);
+        const cold = result('shipped 4me template, first full run', tw, b, run.m, { graph: graphFloor, fourme, timeMs: Math.max(graphFloor.timeMs, fourme.timeMs) }, { emitted: run.emitted, emails, details: run.details });
+        c.log(
+          `  cold run: ${(cold.wallMs / 1000).toFixed(1)} s (4me floor ${(fourme.timeMs / 1000).toFixed(1)} s), ${run.emitted} devices; Graph ${cold.services.graph.requests} req ${JSON.stringify(cold.services.graph.byRoute)}, 4me ${cold.services.fourme.graphql} req; peak RSS ${cold.peakRssMb.toFixed(0)} MB`,
+        );
+        results.template = { cold, preview };
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await tw.stop();
+    }
   }
 
   // ---------------------------------------------------------------- naive
@@ -452,6 +504,11 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
     } finally {
       await ow.stop();
     }
+  }
+  // ---------------------------------------------------------------- scaling above the main tenant
+  for (const size of sizes.filter((n) => n > mainSize)) {
+    c.log(`scaling: ${size} devices, time scale ${c.largeScale}`);
+    results.scaling.push(await scalingRun(c, size, undefined, c.largeScale));
   }
   results.finishedAt = new Date().toISOString();
   results.durationMs = Date.now() - started;

@@ -6,7 +6,7 @@
  * allow and against the per-device way (managedDevices/{id}/detectedApps),
  * with peak memory of the Node-RED process.
  *
- * Runs alone: `npm run bench -- --only=software [--sizes=100000]`. Its report
+ * Runs alone: `npm run bench -- --only=software [--main=100000]`. Its report
  * section is a block of bench/REPORT.md between two markers that the full
  * report keeps (spliceSoftwareSection).
  *
@@ -361,7 +361,7 @@ async function softwareRun(name: string, c: BenchConfig, w: World, b: BenchRed, 
   return run;
 }
 
-/** The software scenario on a tenant of `devices` (the largest of c.sizes). */
+/** The software scenario on a tenant of `devices` (the main tenant, --main). */
 export async function runSoftwareBench(c: BenchConfig, devices: number, perDeviceDevices = 0): Promise<SoftwareResults> {
   const started = Date.now();
   c.log(`software: ${devices} devices, discovered apps on`);
@@ -489,7 +489,7 @@ export function renderSoftwareSection(r: SoftwareResults & { machine?: { cpu: st
   out.push(`## Discovered apps (software): ${int(r.devices)} devices`);
   out.push('');
   out.push(
-    `The device source with "Discovered apps" on (Intune's AppInvRawData report export, docs/graph-software.md) into 4me (software CIs + relations, docs/fourme-software.md) and one ACMP server, in a real Node-RED process, at time scale ${r.scale}, ${r.latencyMs} ms per request; measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC with \`npm run bench -- --only=software --sizes=${r.devices}\`. ` +
+    `The device source with "Discovered apps" on (Intune's AppInvRawData report export, docs/graph-software.md) into 4me (software CIs + relations, docs/fourme-software.md) and one ACMP server, in a real Node-RED process, at time scale ${r.scale}, ${r.latencyMs} ms per request; measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC with \`npm run bench -- --only=software --main=${r.devices}\`. ` +
       `**The machine was shared with other work during the run** (${r.machine ? `${r.machine.cores} cores; ` : ''}load average before → after: initial ${i.load.before.split(' ').slice(0, 3).join(' ')} → ${i.load.after.split(' ').slice(0, 3).join(' ')}, unchanged ${u.load.before.split(' ').slice(0, 3).join(' ')} → ${u.load.after.split(' ').slice(0, 3).join(' ')}): wall and CPU times are upper bounds; request counts are exact.`,
   );
   out.push('');

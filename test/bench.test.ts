@@ -9,6 +9,7 @@ import { DEFAULT_CONFIG, runBench, type BenchResults, type ScenarioResult } from
 import { renderReport } from '../bench/report';
 import { machine } from '../bench/proc';
 import { fourmeCiFloor, graphActionFloor, scheduleMs } from '../bench/floor';
+import { num } from '../bench/report-targets';
 
 describe('bench (small version of npm run bench)', function () {
   this.timeout(180_000);
@@ -23,6 +24,7 @@ describe('bench (small version of npm run bench)', function () {
     r = await runBench({
       ...DEFAULT_CONFIG,
       sizes: [300],
+      mainSize: 300,
       scale: 10,
       complianceScale: 20,
       latencyMs: 20,
@@ -109,6 +111,31 @@ describe('bench (small version of npm run bench)', function () {
     expect(s.services.fourme.throttled).to.equal(0);
   });
 
+  it('compliance, nothing changed: no incident, no policy-state read, no tenant-wide duplicate pass, Graph within 3× the floor', () => {
+    const s = r.complianceUnchanged!;
+    const first = r.compliance!;
+    expect(s.facts.emitted).to.equal(first.facts.emitted);
+    expect((s.facts.incidents as Record<string, number>).raised).to.equal(0);
+    expect(s.services.fourme.byRootField['mutation.requestCreate'] ?? 0).to.equal(0);
+    const routes = s.services.graph.byRoute;
+    expect(Object.keys(routes).some((k) => k.endsWith('/deviceCompliancePolicyStates')), JSON.stringify(routes)).to.equal(false);
+    expect((s.facts.details as Record<string, unknown>).duplicatePages ?? 0, 'no tenant-wide serial pass').to.equal(0);
+    expect(s.services.graph.requests).to.be.at.most(3 * s.floor.graph!.requests);
+  });
+
+  it('shipped 4me template: its Preview asks the directory nothing; its first run writes every device it passes on', () => {
+    const t = r.template!;
+    expect(t.preview.answer.ok).to.equal(true);
+    expect(t.preview.answer.total).to.equal(300);
+    expect(Object.keys(t.preview.graphRoutes).filter((k) => k.includes('/users') || k.includes('$batch')), JSON.stringify(t.preview.graphRoutes)).to.deep.equal([]);
+    expect(t.preview.graphRoutes['GET /deviceManagement/managedDevices']).to.equal(num(t.preview.answer.requests));
+    const emitted = Number(t.cold.facts.emitted);
+    expect(emitted).to.be.within(1, 300);
+    expect(t.cold.services.fourme.byRootField['mutation.discoveredConfigurationItems']).to.equal(Math.ceil(emitted / 100));
+    expect(t.cold.floor.fourme!.writes).to.equal(Math.ceil(emitted / 100));
+    expect(t.cold.heap?.atPeak.rss, 'the heap sampler ran in the Node-RED process').to.be.above(0);
+  });
+
   it('naive way: look-ups and a write per device on every run; ours writes nothing the second time', () => {
     const n = r.naive!;
     expect(n.devices).to.equal(15);
@@ -122,7 +149,7 @@ describe('bench (small version of npm run bench)', function () {
 
   it('renders the report with every section', () => {
     const md = renderReport({ machine: machine(), ...r });
-    for (const h of ['## Targets', '## Machine', '## 1. Initial full sync', '## 2. Incremental sync', '## 3. Unchanged full sync', '## 4. Compliance run', '## 5. Bulk action', '## 6. Scaling', '## The naive way', '## How each floor is computed', '## Method']) {
+    for (const h of ['## Targets', '## Machine', '## 1. Initial full sync', '## 2. Incremental sync', '## 3. Unchanged full sync', '## 4. Compliance run', '## 5. Bulk action', '## 6. Scaling', '## The shipped 4me template', '## The naive way', '## How each floor is computed', '## Method']) {
       expect(md, h).to.include(h);
     }
     expect(md).to.not.match(/NaN|undefined/);

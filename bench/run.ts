@@ -26,6 +26,7 @@
  *                                                  figures and writes the raw results, leaves the report alone
  *   --only=software                                discovered apps (bench/software.ts) on the largest size: writes
  *                                                  bench/out/software-….json and its block of the report
+ *   --only=template                                the shipped 4me template alone (like lock: prints, leaves the report)
  *   --per-device=10000          BENCH_PER_DEVICE   with --only=software: also measure the per-device way
  *                                                  (detectedApps, 20 per $batch) on a tenant of that size (0 = skip)
  */
@@ -82,8 +83,8 @@ async function main(): Promise<void> {
     echo: process.argv.includes('--echo'),
   };
   const only = option('only', 'BENCH_ONLY');
-  if (only !== undefined && only !== 'lock' && only !== 'software') throw new Error(`--only: "lock" or "software" (got ${only})`);
-  if (only === 'lock') c.only = only;
+  if (only !== undefined && only !== 'lock' && only !== 'software' && only !== 'template') throw new Error(`--only: "lock", "template" or "software" (got ${only})`);
+  if (only === 'lock' || only === 'template') c.only = only;
   c.naive = c.naiveDevices > 0;
   if ([...c.sizes, c.mainSize].some((n) => !Number.isInteger(n) || n < 10 || n > 1_000_000)) throw new Error('--sizes, --main: whole numbers from 10 to 1000000');
   if (!(c.largeScale >= 1)) throw new Error('--large-scale: a number from 1');

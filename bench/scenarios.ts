@@ -61,11 +61,12 @@ export interface BenchConfig {
   log: (m: string) => void;
   echo?: boolean;
   /**
+   * 'template': only the shipped 4me template (Preview, cold first run).
    * 'lock': only the bulk action on the main tenant, in a fresh Node-RED
    * (to re-measure item 5 without the 23-minute run; the report is then
    * not rewritten, its figures are printed).
    */
-  only?: 'lock';
+  only?: 'lock' | 'template';
 }
 
 export const DEFAULT_CONFIG: BenchConfig = {
@@ -302,6 +303,34 @@ async function lockScenario(c: BenchConfig, w: World, b: BenchRed, lockIds: stri
   return r;
 }
 
+/** The shipped 4me template in a fresh world and Node-RED: its Preview, then its first full run (directory cache cold). */
+async function templateScenario(c: BenchConfig, mainSize: number): Promise<NonNullable<BenchResults['template']>> {
+  c.log(`shipped 4me template: ${mainSize} devices, directory cache cold`);
+  const tw = await startWorld({ devices: mainSize, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+  try {
+    const flow = templateFlow(tw);
+    const b = await startBenchRed(tw, { ...flowOptions(c, []), store: '' }, { echo: c.echo, nodes: flow });
+    try {
+      // The Preview first, as an integrator opens the dialog before the first run: nothing cached yet.
+      const preview = await templatePreview(tw, b, flow);
+      c.log(`  Preview: ${(preview.ms / 1000).toFixed(1)} s, ${JSON.stringify({ imported: preview.answer.imported, requests: preview.answer.requests, userLookupsPending: preview.answer.userLookupsPending })}`);
+      const run = await templateFullRun(tw, b, flow, c.timeoutMs);
+      const emails = distinctEmails(tw);
+      const graphFloor = graphReadFloor(mainSize, tw.scale, c.latencyMs);
+      const fourme = fourmeCiFloor(run.emitted, emails, tw.scale, c.latencyMs);
+      const cold = result('shipped 4me template, first full run', tw, b, run.m, { graph: graphFloor, fourme, timeMs: Math.max(graphFloor.timeMs, fourme.timeMs) }, { emitted: run.emitted, emails, details: run.details });
+      c.log(
+        `  cold run: ${(cold.wallMs / 1000).toFixed(1)} s (4me floor ${(fourme.timeMs / 1000).toFixed(1)} s), ${run.emitted} devices; Graph ${cold.services.graph.requests} req ${JSON.stringify(cold.services.graph.byRoute)}, 4me ${cold.services.fourme.graphql} req; peak RSS ${cold.peakRssMb.toFixed(0)} MB${heapLine(cold.heap)}`,
+      );
+      return { cold, preview };
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await tw.stop();
+  }
+}
+
 export async function runBench(c: BenchConfig): Promise<BenchResults> {
   const started = Date.now();
   const sizes = [...c.sizes].sort((a, b) => a - b);
@@ -329,6 +358,13 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
   for (let i = 0; lockIds.length < c.lockDevices && i < w.tenant.positions; i++) {
     const d = w.tenant.deviceAt(i);
     if (d) lockIds.push(d.id);
+  }
+  if (c.only === 'template') {
+    await w.stop();
+    results.template = await templateScenario(c, mainSize);
+    results.finishedAt = new Date().toISOString();
+    results.durationMs = Date.now() - started;
+    return results;
   }
   if (c.only === 'lock') {
     try {
@@ -443,68 +479,8 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
   }
 
   // ---------------------------------------------------------------- the shipped 4me template
-  if (c.template) {
-    c.log(`shipped 4me template: ${mainSize} devices, directory cache cold`);
-    const tw = await startWorld({ devices: mainSize, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
-    try {
-      const flow = templateFlow(tw);
-      const b = await startBenchRed(tw, { ...flowOptions(c, []), store: '' }, { echo: c.echo, nodes: flow });
-      try {
-        // The Preview first, as an integrator opens the dialog before the first run: nothing cached yet.
-        const preview = await templatePreview(tw, b, flow);
-        c.log(`  Preview: ${(preview.ms / 1000).toFixed(1)} s, ${JSON.stringify({ imported: preview.answer.imported, requests: preview.answer.requests, userLookupsPending: preview.answer.userLookupsPending })}`);
-        const run = await templateFullRun(tw, b, flow, c.timeoutMs);
-        const emails = distinctEmails(tw);
-        const graphFloor = graphReadFloor(mainSize, tw.scale, c.latencyMs);
-        const fourme = fourmeCiFloor(run.emitted, emails, tw.scale, c.latencyMs);
-        const cold = result('shipped 4me template, first full run', tw, b, run.m, { graph: graphFloor, fourme, timeMs: Math.max(graphFloor.timeMs, fourme.timeMs) }, { emitted: run.emitted, emails, details: run.details });
-        c.log(
-          `  cold run: ${(cold.wallMs / 1000).toFixed(1)} s (4me floor ${(fourme.timeMs / 1000).toFixed(1)} s), ${run.emitted} devices; Graph ${cold.services.graph.requests} req ${JSON.stringify(cold.services.graph.byRoute)}, 4me ${cold.services.fourme.graphql} req; peak RSS ${cold.peakRssMb.toFixed(0)} MB`,
-        );
-        results.template = { cold, preview };
-      } finally {
-        await b.stop();
-      }
-    } finally {
-      await tw.stop();
-    }
-  }
+  if (c.template) results.template = await templateScenario(c, mainSize);
 
-  // ---------------------------------------------------------------- naive
-  if (c.naive && c.naiveDevices > 0) {
-    c.log(`naive vs ours: ${c.naiveDevices} devices`);
-    const nw = await startWorld({ devices: c.naiveDevices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
-    let naive: NonNullable<BenchResults['naive']>['naive'];
-    try {
-      nw.fourme.seedProductCategory({ name: 'Other device', group: 'computer', reference: 'computer/other_device' }, FOURME_ACCOUNT);
-      const s0 = snapshot(nw);
-      const initial = await naiveSync(nw);
-      const s1 = snapshot(nw);
-      nw.resetThrottling();
-      const unchanged = await naiveSync(nw);
-      const s2 = snapshot(nw);
-      naive = {
-        initial: { ...initial, sims: figures({ sims: diff(s0, s1) } as Measured) },
-        unchanged: { ...unchanged, sims: figures({ sims: diff(s1, s2) } as Measured) },
-      };
-      c.log(`  naive: ${(initial.wallMs / 1000).toFixed(1)} s, 4me ${initial.fourme.requests} req; unchanged: ${(unchanged.wallMs / 1000).toFixed(1)} s, ${unchanged.fourme.updates} updates`);
-    } finally {
-      await nw.stop();
-    }
-    const ow = await startWorld({ devices: c.naiveDevices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
-    try {
-      const b = await startBenchRed(ow, flowOptions(c, []), { echo: c.echo });
-      try {
-        const initial = await syncScenario('ours, initial', c, ow, b, 'bench-inj-full', { changed: 'all', emails: 'all', graphDevices: c.naiveDevices });
-        const unchanged = await syncScenario('ours, unchanged', c, ow, b, 'bench-inj-full', { changed: 0, emails: 0, graphDevices: c.naiveDevices });
-        results.naive = { devices: c.naiveDevices, naive, ours: { initial, unchanged } };
-      } finally {
-        await b.stop();
-      }
-    } finally {
-      await ow.stop();
-    }
-  }
   // ---------------------------------------------------------------- scaling above the main tenant
   for (const size of sizes.filter((n) => n > mainSize)) {
     c.log(`scaling: ${size} devices, time scale ${c.largeScale}`);

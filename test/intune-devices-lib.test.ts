@@ -30,6 +30,7 @@ import { RunSchedule, intervalMs, firstDueAt, FIRST_RUN_DELAY_MS, type ScheduleC
 import { ContextValue, storeInfo, type ContextLike } from '../nodes/lib/node-red/context-state';
 import { DeletedUserCheck, UserExistenceCache } from '../nodes/lib/devices/deleted-users';
 import { emptyTally, scanDevices, sinceFilter, INCREMENTAL_BUFFER_RECORDS } from '../nodes/lib/devices/device-scan';
+import { previewScan } from '../nodes/lib/devices/device-preview';
 import { SimTenant } from '../sim/tenant';
 
 const DAY = 86_400_000;
@@ -492,6 +493,60 @@ describe('intune-devices services', () => {
       expect(sinceFilter('2025-01-02T03:04:05Z')).to.equal('lastSyncDateTime gt 2025-01-02T03:04:05.000Z');
       expect(sinceFilter(undefined)).to.equal(undefined);
       expect(() => sinceFilter('yesterday')).to.throw(/not a date/);
+    });
+
+    it('preview: one listing counts what the two passes of a run decide — the newer twin wins wherever it is listed, ties go to the first, the winner keeps its own verdict', async () => {
+      const pages = [
+        [
+          rec({ id: 'old1', serialNumber: 'S1', lastSyncDateTime: '2025-05-01T00:00:00Z' }),
+          rec({ id: 'tieA', serialNumber: 'S2', lastSyncDateTime: '2025-05-10T00:00:00Z' }),
+          rec({ id: 'winMac', serialNumber: 'S3', operatingSystem: 'macOS', lastSyncDateTime: '2025-05-30T00:00:00Z' }),
+        ],
+        [
+          rec({ id: 'new1', serialNumber: 'S1', lastSyncDateTime: '2025-05-20T00:00:00Z' }),
+          rec({ id: 'tieB', serialNumber: 'S2', lastSyncDateTime: '2025-05-10T00:00:00Z' }),
+          rec({ id: 'oldWin', serialNumber: 'S3', lastSyncDateTime: '2025-05-02T00:00:00Z' }),
+          rec({ id: 'p1', serialNumber: 'Default string' }),
+          rec({ id: 'p2', serialNumber: 'Default string' }),
+        ],
+      ];
+      const calls: string[][] = [];
+      const graph = {
+        async *pages(_p: string, o: { select: string[] }) {
+          calls.push(o.select);
+          let n = 0;
+          for (const items of pages) yield { items: items.map((r) => ({ ...r })), page: ++n };
+        },
+      };
+      const windowsOnly: DeviceFilterSettings = { ...DEFAULT_FILTERS, platforms: { windows: true, macos: false, ios: false, android: false, linux: false, other: false } };
+      const run = async (fn: 'scan' | 'preview') => {
+        const tally = emptyTally();
+        const kept: string[] = [];
+        const o = {
+          graph: graph as never,
+          version: 'v1.0' as const,
+          select: deviceSelect('v1.0'),
+          collapseDuplicates: true,
+          filters: windowsOnly,
+          normalise: opts,
+          users: new DeletedUserCheck({ graph: { batch: async () => new Map() } as never, cache: new UserExistenceCache(), useDirectory: false }),
+          now: NOW,
+          tally,
+        };
+        if (fn === 'scan') for await (const p of scanDevices(o)) kept.push(...p.devices.map((d) => d.id));
+        else await previewScan({ ...o, onKept: (id) => kept.push(id) });
+        return { tally, kept: kept.sort() };
+      };
+      const scan = await run('scan');
+      calls.length = 0;
+      const preview = await run('preview');
+      expect(calls, 'one listing').to.have.length(1);
+      expect(preview.kept).to.deep.equal(['new1', 'p1', 'p2', 'tieA']);
+      expect(preview.kept).to.deep.equal(scan.kept);
+      expect(preview.tally.skipped).to.deep.equal(scan.tally.skipped);
+      expect(preview.tally.skipped.duplicate).to.equal(3);
+      expect(preview.tally.skipped.platform, 'the Mac wins its serial and is then left out by platform').to.equal(1);
+      expect({ ...preview.tally, pages: 0, duplicatePages: 0 }).to.deep.equal({ ...scan.tally, pages: 0, duplicatePages: 0 });
     });
 
     it('full run: the duplicate pass first with two fields, then the devices, counting every record once', async () => {

@@ -24,6 +24,7 @@ import { registerNode } from '../lib/node-red/register';
 import { deviceSelect, FILTER_SELECT } from '../lib/devices/device-normaliser';
 import { planRun, settingsFingerprint, stateAfterRun, type DeviceSyncState } from '../lib/devices/device-watermark';
 import { emptyTally, scanDevices } from '../lib/devices/device-scan';
+import { previewScan } from '../lib/devices/device-preview';
 import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
 import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/devices/device-source-settings';
 import { RunRequestStats, type ActiveRun } from '../lib/run/sync-run';
@@ -276,7 +277,8 @@ export = function register(RED: NodeAPI): void {
           ? await RunSoftware.start({ graph: conn.graph, agent: conn.agent, version: s.graphVersion, signal, stats })
           : null;
         if (software?.error) warnings.push(software.error);
-        for await (const page of scanDevices({
+        // One listing, duplicates judged after the fact (device-preview.ts): half the requests of a run's two passes.
+        await previewScan({
           graph: conn.graph,
           version: 'v1.0',
           select: FILTER_SELECT,
@@ -288,9 +290,8 @@ export = function register(RED: NodeAPI): void {
           signal,
           stats,
           tally,
-        })) {
-          if (software) for (const d of page.devices) software.count(d.id);
-        }
+          onKept: software ? (id) => software.count(id) : undefined,
+        });
         warnings.push(...users.warnings());
         // The editor says how many users the Preview left unchecked (preview.usersPending).
         res.json({

@@ -116,7 +116,7 @@ export function templateSection(r: BenchResults): string[] {
   out.push('## The shipped 4me template');
   out.push('');
   out.push(
-    `The flow an integrator imports (examples/4me instance (Intune4me_1).json) with the instance tool's answers for this tenant (platforms windows, macos, ios, android, linux), deployed unchanged but for the connections and one report node: its defaults keep personal devices out, check for devices of deleted users (directory), and upload with 2 requests in parallel. A fresh Node-RED, so the directory cache is cold; ${int(r.world.mainTenant)} devices, time scale ${s.scale}.`,
+    `The flow an integrator imports (examples/4me instance (Intune4me_1).json) with the instance tool's answers for this tenant (platforms windows, macos, ios, android, linux), deployed unchanged but for the connections, one report node and its schedules (off: the run is started by its "full run now" inject, so that no scheduled run or compliance run shares the services with it): its defaults keep personal devices out, check for devices of deleted users (directory), and upload with 2 requests in parallel. A fresh Node-RED, so the directory cache is cold; ${int(r.world.mainTenant)} devices, time scale ${s.scale}.`,
   );
   out.push('');
   out.push(

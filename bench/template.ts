@@ -11,8 +11,9 @@
  *     settings), timed from the request to the answer.
  *
  * The template is deployed unchanged but for the connections (pointed at
- * the simulated world) and one function node that logs each run's summary
- * for the bench (wired to the sources' and the sink's summary outputs).
+ * the simulated world), its schedules (off: the bench presses "full run
+ * now"), and one function node that logs each run's summary for the bench
+ * (wired to the sources' and the sink's summary outputs).
  */
 import { instanceSettings, loadTemplate, makeInstance, type FlowNode } from '../bin/instance-template';
 import { FOURME_ACCOUNT, FOURME_TOKEN, type World } from './world';
@@ -36,6 +37,10 @@ export function templateFlow(w: World): FlowNode[] {
     'fourme-account': FOURME_ACCOUNT,
     'fourme-graphql-url': w.fourme.graphqlUrl,
     platforms: TEMPLATE_PLATFORMS,
+    // Schedules off: the bench starts the run itself (a scheduled first run would start 10 s after the
+    // deploy, during the Preview, and the compliance schedule would share 4me and Graph with it).
+    'full-scan-hours': '0',
+    'compliance-minutes': '0',
   };
   const { env, nodeProps } = instanceSettings(template, 1, answers);
   const nodes = makeInstance(template, {

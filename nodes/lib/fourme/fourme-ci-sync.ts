@@ -132,12 +132,18 @@ export function interpretPayload(batch: Batch, payload: DiscoveredPayload, submi
 }
 
 /** Uploads one batch and follows it to its result. */
-export async function uploadBatch(batch: Batch, ctx: Pick<CiSyncContext, 'client' | 'stats' | 'signal' | 'asyncTimeoutMs'>): Promise<Map<string, Confirmation>> {
+/**
+ * Uploads one batch and waits for 4me's answer. `onSent`: called once the
+ * upload itself is answered, before the wait for its asynchronous result
+ * (the caller's pool lets the next upload go then: see shared/pool.ts).
+ */
+export async function uploadBatch(batch: Batch, ctx: Pick<CiSyncContext, 'client' | 'stats' | 'signal' | 'asyncTimeoutMs'>, onSent?: () => void): Promise<Map<string, Confirmation>> {
   const data = await ctx.client.graphql<{ discoveredConfigurationItems: DiscoveredPayload | null }>(
     OPS.discoveredCis,
     { input: batch.input },
     { signal: ctx.signal, stats: ctx.stats, idempotent: true },
   );
+  onSent?.();
   const payload = data.discoveredConfigurationItems;
   if (!payload) throw new FourMeError('badResponse', '4me answered the discovered-CI upload without a result');
   const url = payload.asyncQuery?.resultUrl;
@@ -215,7 +221,7 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
 
   const batches = chunks(toWrite, MAX_CIS_PER_CALL);
   let done = 0;
-  await pool(batches, Math.max(1, ctx.concurrency), async (group) => {
+  await pool(batches, Math.max(1, ctx.concurrency), async (group, _i, release) => {
     const batch = buildBatch(
       group.map(({ m }) => ({ sourceID: m.sourceID, ci: m.ci, product: m.product })),
       ctx.settings,
@@ -223,7 +229,7 @@ export async function syncDevicePage(devices: unknown[], ctx: CiSyncContext): Pr
     ctx.onBatch?.(done, batches.length);
     let answer: Map<string, Confirmation>;
     try {
-      answer = await uploadBatch(batch, ctx);
+      answer = await uploadBatch(batch, ctx, release);
     } catch (err) {
       if (isFatal(err)) throw err;
       const msg = (err as Error).message;
@@ -280,12 +286,12 @@ export async function archiveMissing(seen: ReadonlySet<string>, status: CiStatus
   }
   const batches = chunks(gone, MAX_CIS_PER_CALL);
   let done = 0;
-  await pool(batches, Math.max(1, ctx.concurrency), async (group) => {
+  await pool(batches, Math.max(1, ctx.concurrency), async (group, _i, release) => {
     const batch = buildBatch(group, ctx.settings);
     ctx.onBatch?.(done, batches.length);
     let answer: Map<string, Confirmation>;
     try {
-      answer = await uploadBatch(batch, ctx);
+      answer = await uploadBatch(batch, ctx, release);
     } catch (err) {
       if (isFatal(err)) throw err;
       for (const it of group) Object.assign(results.get(it.sourceID)!, { outcome: 'failed', error: (err as Error).message });

@@ -111,12 +111,12 @@ export async function syncSoftwarePage(devices: Device[], ctx: SoftwareSyncConte
   const batches = chunks(toWrite, MAX_CIS_PER_CALL);
   try {
     let done = 0;
-    await pool(batches, Math.max(1, ctx.concurrency), async (group) => {
+    await pool(batches, Math.max(1, ctx.concurrency), async (group, _i, sent) => {
       const batch = softwareBatch(group.map((m) => ({ sourceID: m.sourceID, ci: m.ci, product: m.product })), ctx.settings);
       ctx.onBatch?.(done, batches.length);
       let answer;
       try {
-        answer = await uploadBatch(batch, ctx);
+        answer = await uploadBatch(batch, ctx, sent);
       } catch (err) {
         if (isFatal(err)) throw err;
         for (const m of group) fail(m, (err as Error).message);
@@ -227,11 +227,11 @@ export async function inactivateGone(seen: ReadonlySet<string>, status: CiStatus
   const batches = chunks(gone, MAX_CIS_PER_CALL);
   let inactivated = 0;
   let done = 0;
-  await pool(batches, Math.max(1, ctx.concurrency), async (group) => {
+  await pool(batches, Math.max(1, ctx.concurrency), async (group, _i, sent) => {
     ctx.onBatch?.(done, batches.length);
     let answer;
     try {
-      answer = await uploadBatch(softwareBatch(group, ctx.settings), ctx);
+      answer = await uploadBatch(softwareBatch(group, ctx.settings), ctx, sent);
     } catch (err) {
       if (isFatal(err)) throw err;
       for (const it of group) errors.push({ sourceID: it.sourceID, name: it.ci.name, error: (err as Error).message });

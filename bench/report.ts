@@ -190,7 +190,7 @@ export function renderReport(r: Results): string {
     out.push(`Requests follow the changes, not the tenant: ${int(f.graph.requests + f.fourme.graphql + f.acmp.publishes)} requests in all for ${int(main)} devices, ${int(num(incr.facts.changedDevices))} of them changed. People were already known from the initial run (4me person cache, 60 min).`);
     out.push('');
     out.push(
-      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first fetched half a second after the upload), and the ACMP round trips (reply channel, publish, consume). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
+      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first looked at 250 ms after the upload), and the ACMP round trips (reply channel, publish, consume). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
     );
     out.push('');
   }
@@ -293,7 +293,7 @@ export function renderReport(r: Results): string {
     out.push('## 6. Scaling: initial full sync by tenant size');
     out.push('');
     out.push(
-      `Each size in a fresh world and a fresh Node-RED process; same settings as item 1. At small sizes fixed costs dominate the ratio: the first token, the duplicate pass, and half a second before the first 4me result is fetched — against a floor that fits in one 2 s window. ` +
+      `Each size in a fresh world and a fresh Node-RED process; same settings as item 1. At small sizes fixed costs dominate the ratio: the first token, the duplicate pass, and a quarter of a second before the first 4me result is looked at — against a floor that fits in one 2 s window. ` +
         `Above ${int(main)} devices 4me's hourly budgets bind (3,600 requests and 5,000 cost points per hour: 500,000 devices need about 2 h at the real limits), so those sizes run at time scale ${c.largeScale} (see [Method](#method)); compare them by their ratio to the floor, CPU time and memory, which do not depend on the scale.`,
     );
     out.push('');

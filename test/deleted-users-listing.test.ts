@@ -115,6 +115,12 @@ describe('deleted-user check: listing the directory instead of per-user look-ups
       expect(sim.stats.byRoute['GET /users/{id}'] ?? 0, 'per-user look-ups').to.equal(0);
       expect(users.lookups).to.equal(0);
       expect(users.listingRequests).to.equal(Math.ceil(live / 999));
+      // The listing starts during the duplicate pass (which reads the user fields for it), not after the first device page.
+      const urls = sim.requestLog.map((e) => e.url);
+      const passStarts = urls.map((u, i) => (/managedDevices\?/.test(u) && !/skiptoken/i.test(u) ? i : -1)).filter((i) => i >= 0);
+      expect(passStarts, 'duplicate pass, then device pass').to.have.length(2);
+      expect(decodeURIComponent(urls[passStarts[0]])).to.include('userPrincipalName');
+      expect(urls.findIndex((u) => /\/users\?/.test(u)), 'first listing request before the device pass').to.be.within(passStarts[0] + 1, passStarts[1] - 1);
       const truth = deviceGroundTruth(tenant, s.filters, Date.now());
       expect(truth.skipped.userDeleted, 'the tenant has deleted-user devices').to.be.above(0);
       expect(r.skipped).to.deep.equal(truth.skipped);

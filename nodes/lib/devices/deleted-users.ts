@@ -230,6 +230,10 @@ export class DeletedUserCheck {
   private listedAt?: number;
   /** Why this run's listing failed (the users were then looked up one by one). */
   listingFailure?: LookupFailure;
+  /** The listing started ahead of the device pages (see anticipate), awaited by prepare(). */
+  private listingAhead?: Promise<void>;
+  /** Open users counted by anticipate(), until the listing starts. */
+  private readonly aheadOpen = new Set<string>();
   /** Ambiguous users left unchecked because this check does not look up (`lookUp: false`). */
   private readonly unchecked = new Set<string>();
   private warned = false;
@@ -260,12 +264,45 @@ export class DeletedUserCheck {
     return this.unchecked.size;
   }
 
+  /** Record fields anticipate() reads (added to the duplicate pass's `$select` while the directory is used). */
+  static readonly ANTICIPATE_SELECT: readonly string[] = ['userId', 'userPrincipalName', 'deviceName'];
+
+  /** Whether anticipate() can still start a listing in this run (the duplicate pass then reads the user fields). */
+  get anticipating(): boolean {
+    return this.o.useDirectory && this.o.lookUp !== false && !this.forbidden && !this.listingTried && !this.o.cache.listing(this.now());
+  }
+
+  /**
+   * Records of the duplicate pass, read before any device is judged: counts
+   * the users they leave open and, once there are listFrom of them, starts
+   * the tenant's listing in the background. Why: a cold run's listing (73
+   * requests for 100,000 devices) then goes on while the duplicate pass does,
+   * in the directory's own bucket, instead of holding up the first device
+   * page — during which the sinks have nothing to do.
+   */
+  anticipate(records: ReadonlyArray<Pick<ManagedDeviceRecord, 'userId' | 'userPrincipalName' | 'deviceName' | 'managedDeviceName'>>): void {
+    if (!this.anticipating) return;
+    const now = this.now();
+    for (const r of records) {
+      const id = typeof r.userId === 'string' ? r.userId.trim() : '';
+      if (!id || !GUID.test(id) || recordDecides(r) || this.o.cache.answer(id, now)) continue;
+      this.aheadOpen.add(id);
+      if (this.aheadOpen.size >= (this.o.listFrom ?? LIST_USERS_FROM)) {
+        this.aheadOpen.clear();
+        // list() records its own failure; prepare() then looks users up one by one.
+        this.listingAhead = this.list().catch(() => undefined);
+        return;
+      }
+    }
+  }
+
   /**
    * Looks up, in the directory, the primary users of these records that the
    * cache does not know and the record itself does not decide.
    */
   async prepare(records: ReadonlyArray<Pick<ManagedDeviceRecord, 'userId' | 'userPrincipalName' | 'deviceName' | 'managedDeviceName'>>): Promise<void> {
     if (!this.o.useDirectory) return;
+    if (this.listingAhead) await this.listingAhead;
     const now = this.now();
     const wanted = new Set<string>();
     for (const r of records) {

@@ -22,7 +22,7 @@ import type { GraphVersion } from '../graph/graph-schema';
 import { DuplicateIndex, syncMs } from './device-duplicates';
 import { DUPLICATE_SELECT, checkedSelect, normaliseDevice, platformOf, serialKey, type ManagedDeviceRecord, type NormaliseOptions, type Platform, PLATFORMS } from './device-normaliser';
 import { emptySkipCounts, skipReason, type DeviceFilterSettings, type SkipReason } from './device-filters';
-import type { DeletedUserCheck } from './deleted-users';
+import { DeletedUserCheck } from './deleted-users';
 
 export const MANAGED_DEVICES_PATH = '/deviceManagement/managedDevices';
 
@@ -129,7 +129,9 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
     }
   } else if (o.collapseDuplicates) {
     dupes = new DuplicateIndex();
-    const dupSelect = checkedSelect(o.version, DUPLICATE_SELECT);
+    // With the directory in use, the pass also reads the user fields, so a cold run's user listing starts during it.
+    const anticipate = o.users.anticipating;
+    const dupSelect = checkedSelect(o.version, anticipate ? [...DUPLICATE_SELECT, ...DeletedUserCheck.ANTICIPATE_SELECT] : DUPLICATE_SELECT);
     for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
       version: o.version,
       select: dupSelect,
@@ -140,6 +142,7 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
       o.onPage?.('duplicates', page);
       o.tally.duplicatePages = page;
       for (const r of items) dupes.learn(serialKey(o.normalise.placeholders.clean(r.serialNumber)), syncMs(r.lastSyncDateTime));
+      if (anticipate) o.users.anticipate(items);
     }
     dupes.seal();
   }

@@ -15,11 +15,9 @@
  * Memory: one small entry per distinct serial number (≈ 100 bytes; 10 MB
  * for 100,000 devices), as the run's duplicate pass holds, never the records.
  */
-import { normaliseDevice, platformOf, serialKey, type ManagedDeviceRecord, PLATFORMS } from './device-normaliser';
+import { checkedSelect, serialKey, type ManagedDeviceRecord, PLATFORMS } from './device-normaliser';
 import { skipReason, SKIP_REASONS, type SkipReason } from './device-filters';
-import { syncMs } from './device-duplicates';
-import { checkedSelect } from './device-normaliser';
-import { MANAGED_DEVICES_PATH, type DeviceScanOptions } from './device-scan';
+import { MANAGED_DEVICES_PATH, readRecord, type DeviceScanOptions } from './device-scan';
 
 /** The winner so far of one serial number: its last sync, platform and verdict (reason index, -1 = passed on). */
 interface Keeper {
@@ -56,15 +54,11 @@ export async function previewScan(o: PreviewScanOptions): Promise<void> {
     t.pages = page;
     await o.users.prepare(items);
     for (const r of items) {
-      if (!r || typeof r.id !== 'string' || !r.id) continue;
-      const d = normaliseDevice(r, o.normalise, o.users.isDeleted(r));
-      const p = platformOf(d.os.name);
-      t.read++;
-      t.platforms[p].read++;
-      const ms = syncMs(r.lastSyncDateTime);
-      if (ms > t.newestSyncMs) t.newestSyncMs = ms;
+      const read = readRecord(r, o);
+      if (!read) continue;
+      const { d, p, ms } = read;
       const why: SkipReason | null = skipReason(d, o.filters, o.now);
-      const me: Keeper = { ms, platform: PLATFORMS.indexOf(p), reason: why ? SKIP_REASONS.indexOf(why) : -1, id: r.id };
+      const me: Keeper = { ms, platform: PLATFORMS.indexOf(p), reason: why ? SKIP_REASONS.indexOf(why) : -1, id: d.id };
       const key = o.collapseDuplicates ? serialKey(d.serialNumber) : null;
       if (!key) {
         count(me.platform, me.reason, me.id);

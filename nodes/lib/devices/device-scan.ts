@@ -159,19 +159,31 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
   }
 }
 
+/**
+ * One record normalised and counted as read (platform, newest last sync);
+ * null for a record without an id. Shared with the Preview (device-preview.ts).
+ */
+export function readRecord(r: ManagedDeviceRecord, o: Pick<DeviceScanOptions, 'normalise' | 'users' | 'tally'>): { d: Device; p: Platform; ms: number } | null {
+  if (!r || typeof r.id !== 'string' || !r.id) return null;
+  const t = o.tally;
+  const d = normaliseDevice(r, o.normalise, o.users.isDeleted(r));
+  const p = platformOf(d.os.name);
+  t.read++;
+  t.platforms[p].read++;
+  const ms = syncMs(r.lastSyncDateTime);
+  if (ms > t.newestSyncMs) t.newestSyncMs = ms;
+  return { d, p, ms };
+}
+
 /** One page of records through the duplicate rule, the normaliser and the filters, counted in the tally. */
 async function judgePage(items: ManagedDeviceRecord[], o: DeviceScanOptions, dupes: DuplicateIndex | undefined): Promise<Device[]> {
   const t = o.tally;
   const out: Device[] = [];
   await o.users.prepare(items);
   for (const r of items) {
-    if (!r || typeof r.id !== 'string' || !r.id) continue;
-    const d = normaliseDevice(r, o.normalise, o.users.isDeleted(r));
-    const p = platformOf(d.os.name);
-    t.read++;
-    t.platforms[p].read++;
-    const ms = syncMs(r.lastSyncDateTime);
-    if (ms > t.newestSyncMs) t.newestSyncMs = ms;
+    const read = readRecord(r, o);
+    if (!read) continue;
+    const { d, p, ms } = read;
     let reason: SkipReason | null = null;
     if (dupes && !dupes.keep(serialKey(d.serialNumber), ms)) reason = 'duplicate';
     else reason = skipReason(d, o.filters, o.now);

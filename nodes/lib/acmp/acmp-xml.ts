@@ -126,36 +126,88 @@ function attrString(v: Exclude<XmlAttrValue, null | undefined>): string {
   return typeof v === 'boolean' ? (v ? 'true' : 'false') : v;
 }
 
-function renderInto(node: XmlNode, out: string[], depth: number): void {
-  if (depth > MAX_DEPTH_DEFAULT) throw new XmlError('The document is nested too deeply');
-  if (!isXmlName(node.name)) throw new XmlError(`"${String(node.name).slice(0, 40)}" is not a valid element name`);
-  out.push('<', node.name);
-  if (node.attrs) {
-    for (const [k, v] of Object.entries(node.attrs)) {
-      if (v === null || v === undefined) continue;
-      if (!isXmlName(k)) throw new XmlError(`"${k.slice(0, 40)}" is not a valid attribute name`);
-      out.push(' ', k, '="', escapeAttr(attrString(v)), '"');
+/**
+ * Rendered text is handed on in pieces of about PIECE_CHARS characters. An
+ * inventory message is some 300 KB of XML: collected as one array of small
+ * strings, the array alone outgrew V8's large-object size (128 KB) several
+ * times per message, and the joined document was one more large string.
+ * Large objects live in the old generation until a full collection, so a
+ * sync of 100,000 devices kept a hundred-odd MB of them around. Pieces stay
+ * small, and `renderXmlBytes` never makes the whole document a string.
+ */
+const PIECE_CHARS = 16 * 1024;
+
+class PieceWriter {
+  private cur = '';
+  constructor(private readonly flush: (piece: string) => void) {}
+
+  write(s: string): void {
+    this.cur += s;
+    if (this.cur.length >= PIECE_CHARS) {
+      this.flush(this.cur);
+      this.cur = '';
     }
   }
-  const kids = (node.children ?? []).filter((c): c is XmlNode | string => c !== null && c !== undefined && c !== false);
-  if (!kids.length) {
-    out.push('/>');
+
+  end(): void {
+    if (this.cur) this.flush(this.cur);
+    this.cur = '';
+  }
+}
+
+const present = (c: XmlChild): c is XmlNode | string => c !== null && c !== undefined && c !== false;
+
+function renderInto(node: XmlNode, out: PieceWriter, depth: number): void {
+  if (depth > MAX_DEPTH_DEFAULT) throw new XmlError('The document is nested too deeply');
+  if (!isXmlName(node.name)) throw new XmlError(`"${String(node.name).slice(0, 40)}" is not a valid element name`);
+  out.write('<' + node.name);
+  if (node.attrs) {
+    for (const k of Object.keys(node.attrs)) {
+      const v = node.attrs[k];
+      if (v === null || v === undefined) continue;
+      if (!isXmlName(k)) throw new XmlError(`"${k.slice(0, 40)}" is not a valid attribute name`);
+      out.write(' ' + k + '="' + escapeAttr(attrString(v)) + '"');
+    }
+  }
+  const kids = node.children ?? [];
+  if (!kids.some(present)) {
+    out.write('/>');
     return;
   }
-  out.push('>');
+  out.write('>');
   for (const c of kids) {
-    if (typeof c === 'string') out.push(escapeText(c));
+    if (!present(c)) continue;
+    if (typeof c === 'string') out.write(escapeText(c));
     else renderInto(c, out, depth + 1);
   }
-  out.push('</', node.name, '>');
+  out.write('</' + node.name + '>');
 }
+
+const DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';
 
 /** Serialises a tree. With `declaration` (default) the document starts with the UTF-8 XML declaration. */
 export function renderXml(root: XmlNode, opts: { declaration?: boolean } = {}): string {
-  const out: string[] = [];
-  if (opts.declaration !== false) out.push('<?xml version="1.0" encoding="UTF-8"?>');
+  const pieces: string[] = [];
+  const out = new PieceWriter((p) => pieces.push(p));
+  if (opts.declaration !== false) out.write(DECLARATION);
   renderInto(root, out, 0);
-  return out.join('');
+  out.end();
+  return pieces.join('');
+}
+
+/** `renderXml` as UTF-8 bytes, written piece by piece: the document never exists as one string. */
+export function renderXmlBytes(root: XmlNode, opts: { declaration?: boolean } = {}): Buffer {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const out = new PieceWriter((p) => {
+    const b = Buffer.from(p, 'utf8');
+    chunks.push(b);
+    length += b.length;
+  });
+  if (opts.declaration !== false) out.write(DECLARATION);
+  renderInto(root, out, 0);
+  out.end();
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
 }
 
 // ------------------------------------------------------------------ reading
@@ -377,6 +429,24 @@ export function isBase64(s: string): boolean {
 /** A document as SICS carries it: Base64 of its UTF-8 bytes. */
 export function toBase64(xml: string): string {
   return Buffer.from(xml, 'utf8').toString('base64');
+}
+
+/** Input bytes per Base64 step of `writeBase64`: a multiple of 3 (no padding inside), 64 KB of text per step, below V8's large-object size. */
+const BASE64_STEP = 3 * 16 * 1024;
+
+/** Length of the Base64 text of `n` bytes. */
+export function base64Length(n: number): number {
+  return Math.ceil(n / 3) * 4;
+}
+
+/**
+ * Writes the Base64 of `bytes` into `dst` at `offset` (as `toBase64` would
+ * write it) and answers the offset after it; no string of the whole text.
+ */
+export function writeBase64(bytes: Uint8Array, dst: Buffer, offset: number): number {
+  const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < src.length; i += BASE64_STEP) offset += dst.write(src.subarray(i, i + BASE64_STEP).toString('base64'), offset, 'latin1');
+  return offset;
 }
 
 /** The document inside a SICS message body. Throws XmlError when the body is not Base64 or not UTF-8. */

@@ -26,6 +26,8 @@
  *   prefixed name keeps its prefix. Callers check the `xmlns` they expect.
  */
 
+import { PieceWriter, textPieces, utf8Pieces } from '../shared/pieces';
+
 export class XmlError extends Error {
   override name = 'XmlError';
   constructor(
@@ -126,35 +128,13 @@ function attrString(v: Exclude<XmlAttrValue, null | undefined>): string {
   return typeof v === 'boolean' ? (v ? 'true' : 'false') : v;
 }
 
-/**
- * Rendered text is handed on in pieces of about PIECE_CHARS characters. An
- * inventory message is some 300 KB of XML: collected as one array of small
- * strings, the array alone outgrew V8's large-object size (128 KB) several
- * times per message, and the joined document was one more large string.
- * Large objects live in the old generation until a full collection, so a
- * sync of 100,000 devices kept a hundred-odd MB of them around. Pieces stay
- * small, and `renderXmlBytes` never makes the whole document a string.
+/*
+ * Rendered text is handed on in pieces (shared/pieces.ts). An inventory
+ * message is some 300 KB of XML: collected as one array of small strings,
+ * the array alone outgrew V8's large-object size (128 KB) several times per
+ * message, and the joined document was one more large string.
+ * `renderXmlBytes` never makes the whole document a string.
  */
-const PIECE_CHARS = 16 * 1024;
-
-class PieceWriter {
-  private cur = '';
-  constructor(private readonly flush: (piece: string) => void) {}
-
-  write(s: string): void {
-    this.cur += s;
-    if (this.cur.length >= PIECE_CHARS) {
-      this.flush(this.cur);
-      this.cur = '';
-    }
-  }
-
-  end(): void {
-    if (this.cur) this.flush(this.cur);
-    this.cur = '';
-  }
-}
-
 const present = (c: XmlChild): c is XmlNode | string => c !== null && c !== undefined && c !== false;
 
 function renderInto(node: XmlNode, out: PieceWriter, depth: number): void {
@@ -183,31 +163,19 @@ function renderInto(node: XmlNode, out: PieceWriter, depth: number): void {
   out.write('</' + node.name + '>');
 }
 
-const DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';
-
 /** Serialises a tree. With `declaration` (default) the document starts with the UTF-8 XML declaration. */
 export function renderXml(root: XmlNode, opts: { declaration?: boolean } = {}): string {
-  const pieces: string[] = [];
-  const out = new PieceWriter((p) => pieces.push(p));
-  if (opts.declaration !== false) out.write(DECLARATION);
-  renderInto(root, out, 0);
-  out.end();
-  return pieces.join('');
+  return textPieces((out) => renderDocument(root, out, opts.declaration !== false));
 }
 
 /** `renderXml` as UTF-8 bytes, written piece by piece: the document never exists as one string. */
 export function renderXmlBytes(root: XmlNode, opts: { declaration?: boolean } = {}): Buffer {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  const out = new PieceWriter((p) => {
-    const b = Buffer.from(p, 'utf8');
-    chunks.push(b);
-    length += b.length;
-  });
-  if (opts.declaration !== false) out.write(DECLARATION);
+  return utf8Pieces((out) => renderDocument(root, out, opts.declaration !== false));
+}
+
+function renderDocument(root: XmlNode, out: PieceWriter, declaration: boolean): void {
+  if (declaration) out.write('<?xml version="1.0" encoding="UTF-8"?>');
   renderInto(root, out, 0);
-  out.end();
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
 }
 
 // ------------------------------------------------------------------ reading

@@ -5,7 +5,7 @@
  * `referenceXml` is the earlier writer, kept here as the yardstick.
  */
 import { expect } from 'chai';
-import { XmlError, base64Length, el, escapeAttr, escapeText, renderXml, renderXmlBytes, textElement, toBase64, writeBase64, type XmlChild, type XmlNode } from '../nodes/lib/acmp/acmp-xml';
+import { XmlError, base64Length, el, xmlByteLength, escapeAttr, escapeText, renderXml, renderXmlBytes, textElement, toBase64, writeBase64, type XmlChild, type XmlNode } from '../nodes/lib/acmp/acmp-xml';
 import { encodeMessage, encodeMessageBytes, header, type WireMessage } from '../nodes/lib/acmp/acmp-wire';
 import { publishBody } from '../nodes/lib/acmp/sics-client';
 import { makeDevice } from './support/acmp-fixtures';
@@ -46,13 +46,14 @@ function inventory(n: number): WireMessage {
 }
 
 describe('acmp-xml: piecewise writing', () => {
-  it('renders exactly the text of the earlier writer, small and large trees, with and without declaration', () => {
+  it('renders exactly the text of the earlier writer (and counts its bytes), small and large trees, with and without declaration', () => {
     const trees = [el('R'), el('A', { x: 'say "hi" & <go>', n: 3, b: true, skip: null }, 'T&T', el('B')), el('A', null, null, false, undefined), el('A', {}, ''), bigTree(50), bigTree(3000)];
     for (const t of trees) {
       for (const declaration of [true, false]) {
         const want = referenceXml(t, declaration);
         expect(renderXml(t, { declaration })).to.equal(want);
         expect(renderXmlBytes(t, { declaration }).equals(Buffer.from(want, 'utf8'))).to.equal(true);
+        expect(xmlByteLength(t, { declaration })).to.equal(Buffer.byteLength(want, 'utf8'));
       }
     }
     expect(renderXmlBytes(bigTree(3000)).length).to.be.greaterThan(64 * 1024); // several pieces
@@ -62,6 +63,7 @@ describe('acmp-xml: piecewise writing', () => {
     for (const bad of [el('bad name'), el('A', { 'x y': '1' }), el('A', { n: Number.NaN }), el('A', null, 'a\u0001'), el('A', { v: '\uFFFF' })]) {
       expect(() => renderXml(bad)).to.throw(XmlError);
       expect(() => renderXmlBytes(bad)).to.throw(XmlError);
+      expect(() => xmlByteLength(bad)).to.throw(XmlError);
     }
   });
 

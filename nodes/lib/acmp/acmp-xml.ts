@@ -26,7 +26,7 @@
  *   prefixed name keeps its prefix. Callers check the `xmlns` they expect.
  */
 
-import { PieceWriter, textPieces, utf8Pieces } from '../shared/pieces';
+import { textPieces, utf8Pieces } from '../shared/pieces';
 
 export class XmlError extends Error {
   override name = 'XmlError';
@@ -137,16 +137,28 @@ function attrString(v: Exclude<XmlAttrValue, null | undefined>): string {
  */
 const present = (c: XmlChild): c is XmlNode | string => c !== null && c !== undefined && c !== false;
 
-function renderInto(node: XmlNode, out: PieceWriter, depth: number): void {
+/** Where rendered text goes: pieces of the document (pieces.ts), or only a count of its bytes. */
+interface TextSink {
+  write(s: string): void;
+}
+
+function renderInto(node: XmlNode, out: TextSink, depth: number): void {
   if (depth > MAX_DEPTH_DEFAULT) throw new XmlError('The document is nested too deeply');
   if (!isXmlName(node.name)) throw new XmlError(`"${String(node.name).slice(0, 40)}" is not a valid element name`);
-  out.write('<' + node.name);
+  // Tokens are written one by one, not concatenated first: the byte counter then allocates nothing for them.
+  out.write('<');
+  out.write(node.name);
   if (node.attrs) {
     for (const k of Object.keys(node.attrs)) {
       const v = node.attrs[k];
       if (v === null || v === undefined) continue;
       if (!isXmlName(k)) throw new XmlError(`"${k.slice(0, 40)}" is not a valid attribute name`);
-      out.write(' ' + k + '="' + escapeAttr(attrString(v)) + '"');
+      const value = escapeAttr(attrString(v));
+      out.write(' ');
+      out.write(k);
+      out.write('="');
+      out.write(value);
+      out.write('"');
     }
   }
   const kids = node.children ?? [];
@@ -160,7 +172,21 @@ function renderInto(node: XmlNode, out: PieceWriter, depth: number): void {
     if (typeof c === 'string') out.write(escapeText(c));
     else renderInto(c, out, depth + 1);
   }
-  out.write('</' + node.name + '>');
+  out.write('</');
+  out.write(node.name);
+  out.write('>');
+}
+
+/**
+ * The UTF-8 length of `renderXml(root, opts)` without writing it: the ACMP
+ * sink measures every device before cutting batches (acmp-batches.ts).
+ * Every token is whole characters (escaping refuses lone surrogates), so
+ * the tokens' lengths add up to the document's.
+ */
+export function xmlByteLength(root: XmlNode, opts: { declaration?: boolean } = {}): number {
+  let n = 0;
+  renderDocument(root, { write: (s) => (n += Buffer.byteLength(s, 'utf8')) }, opts.declaration !== false);
+  return n;
 }
 
 /** Serialises a tree. With `declaration` (default) the document starts with the UTF-8 XML declaration. */
@@ -173,7 +199,7 @@ export function renderXmlBytes(root: XmlNode, opts: { declaration?: boolean } = 
   return utf8Pieces((out) => renderDocument(root, out, opts.declaration !== false));
 }
 
-function renderDocument(root: XmlNode, out: PieceWriter, declaration: boolean): void {
+function renderDocument(root: XmlNode, out: TextSink, declaration: boolean): void {
   if (declaration) out.write('<?xml version="1.0" encoding="UTF-8"?>');
   renderInto(root, out, 0);
 }

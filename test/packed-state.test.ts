@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { enc, flat, forEachPacked, packPairs } from '../nodes/lib/run/packed-state';
+import { enc, flat, forEachPacked, packLines, packPairs } from '../nodes/lib/run/packed-state';
 import { CiLedger } from '../nodes/lib/fourme/ci-ledger';
 import { SinkStateStore, emptyState, fromStored, scopeKey, stateKeyFor, type CiEntry } from '../nodes/lib/fourme/sink-fingerprints';
 import { InventoryPublisher, stateKey } from '../nodes/lib/acmp/acmp-sync';
@@ -60,6 +60,16 @@ describe('packed sink state', () => {
     expect(unpack(packPairs(new Map()))).to.deep.equal([]);
     expect(() => unpack('|x')).to.throw(/without a key/);
     for (const v of AWKWARD.concat('Grüße', 'x'.repeat(40).slice(3))) expect(flat(v), v).to.equal(v);
+  });
+
+  it('joins large maps in chunks to exactly the text of one join', () => {
+    for (const n of [0, 1, 499, 500, 501, 1000, 2345]) {
+      const map = new Map(Array.from({ length: n }, (_, i) => [`dev-${i}${AWKWARD[i % AWKWARD.length]}`, `v${i}|${AWKWARD[(i + 3) % AWKWARD.length]}`] as [string, string]));
+      const oneJoin = [...map].map(([k, v]) => `${enc(k)}|${enc(v)}`).join('\n');
+      expect(packPairs(map), `n=${n}`).to.equal(oneJoin);
+      expect(packLines(map, '', (v) => `|${v.length}`), `n=${n}`).to.equal([...map].map(([k, v]) => `${enc(k)}|${v.length}`).join('\n'));
+      expect(unpack(packPairs(map)).map(([k, f]) => [k, f.join('|')]), `n=${n}`).to.deep.equal([...map]);
+    }
   });
 
   it('4me CI ledger: keeps every field as given, shares product keys, replaces and forgets entries', () => {

@@ -15,7 +15,7 @@
  */
 import type { Device } from '../contracts';
 import { deviceToXml } from './acmp-wire';
-import { renderXml } from './acmp-xml';
+import { xmlByteLength } from './acmp-xml';
 
 /** Default most bytes of XML one inventory message may carry (our choice; see above). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -25,7 +25,7 @@ export const ENVELOPE_BYTES = 2048;
 
 /** The bytes a device adds to a message (UTF-8 of its `<Device>` element). */
 export function deviceBytes(d: Device): number {
-  return Buffer.byteLength(renderXml(deviceToXml(d), { declaration: false }), 'utf8');
+  return xmlByteLength(deviceToXml(d), { declaration: false });
 }
 
 export function inventoryBatches(devices: Device[], batchSize: number, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Device[][] {

@@ -39,7 +39,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ActionName, ActionOutcome, Device, DeviceUser, SyncMode } from '../contracts';
-import { XmlError, child, childrenNamed, el, parseXml, renderXml, textElement, textOf, type XmlElement, type XmlNode } from './acmp-xml';
+import { XmlError, child, childrenNamed, el, parseXml, renderXml, renderXmlBytes, textElement, textOf, type XmlElement, type XmlNode } from './acmp-xml';
 import { softwareFromXml, softwareToXml } from './acmp-wire-software';
 
 export const WIRE_NAMESPACE = 'urn:x-intune-connector:acmp:v1';
@@ -411,26 +411,33 @@ function isCommandName(s: string): boolean {
  * version 1 `<ICQL><ACMP><IntuneConnector>…`. Throws WireError/XmlError for values that cannot be sent.
  */
 export function encodeMessage(m: WireMessage, format: WireFormat = DEFAULT_WIRE_FORMAT): string {
+  return renderXml(messageTree(m, format));
+}
+
+/** `encodeMessage` as UTF-8 bytes, without the document as one string (what the SICS client publishes). */
+export function encodeMessageBytes(m: WireMessage, format: WireFormat = DEFAULT_WIRE_FORMAT): Buffer {
+  return renderXmlBytes(messageTree(m, format));
+}
+
+function messageTree(m: WireMessage, format: WireFormat): XmlNode {
   const h = m.header;
   if (!h?.messageId) throw new WireError('A message needs a messageId', { field: 'messageId' });
   const items = m.kind === 'inventory' ? m.devices.length : m.kind === 'removal' ? m.deviceIds.length : m.kind === 'actionJob' || m.kind === 'jobStatus' ? m.clients.length : 0;
   if (items > MAX_ITEMS_PER_MESSAGE) throw new WireError(`A message may carry at most ${MAX_ITEMS_PER_MESSAGE} items, not ${items}`, { field: 'items' });
   if (format === 2) {
-    if (m.kind === 'reply') return renderXml(el('ICQL', null, el('ACMP', null, responseV2(m))));
+    if (m.kind === 'reply') return el('ICQL', null, el('ACMP', null, responseV2(m)));
     const command = COMMAND_OF[m.kind];
-    return renderXml(
+    return el(
+      'ICQL',
+      null,
       el(
-        'ICQL',
+        'ACMP',
         null,
-        el(
-          'ACMP',
-          null,
-          el(command, { version: 2 }, el(`T${command}Request_V2`, { xmlns: WIRE_NAMESPACE_V2, messageId: h.messageId, sentAt: h.sentAt, instance: h.instance, serverId: h.serverId }, bodyOf(m))),
-        ),
+        el(command, { version: 2 }, el(`T${command}Request_V2`, { xmlns: WIRE_NAMESPACE_V2, messageId: h.messageId, sentAt: h.sentAt, instance: h.instance, serverId: h.serverId }, bodyOf(m))),
       ),
     );
   }
-  const root = el(
+  return el(
     'ICQL',
     null,
     el(
@@ -443,7 +450,6 @@ export function encodeMessage(m: WireMessage, format: WireFormat = DEFAULT_WIRE_
       ),
     ),
   );
-  return renderXml(root);
 }
 
 // ------------------------------------------------------------------ decoding

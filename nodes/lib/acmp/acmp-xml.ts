@@ -26,6 +26,8 @@
  *   prefixed name keeps its prefix. Callers check the `xmlns` they expect.
  */
 
+import { textPieces, utf8Pieces } from '../shared/pieces';
+
 export class XmlError extends Error {
   override name = 'XmlError';
   constructor(
@@ -126,36 +128,80 @@ function attrString(v: Exclude<XmlAttrValue, null | undefined>): string {
   return typeof v === 'boolean' ? (v ? 'true' : 'false') : v;
 }
 
-function renderInto(node: XmlNode, out: string[], depth: number): void {
+/*
+ * Rendered text is handed on in pieces (shared/pieces.ts). An inventory
+ * message is some 300 KB of XML: collected as one array of small strings,
+ * the array alone outgrew V8's large-object size (128 KB) several times per
+ * message, and the joined document was one more large string.
+ * `renderXmlBytes` never makes the whole document a string.
+ */
+const present = (c: XmlChild): c is XmlNode | string => c !== null && c !== undefined && c !== false;
+
+/** Where rendered text goes: pieces of the document (pieces.ts), or only a count of its bytes. */
+interface TextSink {
+  write(s: string): void;
+}
+
+function renderInto(node: XmlNode, out: TextSink, depth: number): void {
   if (depth > MAX_DEPTH_DEFAULT) throw new XmlError('The document is nested too deeply');
   if (!isXmlName(node.name)) throw new XmlError(`"${String(node.name).slice(0, 40)}" is not a valid element name`);
-  out.push('<', node.name);
+  // Tokens are written one by one, not concatenated first: the byte counter then allocates nothing for them.
+  out.write('<');
+  out.write(node.name);
   if (node.attrs) {
-    for (const [k, v] of Object.entries(node.attrs)) {
+    for (const k of Object.keys(node.attrs)) {
+      const v = node.attrs[k];
       if (v === null || v === undefined) continue;
       if (!isXmlName(k)) throw new XmlError(`"${k.slice(0, 40)}" is not a valid attribute name`);
-      out.push(' ', k, '="', escapeAttr(attrString(v)), '"');
+      const value = escapeAttr(attrString(v));
+      out.write(' ');
+      out.write(k);
+      out.write('="');
+      out.write(value);
+      out.write('"');
     }
   }
-  const kids = (node.children ?? []).filter((c): c is XmlNode | string => c !== null && c !== undefined && c !== false);
-  if (!kids.length) {
-    out.push('/>');
+  const kids = node.children ?? [];
+  if (!kids.some(present)) {
+    out.write('/>');
     return;
   }
-  out.push('>');
+  out.write('>');
   for (const c of kids) {
-    if (typeof c === 'string') out.push(escapeText(c));
+    if (!present(c)) continue;
+    if (typeof c === 'string') out.write(escapeText(c));
     else renderInto(c, out, depth + 1);
   }
-  out.push('</', node.name, '>');
+  out.write('</');
+  out.write(node.name);
+  out.write('>');
+}
+
+/**
+ * The UTF-8 length of `renderXml(root, opts)` without writing it: the ACMP
+ * sink measures every device before cutting batches (acmp-batches.ts).
+ * Every token is whole characters (escaping refuses lone surrogates), so
+ * the tokens' lengths add up to the document's.
+ */
+export function xmlByteLength(root: XmlNode, opts: { declaration?: boolean } = {}): number {
+  let n = 0;
+  renderDocument(root, { write: (s) => (n += Buffer.byteLength(s, 'utf8')) }, opts.declaration !== false);
+  return n;
 }
 
 /** Serialises a tree. With `declaration` (default) the document starts with the UTF-8 XML declaration. */
 export function renderXml(root: XmlNode, opts: { declaration?: boolean } = {}): string {
-  const out: string[] = [];
-  if (opts.declaration !== false) out.push('<?xml version="1.0" encoding="UTF-8"?>');
+  return textPieces((out) => renderDocument(root, out, opts.declaration !== false));
+}
+
+/** `renderXml` as UTF-8 bytes, written piece by piece: the document never exists as one string. */
+export function renderXmlBytes(root: XmlNode, opts: { declaration?: boolean } = {}): Buffer {
+  return utf8Pieces((out) => renderDocument(root, out, opts.declaration !== false));
+}
+
+function renderDocument(root: XmlNode, out: TextSink, declaration: boolean): void {
+  if (declaration) out.write('<?xml version="1.0" encoding="UTF-8"?>');
   renderInto(root, out, 0);
-  return out.join('');
 }
 
 // ------------------------------------------------------------------ reading
@@ -377,6 +423,24 @@ export function isBase64(s: string): boolean {
 /** A document as SICS carries it: Base64 of its UTF-8 bytes. */
 export function toBase64(xml: string): string {
   return Buffer.from(xml, 'utf8').toString('base64');
+}
+
+/** Input bytes per Base64 step of `writeBase64`: a multiple of 3 (no padding inside), 64 KB of text per step, below V8's large-object size. */
+const BASE64_STEP = 3 * 16 * 1024;
+
+/** Length of the Base64 text of `n` bytes. */
+export function base64Length(n: number): number {
+  return Math.ceil(n / 3) * 4;
+}
+
+/**
+ * Writes the Base64 of `bytes` into `dst` at `offset` (as `toBase64` would
+ * write it) and answers the offset after it; no string of the whole text.
+ */
+export function writeBase64(bytes: Uint8Array, dst: Buffer, offset: number): number {
+  const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < src.length; i += BASE64_STEP) offset += dst.write(src.subarray(i, i + BASE64_STEP).toString('base64'), offset, 'latin1');
+  return offset;
 }
 
 /** The document inside a SICS message body. Throws XmlError when the body is not Base64 or not UTF-8. */

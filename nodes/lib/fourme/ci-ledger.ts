@@ -17,7 +17,7 @@
  * the product table is stored next to the lines (`v: 3`). The `v: 2` text
  * (the product key in each line) still loads.
  */
-import { dec, enc, flat, forEachPacked } from '../run/packed-state';
+import { dec, enc, flat, forEachPacked, packLines } from '../run/packed-state';
 
 export interface CiEntry {
   /** Fingerprint of the mapped CI input last confirmed. */
@@ -111,19 +111,13 @@ export class CiLedger {
 
   /**
    * The stored form. Joined from the rows as they are, with no string per
-   * line: at 100,000 devices the text is some 12 MB, and the serialising
-   * store copies it once more, so nothing else is built on the way.
+   * line (packLines): at 100,000 devices the text is some 12 MB, and the
+   * serialising store copies it once more, so nothing else large is built
+   * on the way.
    */
   toPacked(): PackedLedger {
-    const parts: string[] = new Array(this.rows.size * 3);
-    let i = 0;
-    for (const [k, row] of this.rows) {
-      if (i) parts[i++] = '\n';
-      parts[i++] = enc(k);
-      parts[i++] = row;
-    }
-    parts.length = i;
-    return { lines: parts.join(''), productKeys: this.productKeys };
+    // Rows start with their '|' already.
+    return { lines: packLines(this.rows, '', (row) => row), productKeys: this.productKeys };
   }
 
   /** Plain object form (tests, diagnostics). */

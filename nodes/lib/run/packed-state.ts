@@ -34,16 +34,31 @@ export function dec(v: string): string {
  * serialising store copies the text once more anyway.
  */
 export function packPairs(map: ReadonlyMap<string, string>): string {
-  const parts: string[] = new Array(map.size * 4);
-  let i = 0;
+  return packLines(map, '|', enc);
+}
+
+/** Lines joined per chunk: a chunk of some 500 lines stays well below V8's large-object size (128 KB). */
+const LINES_PER_CHUNK = 500;
+
+/**
+ * The lines `enc(key) + sep + value(v)` of a map, joined by '\n'. Joined in
+ * chunks, then the chunks: one array of every part of 100,000 lines was a
+ * 2-3 MB array next to the 6-12 MB text, written each time a persistent
+ * store serialises the state; the chunks are small young objects.
+ */
+export function packLines(map: ReadonlyMap<string, string>, sep: string, value: (v: string) => string): string {
+  const chunks: string[] = [];
+  let parts: string[] = [];
   for (const [k, v] of map) {
-    if (i) parts[i++] = '\n';
-    parts[i++] = enc(k);
-    parts[i++] = '|';
-    parts[i++] = enc(v);
+    if (parts.length) parts.push('\n');
+    parts.push(enc(k), sep, value(v));
+    if (parts.length >= LINES_PER_CHUNK * 4) {
+      chunks.push(parts.join(''));
+      parts = [];
+    }
   }
-  parts.length = i;
-  return parts.join('');
+  if (parts.length) chunks.push(parts.join(''));
+  return chunks.join('\n');
 }
 
 /**

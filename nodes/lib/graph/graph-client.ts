@@ -50,7 +50,6 @@ import {
   throwIfAborted,
 } from './graph-errors';
 import { GraphPacer, type Bucket, type PacingLimits } from './graph-pacer';
-import { parseJsonBytes } from './graph-json';
 import {
   RetryBudget,
   fmtSeconds,
@@ -211,14 +210,6 @@ class TransportFailure extends Error {
 
 const BATCH_ORIGIN = 'https://batch.invalid';
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
-
-/**
- * The bytes behind each Response the transport made, so a caller of our own
- * chain reads a large answer from them (graph-json.ts) instead of through
- * `Response.text()`, which copies the bytes and makes one string of them.
- */
-const rawBodies = new WeakMap<Response, Uint8Array>();
-
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** $batch items Graph accepts only with a body and its Content-Type. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -262,23 +253,12 @@ function pathLabel(url: string): string {
   }
 }
 
-const notJson = (label: string) => new GraphRequestError(`Microsoft Graph answered ${label} with something that is not JSON`, { code: 'invalidResponse' });
-
 function parseJson(text: string, label: string): unknown {
   if (!text) return undefined;
   try {
     return JSON.parse(text);
   } catch {
-    throw notJson(label);
-  }
-}
-
-/** `parseJson` of the answer's bytes (graph-json.ts: a page is not made one string). */
-function parseJsonBody(bytes: Uint8Array, label: string): unknown {
-  try {
-    return parseJsonBytes(bytes);
-  } catch {
-    throw notJson(label);
+    throw new GraphRequestError(`Microsoft Graph answered ${label} with something that is not JSON`, { code: 'invalidResponse' });
   }
 }
 
@@ -544,21 +524,9 @@ class AxiosTransportLink implements Middleware {
       }
     }
     const status = res.status >= 200 && res.status <= 599 ? res.status : 502;
-    // A view of axios's Buffer, handed to the Response as a stream read only when the SDK reads the
-    // body: a Uint8Array body would be copied at once, also for the pages read from the view itself.
-    const data = res.data;
-    const bytes = NULL_BODY_STATUS.has(status) || !data ? null : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const body = bytes
-      ? new ReadableStream<Uint8Array>({
-          pull(c) {
-            c.enqueue(bytes);
-            c.close();
-          },
-        })
-      : null;
-    const response = new Response(body, { status, statusText: res.statusText || '', headers: h });
-    if (bytes) rawBodies.set(response, bytes);
-    ctx.response = response;
+    // Buffer is a Uint8Array; the DOM typings want an ArrayBuffer-backed view.
+    const body = NULL_BODY_STATUS.has(status) || !res.data ? null : (new Uint8Array(res.data) as Uint8Array<ArrayBuffer>);
+    ctx.response = new Response(body, { status, statusText: res.statusText || '', headers: h });
   }
 }
 
@@ -840,8 +808,7 @@ export class GraphClient {
       await this.head.execute(ctx);
       const res = ctx.response as Response;
       if (res.status === 204) return undefined;
-      const raw = rawBodies.get(res);
-      return raw ? parseJsonBody(raw, call.label) : parseJson(await res.text(), call.label);
+      return parseJson(await res.text(), call.label);
     } catch (e) {
       throw this.unwrap(e, call);
     } finally {

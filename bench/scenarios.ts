@@ -481,6 +481,41 @@ export async function runBench(c: BenchConfig): Promise<BenchResults> {
   // ---------------------------------------------------------------- the shipped 4me template
   if (c.template) results.template = await templateScenario(c, mainSize);
 
+  // ---------------------------------------------------------------- naive
+  if (c.naive && c.naiveDevices > 0) {
+    c.log(`naive vs ours: ${c.naiveDevices} devices`);
+    const nw = await startWorld({ devices: c.naiveDevices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+    let naive: NonNullable<BenchResults['naive']>['naive'];
+    try {
+      nw.fourme.seedProductCategory({ name: 'Other device', group: 'computer', reference: 'computer/other_device' }, FOURME_ACCOUNT);
+      const s0 = snapshot(nw);
+      const initial = await naiveSync(nw);
+      const s1 = snapshot(nw);
+      nw.resetThrottling();
+      const unchanged = await naiveSync(nw);
+      const s2 = snapshot(nw);
+      naive = {
+        initial: { ...initial, sims: figures({ sims: diff(s0, s1) } as Measured) },
+        unchanged: { ...unchanged, sims: figures({ sims: diff(s1, s2) } as Measured) },
+      };
+      c.log(`  naive: ${(initial.wallMs / 1000).toFixed(1)} s, 4me ${initial.fourme.requests} req; unchanged: ${(unchanged.wallMs / 1000).toFixed(1)} s, ${unchanged.fourme.updates} updates`);
+    } finally {
+      await nw.stop();
+    }
+    const ow = await startWorld({ devices: c.naiveDevices, seed: c.seed, latencyMs: c.latencyMs, scale: c.scale });
+    try {
+      const b = await startBenchRed(ow, flowOptions(c, []), { echo: c.echo });
+      try {
+        const initial = await syncScenario('ours, initial', c, ow, b, 'bench-inj-full', { changed: 'all', emails: 'all', graphDevices: c.naiveDevices });
+        const unchanged = await syncScenario('ours, unchanged', c, ow, b, 'bench-inj-full', { changed: 0, emails: 0, graphDevices: c.naiveDevices });
+        results.naive = { devices: c.naiveDevices, naive, ours: { initial, unchanged } };
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await ow.stop();
+    }
+  }
   // ---------------------------------------------------------------- scaling above the main tenant
   for (const size of sizes.filter((n) => n > mainSize)) {
     c.log(`scaling: ${size} devices, time scale ${c.largeScale}`);

@@ -190,7 +190,7 @@ export function renderReport(r: Results): string {
     out.push(`Requests follow the changes, not the tenant: ${int(f.graph.requests + f.fourme.graphql + f.acmp.publishes)} requests in all for ${int(main)} devices, ${int(num(incr.facts.changedDevices))} of them changed. People were already known from the initial run (4me person cache, 60 min).`);
     out.push('');
     out.push(
-      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first looked at 250 ms after the upload), and the ACMP round trips (reply channel, publish, consume). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
+      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first looked at 100 ms after the upload), and the ACMP round trips (reply channel, publish, consume). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
     );
     out.push('');
   }

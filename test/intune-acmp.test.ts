@@ -123,6 +123,7 @@ describe('intune-acmp nodes', function () {
       s.clearFaults();
       s.clear();
       s.licenceLimit = undefined;
+      s.replyDelayMs = 0;
       s.answers = 'reply';
       s.formats = [1, 2];
       s.jobFormat = 2;
@@ -248,6 +249,42 @@ describe('intune-acmp nodes', function () {
       const publishes = env.sics.stats.publishes;
       await feed('sink', syncPages(fewer, { instance: INSTANCE, pageSize: 10 }));
       expect(env.sics.stats.publishes).to.equal(publishes);
+    });
+
+    it('publishes two pages of a run side by side, reports them in page order, and ends the run (removals) only after every page was answered', async () => {
+      await deploySink({ batchSize: 10, serverId: 'SRV1' });
+      const [a] = env.servers;
+      const instance = 'Pipeline_1';
+      await feed('sink', syncPages(all, { instance, pageSize: 10 }));
+      // Every device changed (new OS version), five gone: three pages of one message each, then one removal.
+      const next = fewer.map((d) => ({ ...d, os: { ...d.os, version: `${d.os.version}.1` } }));
+      a.replyDelayMs = 300;
+      const arrivals: Array<{ inventory: number; removals: number; repliedBefore: number }> = [];
+      const sim = a as unknown as { receive: (...args: unknown[]) => void };
+      const receive = sim.receive.bind(a);
+      sim.receive = (...args: unknown[]) => {
+        const repliedBefore = a.stats.repliesSent;
+        receive(...args);
+        arrivals.push({ inventory: a.stats.inventoryBatches, removals: a.stats.removalsReceived, repliedBefore });
+      };
+      const start = { replied: a.stats.repliesSent, inventory: a.stats.inventoryBatches };
+      let fed: Fed;
+      try {
+        fed = await feed('sink', syncPages(next, { instance, pageSize: 10 }));
+      } finally {
+        delete (sim as { receive?: unknown }).receive; // the prototype's again
+      }
+      expect(fed.errors.map(String)).to.deep.equal([]);
+      expect(reports(fed).map((r) => r.page), 'reported in page order').to.deep.equal([1, 2, 3]);
+      const inv = arrivals.filter((x) => x.inventory > start.inventory && x.removals === arrivals[0].removals);
+      expect(inv, 'three inventory messages').to.have.length(3);
+      // Page 2's message reached ACMP before page 1's reply went out (replies wait 300 ms): side by side.
+      expect(inv[1].repliedBefore, 'page 2 sent while page 1 waited for its reply').to.equal(start.replied);
+      const removal = arrivals.find((x) => x.removals > arrivals[0].removals);
+      expect(removal, 'a removal message').to.exist;
+      expect(removal!.repliedBefore, "the removal waited for every page's reply").to.be.at.least(start.replied + 3);
+      expect(ids(a.storedDevices(instance))).to.deep.equal(ids(fewer));
+      expect(a.storedDevices(instance).every((d) => String(d.os.version).endsWith('.1'))).to.equal(true);
     });
 
     it('a run that would remove more than the removal limit removes nothing, says why and turns yellow; a higher limit lets it through', async () => {

@@ -1,10 +1,10 @@
 /**
  * The order in which intune-4me handles its messages
- * (nodes/lib/fourme/page-scheduler.ts), without Node-RED or 4me: tasks are
+ * (nodes/lib/shared/page-scheduler.ts), without Node-RED or 4me: tasks are
  * promises the test settles by hand.
  */
 import { expect } from 'chai';
-import { PAGES_IN_FLIGHT, PageScheduler, type Settled } from '../nodes/lib/fourme/page-scheduler';
+import { PAGES_IN_FLIGHT, PageScheduler, type Settled } from '../nodes/lib/shared/page-scheduler';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 

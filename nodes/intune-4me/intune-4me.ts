@@ -10,7 +10,7 @@
  *
  * Pages of device runs are handled three at a time (while some wait for
  * 4me's asynchronous results the next is uploaded), everything else one at
- * a time; results go out in arrival order (lib/fourme/page-scheduler.ts). What the node
+ * a time; results go out in arrival order (lib/shared/page-scheduler.ts). What the node
  * remembers (fingerprints of what 4me confirmed, the CIs and incidents this
  * instance owns) lives in node context, in the store chosen in the node,
  * per instance (`msg.sync.instance`).
@@ -38,7 +38,7 @@ import { syncEnvelopeIn, TOPIC_DEVICES } from '../lib/contracts';
 import { storeInfo } from '../lib/node-red/context-state';
 import { asMessage, configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
 import { runProgress } from '../lib/run/run-progress';
-import { PageScheduler, type Settled } from '../lib/fourme/page-scheduler';
+import { PageScheduler, type Settled } from '../lib/shared/page-scheduler';
 import { fourMeRunEntry, recordRun } from '../lib/run/run-history';
 
 interface FourMeSinkDef extends NodeDef {

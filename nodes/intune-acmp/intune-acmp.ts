@@ -15,8 +15,11 @@
  * envelope). A job's status is written in the format the job came in, and
  * goes to the job's callback routing key when the job named one.
  *
- * One report message per input (output 1). Messages are handled one after
- * the other. A batch or status that failed is reported in the message AND
+ * One report message per input (output 1), in the order the inputs came.
+ * Device pages of runs are published ACMP_PAGES_IN_FLIGHT at a time (each
+ * page's messages go out MESSAGES_IN_FLIGHT at a time, acmp-sync.ts); a
+ * run's end (state written, removals) and every other message is handled
+ * alone, after what came before it. A batch or status that failed is reported in the message AND
  * with done(err), after the message went out; so is the last page of a run
  * in which an earlier page failed (the run ends red, not "run done").
  */
@@ -29,7 +32,8 @@ import { resolveServers, type AcmpConfigNode } from '../lib/acmp/acmp-config-api
 import { translator } from '../lib/node-red/i18n';
 import { ContextValue, storeInfo } from '../lib/node-red/context-state';
 import { configNode, contextOf, contextStorageOf, registerNode } from '../lib/node-red/register';
-import { InventoryPublisher, pageProblems, type StateStore } from '../lib/acmp/acmp-sync';
+import { ACMP_PAGES_IN_FLIGHT, InventoryPublisher, pageProblems, type PageReport, type StateStore } from '../lib/acmp/acmp-sync';
+import { PageScheduler, type Settled } from '../lib/shared/page-scheduler';
 import { isActionResult, jobStatusMessage, statusFromResult, statusRoute, type ResultLike } from '../lib/acmp/acmp-jobs';
 import type { JobClient, WireFormat } from '../lib/acmp/acmp-wire';
 import { parseSinkSettings, type AcmpSinkProperties, type SinkSettings } from '../lib/acmp/acmp-sink-settings';
@@ -66,7 +70,7 @@ export = function register(RED: NodeAPI): void {
     const dot = new StatusDot(node, texts);
     const closer = new AbortController();
     let closing = false;
-    let chain: Promise<void> = Promise.resolve();
+    const pages = new PageScheduler(ACMP_PAGES_IN_FLIGHT);
     let last: Status | undefined;
 
     const store = storeInfo(contextStorageOf(RED), settings?.store);
@@ -130,18 +134,61 @@ export = function register(RED: NodeAPI): void {
 
     // ------------------------------------------------------------ inventory
 
-    async function handlePage(msg: NodeMessageInFlow & { sync: SyncEnvelope }, send: Send, done: Done) {
-      const sync = msg.sync;
-      const devices = msg.payload as Device[];
-      if (!Array.isArray(devices) || devices.some((d) => !d || typeof d !== 'object' || typeof d.id !== 'string' || !d.id)) {
-        done(new Error(t('errors.notDevices', 'msg.payload must be a list of devices (a page of a device sync run)')));
+    /** A device page this node can publish (settings, connection, envelope and devices all valid), or undefined: then handle() says what is wrong. */
+    function devicePageOf(msg: NodeMessageInFlow): { sync: SyncEnvelope; devices: Device[] } | undefined {
+      if (problem || !settings || !cfg) return undefined;
+      const m = msg as { sync?: unknown; payload?: unknown };
+      if (m.sync === undefined) return undefined;
+      let sync: SyncEnvelope;
+      try {
+        sync = readSyncEnvelope(m.sync);
+      } catch {
+        return undefined;
+      }
+      const devices = m.payload;
+      if (!Array.isArray(devices) || devices.some((d) => !d || typeof d !== 'object' || typeof d.id !== 'string' || !d.id)) return undefined;
+      return { sync, devices: devices as Device[] };
+    }
+
+    /**
+     * Queues a device page: its publish shares the page slots; a run's last
+     * page is finished (state, removals) alone, once every page before it
+     * is published and before anything after it starts.
+     */
+    function submitPage(msg: NodeMessageInFlow, page: { sync: SyncEnvelope; devices: Device[] }, send: Send, done: Done) {
+      const { sync, devices } = page;
+      let servers: AcmpServerRoute[] = [];
+      // async: a throw (an unknown server id) becomes this page's rejection, which the run's end reports.
+      const publish = async () => {
+        servers = resolveServers(cfg!.servers(), settings!.serverId);
+        warnMemory();
+        show({ fill: 'blue', shape: 'dot', text: say('publishing', 'page __page__: __devices__ devices → __servers__ server(s)', { page: sync.page, devices: devices.length, servers: servers.length }) });
+        return getPublisher().publishPage(sync, devices, servers, closer.signal);
+      };
+      const report = (r: Settled<PageReport>) => reportPage(msg, page, r, send, done);
+      if (!sync.last) {
+        pages.submit(true, publish, report);
         return;
       }
-      const servers = resolveServers(cfg!.servers(), settings!.serverId);
-      warnMemory();
-      const changedHint = devices.length;
-      show({ fill: 'blue', shape: 'dot', text: say('publishing', 'page __page__: __devices__ devices → __servers__ server(s)', { page: sync.page, devices: changedHint, servers: servers.length }) });
-      const report = await getPublisher().handlePage(sync, devices, servers, closer.signal);
+      let published: Promise<PageReport> | undefined;
+      pages.submit(
+        true,
+        () => (published = publish()),
+        () => undefined, // reported with the run's end
+      );
+      pages.submit(false, async () => getPublisher().finishRun(sync, servers, await published!, closer.signal), report);
+    }
+
+    /** The page's report message, status and done(), in arrival order (after the pages before it reported). */
+    function reportPage(msg: NodeMessageInFlow, page: { sync: SyncEnvelope; devices: Device[] }, r: Settled<PageReport>, send: Send, done: Done) {
+      const { sync, devices } = page;
+      if ('error' in r) {
+        const err = r.error;
+        if ((err as SicsError)?.code === 'aborted' || closing) return done();
+        show({ fill: 'red', shape: 'dot', text: say('error', 'error') });
+        return done(err instanceof Error ? err : new Error(String(err)));
+      }
+      const report = r.value;
       if (closing) return done();
       const problems = pageProblems(report);
       const changed = report.servers.reduce((a, s) => a + s.changed, 0);
@@ -223,13 +270,13 @@ export = function register(RED: NodeAPI): void {
       if (!cfg) return done(new Error(t('errors.noConfig', 'No SICS connection (intune-acmp-config) is selected in the node')));
       const m = msg as NodeMessageInFlow & { sync?: unknown; instance?: unknown };
       if (m.sync !== undefined) {
-        let sync: SyncEnvelope;
         try {
-          sync = readSyncEnvelope(m.sync);
+          readSyncEnvelope(m.sync);
         } catch (err) {
           return done(new Error(`${t('errors.badSync', 'msg.sync is not a sync-run envelope (runId, instance, mode, page, last)')}: ${(err as Error).message}`));
         }
-        return handlePage({ ...m, sync }, send, done);
+        // A page with a valid envelope gets here only when its payload is not a list of devices (devicePageOf).
+        return done(new Error(t('errors.notDevices', 'msg.payload must be a list of devices (a page of a device sync run)')));
       }
       if (isActionResult(msg.payload)) return handleResult(msg, send, done);
       if (msg.topic === 'acmp/resend') {
@@ -258,12 +305,18 @@ export = function register(RED: NodeAPI): void {
         }
         done(err);
       };
-      chain = chain.then(() =>
-        handle(msg, send, finish).catch((err) => {
-          if ((err as SicsError)?.code === 'aborted' || closing) return finish();
-          show({ fill: 'red', shape: 'dot', text: say('error', 'error') });
-          finish(err instanceof Error ? err : new Error(String(err)));
-        }),
+      const page = devicePageOf(msg);
+      if (page) return submitPage(msg, page, send, finish);
+      // Everything else is handled alone, in arrival order.
+      pages.submit(
+        false,
+        () =>
+          handle(msg, send, finish).catch((err) => {
+            if ((err as SicsError)?.code === 'aborted' || closing) return finish();
+            show({ fill: 'red', shape: 'dot', text: say('error', 'error') });
+            finish(err instanceof Error ? err : new Error(String(err)));
+          }),
+        () => undefined,
       );
     });
 
@@ -273,7 +326,11 @@ export = function register(RED: NodeAPI): void {
       runProgress.releaseAll(node.id);
       closer.abort();
       unwatch?.();
-      chain
+      // What has started runs to its end (aborted); what has not, does not start.
+      pages.stop();
+      pages
+        .drained()
+        .catch(() => undefined)
         .finally(() => publisher?.saveAllChanged())
         .finally(() => {
           dot.clear();

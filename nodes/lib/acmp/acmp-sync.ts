@@ -13,7 +13,8 @@
  * - Devices go out in batches (one message per batch, at most `batchSize`
  *   devices and `maxMessageBytes` of XML, acmp-batches.ts); up to
  *   MESSAGES_IN_FLIGHT batches of a page to one server at a time, servers in
- *   parallel, pages one after the other.
+ *   parallel; the node publishes ACMP_PAGES_IN_FLIGHT pages side by side
+ *   (publishPage) and a run's end alone, after all its pages (finishRun).
  * - A run is complete only when this sink saw every page of a `full` run,
  *   from page 1 to `last: true`, without `stats.aborted`, and the state
  *   could be read. Only then, per server, the devices this instance
@@ -45,6 +46,15 @@ import { pool } from '../shared/pool';
  * choice: 4 keeps a 1,000-device page to about one round of calls.
  */
 export const MESSAGES_IN_FLIGHT = 4;
+
+/**
+ * Device pages published side by side. Each SICS call waits for its own
+ * reply (reply channel, publish, consume), so while one page waits for its
+ * last replies the next one's messages can go out: a small incremental
+ * run's two pages take one round of calls instead of two. SICS publishes no
+ * limits; 2 is our choice (with MESSAGES_IN_FLIGHT, at most 8 calls per server).
+ */
+export const ACMP_PAGES_IN_FLIGHT = 2;
 
 export interface StateStore {
   get(key: string): Promise<unknown>;
@@ -218,6 +228,7 @@ function errorText(err: unknown): { code?: number; error: string } {
 export class InventoryPublisher {
   private readonly runs = new Map<string, RunState>();
   private readonly states = new Map<string, SinkState>();
+  private readonly loading = new Map<string, Promise<SinkState>>();
   /** When each state is written (context-state.ts). */
   private readonly writes: WriteSchedule;
 
@@ -225,14 +236,22 @@ export class InventoryPublisher {
     this.writes = new WriteSchedule({ intervalMs: o.stateWriteIntervalMs });
   }
 
-  private async loadState(instance: string, serverId: string): Promise<SinkState> {
+  private loadState(instance: string, serverId: string): Promise<SinkState> {
     const key = stateKey(instance, serverId);
     const cached = this.states.get(key);
-    if (cached) return cached;
-    const raw = (await this.o.store.get(key)) as Partial<SinkState> | Partial<StoredState> | undefined;
-    const state = newState(instance, serverId, storedDevices(raw, instance, serverId));
-    this.states.set(key, state);
-    return state;
+    if (cached) return Promise.resolve(cached);
+    // Pages published side by side must share ONE state object: the second asks while the first still reads.
+    let loading = this.loading.get(key);
+    if (!loading) {
+      loading = (async () => {
+        const raw = (await this.o.store.get(key)) as Partial<SinkState> | Partial<StoredState> | undefined;
+        const state = newState(instance, serverId, storedDevices(raw, instance, serverId));
+        this.states.set(key, state);
+        return state;
+      })().finally(() => this.loading.delete(key));
+      this.loading.set(key, loading);
+    }
+    return loading;
   }
 
   private async saveState(s: SinkState): Promise<void> {
@@ -296,6 +315,18 @@ export class InventoryPublisher {
    * problems (they are in the report); throws only when aborted.
    */
   async handlePage(sync: SyncEnvelope, devices: Device[], servers: AcmpServerRoute[], signal?: AbortSignal): Promise<PageReport> {
+    const report = await this.publishPage(sync, devices, servers, signal);
+    return sync.last ? this.finishRun(sync, servers, report, signal) : report;
+  }
+
+  /**
+   * Publishes one page's changed devices, without the run's end (finishRun).
+   * Pages of a run may be published side by side (the node keeps
+   * ACMP_PAGES_IN_FLIGHT going), as long as they START in page order: the
+   * run is tracked at the start. Devices of different pages never share a
+   * state entry, and every state entry is set only once ACMP confirmed it.
+   */
+  async publishPage(sync: SyncEnvelope, devices: Device[], servers: AcmpServerRoute[], signal?: AbortSignal): Promise<PageReport> {
     const run = this.track(sync);
     for (const d of devices) run.seen.add(d.id);
     const report: PageReport = { runId: sync.runId, instance: sync.instance, mode: sync.mode, page: sync.page, last: sync.last, devices: devices.length, servers: [], warnings: [] };
@@ -310,27 +341,37 @@ export class InventoryPublisher {
       const bad = s.batches.find((b) => !b.ok);
       if (bad && !run.firstProblem) run.firstProblem = `${s.serverId} page ${sync.page} batch ${bad.batch}: ${bad.error ?? `result code ${bad.code}`}`;
     }
+    return report;
+  }
 
-    if (sync.last) {
-      await this.saveChanged(sync.instance, servers, report);
-      this.runs.delete(sync.instance);
-      const why =
-        sync.mode !== 'full'
-          ? 'the run is incremental'
-          : sync.stats?.aborted
-            ? `the run was aborted${sync.stats.error ? ` (${sync.stats.error})` : ''}`
-            : !run.contiguous
-              ? 'this node did not receive every page of the run'
-              : run.stateTrouble
-                ? 'what was published before could not be read or saved'
-                : !this.o.reconcile
-                  ? 'removals are switched off in the node'
-                  : undefined;
-      report.complete = sync.mode === 'full' && !sync.stats?.aborted && run.contiguous && !run.stateTrouble;
-      if (why) report.removalSkipped = why;
-      else report.removals = await Promise.all(servers.map((s) => this.removeGone(s, sync, run, report, signal)));
-      report.run = { sent: run.sent, failed: run.failed, softwareChanged: run.softwareChanged, ...(run.firstProblem ? { firstProblem: run.firstProblem } : {}) };
-    }
+  /**
+   * The end of a run, after its last page was published: writes the state and,
+   * for a complete full run, removes what the run did not contain. Must run
+   * only once every page of the run has been published and before the next
+   * run's first page starts (the node runs it alone): a device confirmed by
+   * a later run must not look like one this run no longer has.
+   */
+  async finishRun(sync: SyncEnvelope, servers: AcmpServerRoute[], report: PageReport, signal?: AbortSignal): Promise<PageReport> {
+    const run = this.runs.get(sync.instance);
+    if (!run || run.runId !== sync.runId) throw new Error(`finishRun: run ${sync.runId} of ${sync.instance} is not the one being tracked`);
+    await this.saveChanged(sync.instance, servers, report);
+    this.runs.delete(sync.instance);
+    const why =
+      sync.mode !== 'full'
+        ? 'the run is incremental'
+        : sync.stats?.aborted
+          ? `the run was aborted${sync.stats.error ? ` (${sync.stats.error})` : ''}`
+          : !run.contiguous
+            ? 'this node did not receive every page of the run'
+            : run.stateTrouble
+              ? 'what was published before could not be read or saved'
+              : !this.o.reconcile
+                ? 'removals are switched off in the node'
+                : undefined;
+    report.complete = sync.mode === 'full' && !sync.stats?.aborted && run.contiguous && !run.stateTrouble;
+    if (why) report.removalSkipped = why;
+    else report.removals = await Promise.all(servers.map((s) => this.removeGone(s, sync, run, report, signal)));
+    report.run = { sent: run.sent, failed: run.failed, softwareChanged: run.softwareChanged, ...(run.firstProblem ? { firstProblem: run.firstProblem } : {}) };
     return report;
   }
 

@@ -1,9 +1,10 @@
 /**
- * The order in which `intune-4me` handles its input messages.
+ * The order in which a sink handles its input messages (intune-4me,
+ * intune-acmp).
  *
- * Pages of device runs share PAGES_IN_FLIGHT slots: while some pages wait
- * for 4me's asynchronous results, the next one's look-ups and uploads go out
- * (the 4me client's pacing keeps both under the limits). Everything else —
+ * Pages of device runs share the slots: while some pages wait for the
+ * service's answers, the next one's requests go out (each client's own
+ * pacing keeps them under the limits). Everything else — a run's end,
  * compliance pages, other messages — takes every slot, so it is handled
  * alone. Work starts in arrival order (a message that needs more slots than
  * are free holds back the ones behind it), and reports in arrival order,
@@ -11,9 +12,9 @@
  */
 
 /**
- * Device pages handled side by side: three keep 4me's burst window busy —
- * one page uploads while the others wait for their asynchronous results
- * (polled after 0.5 s and then every second).
+ * intune-4me's device pages handled side by side: three keep 4me's burst
+ * window busy — one page uploads while the others wait for their
+ * asynchronous results.
  */
 export const PAGES_IN_FLIGHT = 3;
 

@@ -43,16 +43,17 @@ import { pool } from '../shared/pool';
  * Inventory messages of one page in flight at once, per ACMP server. SICS
  * publishes no limits (a message bus queues what it gets); one at a time made
  * ACMP the slowest sink (each call: reply channel, publish, consume). Our
- * choice: 4 keeps a 1,000-device page to about one round of calls.
+ * choice: 5 sends a page of 1,000 devices (Graph's page) at the default 200
+ * devices per message in one round of calls.
  */
-export const MESSAGES_IN_FLIGHT = 4;
+export const MESSAGES_IN_FLIGHT = 5;
 
 /**
  * Device pages published side by side. Each SICS call waits for its own
  * reply (reply channel, publish, consume), so while one page waits for its
  * last replies the next one's messages can go out: a small incremental
  * run's two pages take one round of calls instead of two. SICS publishes no
- * limits; 2 is our choice (with MESSAGES_IN_FLIGHT, at most 8 calls per server).
+ * limits; 2 is our choice (with MESSAGES_IN_FLIGHT, at most 10 calls per server).
  */
 export const ACMP_PAGES_IN_FLIGHT = 2;
 

@@ -39,7 +39,7 @@ const stripSourceMapUrl = (code) => code.replace(/\n\/\/# sourceMappingURL=\S+\s
 
 // The editor HTML: the node's .html with the editor toolkit (nodes/lib/editor/) and the status
 // translation inlined where it marks their place (scripts/editor-html.js).
-const { assembleEditorHtml } = require('./editor-html');
+const { assembleEditorHtml, assemblePluginHtml } = require('./editor-html');
 
 fs.rmSync(r('build'), { recursive: true, force: true });
 fs.rmSync(r('dist'), { recursive: true, force: true });
@@ -78,7 +78,7 @@ copyTree(r('icons'), path.join(nodesOut, 'icons'), (f) => f.endsWith('.svg') || 
 
 // Editor plugins: every folder plugins/<name>/ (runtime <name>.ts, editor <name>.html) becomes
 //   dist/plugins/<name>.js      what package.json "node-red.plugins" names: loads <name>/<name>.js
-//   dist/plugins/<name>.html    beside it (the editor side), copied as it is
+//   dist/plugins/<name>.html    beside it (the editor side), with the editor pieces it marks inlined
 //   dist/plugins/<name>/        its compiled code (it reaches the shared services as ../../nodes/lib/)
 //   dist/plugins/locales/<lang>/<name>.json   from locales/<lang>/<name>.json (the plugin's i18n namespace)
 const pluginsOut = r('dist', 'plugins');
@@ -94,7 +94,7 @@ for (const dir of fs.existsSync(r('plugins')) ? fs.readdirSync(r('plugins'), { w
   }
   if (fs.existsSync(r('plugins', name, `${name}.html`))) {
     fs.mkdirSync(pluginsOut, { recursive: true });
-    fs.copyFileSync(r('plugins', name, `${name}.html`), path.join(pluginsOut, `${name}.html`));
+    fs.writeFileSync(path.join(pluginsOut, `${name}.html`), assemblePluginHtml(root, name));
   }
   for (const lang of locales) {
     const src = r('locales', lang, `${name}.json`);

@@ -3,6 +3,8 @@
 // Used by scripts/build.js (dist/nodes/<type>.html) and by the tests that evaluate the editors
 // (test/support/example-checks.ts), so both see the same page.
 //
+// A plugin's HTML (plugins/<name>/<name>.html) may carry only the JS marker: assemblePluginHtml.
+//
 // Markers a node's HTML may carry:
 //   /* intune:editor NAME */     inside a <script type="text/javascript">: replaced by nodes/lib/editor/NAME.js,
 //                                so the helpers share the node's closure (its TYPE, its session).
@@ -63,4 +65,14 @@ function assembleEditorHtml(root, type) {
   return html;
 }
 
-module.exports = { assembleEditorHtml };
+/**
+ * The editor HTML of plugin `name` (plugins/<name>/<name>.html) as Node-RED gets it: only its JS
+ * markers (intune:editor NAME) are replaced, by pieces that need no TYPE (a plugin has no node type,
+ * template or status), e.g. preview-progress.js.
+ */
+function assemblePluginHtml(root, name) {
+  const html = fs.readFileSync(path.join(root, 'plugins', name, `${name}.html`), 'utf8');
+  return html.replace(JS_MARK, (_, pad, which) => indent(piece(root, which, 'js'), pad));
+}
+
+module.exports = { assembleEditorHtml, assemblePluginHtml };

@@ -10,6 +10,9 @@
  *   GET  /api/acmp/<server>/devices devices stored by one ACMP server
  *   GET  /api/4me/cis | /api/4me/incidents
  *   POST /api/acmp/<server>/jobs    {action, devices?} → {jobId}; the status appears in /api/summary
+ *   POST /api/graph/pace            {latencyMs?, pageSize?}: slows the simulated Graph (every request waits
+ *                                   latencyMs, lists come in pages of pageSize), so a Preview's progress can be
+ *                                   watched on a small tenant; {latencyMs: 0, pageSize: 1000} is the usual pace
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -177,6 +180,17 @@ export class DemoConsole {
           return this.json(res, 400, { error: (err as Error).message });
         }
       }
+    }
+    if (req.method === 'POST' && url.pathname === '/api/graph/pace') {
+      const b = await this.body(req);
+      const latency = Number(b.latencyMs ?? 0);
+      const pageSize = Number(b.pageSize ?? 1000);
+      if (!Number.isFinite(latency) || latency < 0 || latency > 60_000 || !Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
+        return this.json(res, 400, { error: 'latencyMs: 0 to 60000, pageSize: 1 to 1000' });
+      }
+      this.s.graph.setLatency(latency);
+      this.s.graph.setPageSize(pageSize);
+      return this.json(res, 200, { latencyMs: latency, pageSize });
     }
     if (req.method === 'GET' && parts[0] === 'api' && parts[1] === '4me') {
       const account = this.s.fourme.account(this.s.fourmeAccount);

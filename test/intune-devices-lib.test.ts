@@ -19,10 +19,11 @@ import {
   jailbrokenOf,
   normaliseDevice,
   platformOf,
+  serialKey,
   type ManagedDeviceRecord,
 } from '../nodes/lib/devices/device-normaliser';
 import { DEFAULT_FILTERS, FilterSettingsError, filterFingerprint, parseFilterSettings, skipReason, type DeviceFilterSettings } from '../nodes/lib/devices/device-filters';
-import { DuplicateIndex } from '../nodes/lib/devices/device-duplicates';
+import { DuplicateIndex, syncMs } from '../nodes/lib/devices/device-duplicates';
 import { DeviceSettingsError, parseDeviceSourceSettings } from '../nodes/lib/devices/device-source-settings';
 import { SyncRunner } from '../nodes/lib/run/sync-run';
 import type { PageMessage, SummaryMessage } from '../nodes/lib/contracts';
@@ -547,6 +548,114 @@ describe('intune-devices services', () => {
       expect(preview.tally.skipped.duplicate).to.equal(3);
       expect(preview.tally.skipped.platform, 'the Mac wins its serial and is then left out by platform').to.equal(1);
       expect({ ...preview.tally, pages: 0, duplicatePages: 0 }).to.deep.equal({ ...scan.tally, pages: 0, duplicatePages: 0 });
+    });
+
+    it('preview: the tally after every page is what the records read so far give (winners so far), the last one is the run\'s, and apps wait for the end', async () => {
+      // A generated tenant (re-enrolled twins, placeholder serials, every platform) in small pages, plus twins
+      // placed so that a winner so far is replaced by a newer one with another verdict (kept ↔ skipped).
+      const tenant = new SimTenant({ seed: 9, devices: 1500, now: NOW });
+      const records: ManagedDeviceRecord[] = [];
+      for (let i = 0; i < tenant.size; i++) {
+        const r = tenant.deviceAt(i);
+        if (r) records.push(r as unknown as ManagedDeviceRecord);
+      }
+      records.splice(100, 0, rec({ id: 'macOld', serialNumber: 'SWAP1', operatingSystem: 'macOS', lastSyncDateTime: '2025-05-01T00:00:00Z' }));
+      records.splice(700, 0, rec({ id: 'winNew', serialNumber: 'SWAP1', lastSyncDateTime: '2025-05-20T00:00:00Z' }));
+      records.splice(200, 0, rec({ id: 'winOld', serialNumber: 'SWAP2', lastSyncDateTime: '2025-05-01T00:00:00Z' }));
+      records.splice(900, 0, rec({ id: 'macNew', serialNumber: 'SWAP2', operatingSystem: 'macOS', lastSyncDateTime: '2025-05-25T00:00:00Z' }));
+      const pageSize = 137;
+      const pages: ManagedDeviceRecord[][] = [];
+      for (let i = 0; i < records.length; i += pageSize) pages.push(records.slice(i, i + pageSize));
+      expect(pages.length).to.be.greaterThan(10);
+      const filters: DeviceFilterSettings = { ...DEFAULT_FILTERS, staleDays: 60, platforms: { windows: true, macos: false, ios: true, android: true, linux: false, other: false } };
+      const users = () => new DeletedUserCheck({ graph: { batch: async () => new Map() } as never, cache: new UserExistenceCache(), useDirectory: false });
+      const listing = () => ({
+        async *pages() {
+          let n = 0;
+          for (const items of pages) yield { items: items.map((r) => ({ ...r })), page: ++n };
+        },
+      });
+      const keyed = new Set(records.filter((r) => serialKey(normaliseDevice(r, opts).serialNumber)).map((r) => r.id));
+
+      /** The brute force: every record read so far judged again, the newest of each serial (first read on a tie) the winner. */
+      function recount(read: ManagedDeviceRecord[]) {
+        const t = emptyTally();
+        const check = users();
+        const all = read.filter((r) => r && r.id).map((r, i) => ({ i, r, d: normaliseDevice(r, opts, check.isDeleted(r)), ms: syncMs(r.lastSyncDateTime) }));
+        const best = new Map<string, { i: number; ms: number }>();
+        for (const x of all) {
+          const k = serialKey(x.d.serialNumber);
+          if (k && (!best.has(k) || x.ms > best.get(k)!.ms)) best.set(k, x);
+        }
+        const kept: string[] = [];
+        for (const x of all) {
+          const p = platformOf(x.d.os.name);
+          t.read++;
+          t.platforms[p].read++;
+          t.newestSyncMs = Math.max(t.newestSyncMs, x.ms);
+          const k = serialKey(x.d.serialNumber);
+          const why = k && best.get(k)!.i !== x.i ? 'duplicate' : skipReason(x.d, filters, NOW);
+          if (why) t.skipped[why]++;
+          else {
+            t.kept++;
+            t.platforms[p].kept++;
+            kept.push(x.d.id);
+          }
+        }
+        return { tally: t, kept: kept.sort() };
+      }
+
+      const tally = emptyTally();
+      const snapshots: Array<{ page: number; tally: string }> = [];
+      const events: string[] = [];
+      const kept: string[] = [];
+      await previewScan({
+        graph: listing() as never,
+        version: 'v1.0',
+        select: deviceSelect('v1.0'),
+        collapseDuplicates: true,
+        filters,
+        normalise: opts,
+        users: users(),
+        now: NOW,
+        tally,
+        onPage: (t) => {
+          snapshots.push({ page: t.pages, tally: JSON.stringify(t) });
+          events.push('page');
+        },
+        onKept: (id) => {
+          kept.push(id);
+          events.push(keyed.has(id) ? 'keyed' : 'keyless');
+        },
+      });
+      expect(snapshots.map((s) => s.page)).to.deep.equal(pages.map((_, k) => k + 1));
+      for (const [k, snap] of snapshots.entries()) {
+        const want = { ...recount(pages.slice(0, k + 1).flat()).tally, pages: k + 1 };
+        expect(JSON.parse(snap.tally), `after page ${k + 1}`).to.deep.equal(want);
+      }
+      // The data swaps verdicts: a Windows winner so far (kept) loses to a newer Mac twin (skipped by platform), and the other way round.
+      const pageOf = (id: string) => Math.floor(records.findIndex((r) => r.id === id) / pageSize) + 1;
+      const keptAfter = (page: number) => recount(pages.slice(0, page).flat()).kept;
+      expect(keptAfter(pageOf('macNew') - 1)).to.include('winOld');
+      expect(keptAfter(pageOf('macNew'))).to.not.include('winOld').and.not.include('macNew');
+      expect(keptAfter(pageOf('winNew') - 1)).to.not.include('macOld');
+      expect(keptAfter(pageOf('winNew'))).to.include('winNew');
+
+      // The final tally: the brute force over everything, and what a run (two passes, device-scan.ts) counts.
+      const full = recount(records);
+      expect({ ...tally, pages: 0 }).to.deep.equal({ ...full.tally, pages: 0 });
+      const runTally = emptyTally();
+      const runKept: string[] = [];
+      for await (const p of scanDevices({ graph: listing() as never, version: 'v1.0', select: deviceSelect('v1.0'), collapseDuplicates: true, filters, normalise: opts, users: users(), now: NOW, tally: runTally })) {
+        runKept.push(...p.devices.map((d) => d.id));
+      }
+      expect({ ...tally, pages: 0, duplicatePages: 0 }).to.deep.equal({ ...runTally, pages: 0, duplicatePages: 0 });
+      // Apps are counted for the final winners only, once each: keyed devices after the last page.
+      expect([...kept].sort()).to.deep.equal(full.kept).and.to.deep.equal(runKept.sort());
+      expect(new Set(kept).size).to.equal(kept.length);
+      const lastPage = events.lastIndexOf('page');
+      expect(events.slice(0, lastPage).filter((e) => e === 'keyed'), 'no keyed device counted for its apps before the end').to.deep.equal([]);
+      expect(events.slice(lastPage).filter((e) => e === 'keyed').length).to.be.greaterThan(100);
     });
 
     it('full run: the duplicate pass first with two fields, then the devices, counting every record once', async () => {

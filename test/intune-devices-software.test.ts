@@ -222,7 +222,26 @@ describe('intune-devices: discovered apps', function () {
   it('the preview counts distinct apps and installations of the devices a run would pass on', async () => {
     const t = await deploy(env, { readSoftware: true });
     const { devices } = await t.run();
-    const res = await helper.request().post('/intune-devices/preview').send({ ...PROPS, readSoftware: true, intune: 'cfg1' }).expect(200);
+    // With a progress id: while the report is exported (the sim takes 400 ms to make it ready), the progress says so.
+    const progressId = 'software-progress-01';
+    let answered = false;
+    const post = helper
+      .request()
+      .post('/intune-devices/preview')
+      .send({ ...PROPS, readSoftware: true, intune: 'cfg1', progressId })
+      .then((r) => ((answered = true), r));
+    const stages: string[] = [];
+    while (!answered) {
+      const look = await helper.request().get(`/intune-devices/preview/progress/${progressId}`);
+      if (look.status === 200) {
+        stages.push(look.body.stage);
+        if (look.body.stage === 'software') expect(look.body, 'no device counted before the report').to.include({ total: 0, pages: 0 });
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const res = await post.then((r) => (expect(r.status).to.equal(200), r));
+    expect(stages, 'the report first').to.include('software');
+    expect(stages.slice(stages.indexOf('devices') >= 0 ? stages.indexOf('devices') : stages.length), 'then only devices').to.not.include('software');
     expect(res.body.ok).to.equal(true);
     expect(res.body.imported).to.equal(devices.length);
     const keys = new Set(devices.flatMap((d) => d.software!.map((a) => a.key)));

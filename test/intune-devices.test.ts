@@ -236,6 +236,89 @@ describe('intune-devices', function () {
     });
   });
 
+  describe('preview progress (GET /intune-devices/preview/progress/:id)', () => {
+    const PROGRESS_ID = 'node-test-progress-0001';
+
+    it('while the Preview reads a slowed tenant page by page, answers what it has so far (growing, self-consistent, counts only); 404 once the Preview answered', async () => {
+      await deploy(small);
+      // 300 devices in pages of 25 with 150 ms per request: a dozen pages over about two seconds.
+      small.graph.setPageSize(25);
+      small.graph.setLatency(150);
+      try {
+        expect((await helper.request().get(`/intune-devices/preview/progress/${PROGRESS_ID}`).expect(404)).body).to.deep.include({ ok: false, code: 'unknown' });
+        let answered = false;
+        const post = helper
+          .request()
+          .post('/intune-devices/preview')
+          .send({ ...DEFAULT_PROPS, intune: 'cfg1', progressId: PROGRESS_ID })
+          .then((r) => {
+            answered = true;
+            return r;
+          });
+        const seen: Array<Record<string, any>> = [];
+        while (!answered) {
+          const r = await helper.request().get(`/intune-devices/preview/progress/${PROGRESS_ID}`);
+          // 404 before the POST has begun, or after it answered; anything else is a failure.
+          if (r.status === 200) seen.push(r.body);
+          else expect(r.status, JSON.stringify(r.body)).to.equal(404);
+          // Poll pace (not an assertion): about three looks per Graph page.
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        const res = await post;
+        expect(res.status).to.equal(200);
+        const final = res.body;
+        expect(final.pages).to.equal(Math.ceil(small.tenant.liveCount / 25));
+
+        const totals = seen.map((p) => p.total);
+        expect(new Set(totals.filter((n) => n > 0 && n < final.total)).size, `partial totals seen: ${totals.join(',')}`).to.be.at.least(2);
+        for (const [k, p] of seen.entries()) {
+          expect(p, `look ${k}`).to.include({ ok: true, running: true, stage: 'devices' });
+          expect(Object.keys(p).sort()).to.deep.equal(['elapsedMs', 'imported', 'ok', 'pages', 'platforms', 'requests', 'running', 'skipped', 'stage', 'total', 'userLookupsPending']);
+          // Every device read so far has exactly one verdict: passed on, or skipped for one reason.
+          const skipped = Object.values(p.skipped as Record<string, number>).reduce((a, b) => a + b, 0);
+          expect(p.imported + skipped, `look ${k}: passed on + skipped = read`).to.equal(p.total);
+          const perPlatform = Object.values(p.platforms as Record<string, { read: number; kept: number }>);
+          expect(perPlatform.reduce((a, c) => a + c.read, 0)).to.equal(p.total);
+          expect(perPlatform.reduce((a, c) => a + c.kept, 0)).to.equal(p.imported);
+          expect(p.total).to.be.at.most(final.total);
+          expect(p.pages).to.be.at.most(final.pages);
+          if (p.pages < final.pages) expect(p.total, 'full pages so far').to.equal(p.pages * 25);
+          if (k > 0) {
+            expect(p.total, 'never shrinks').to.be.at.least(seen[k - 1].total);
+            expect(p.elapsedMs).to.be.at.least(seen[k - 1].elapsedMs);
+            expect(p.requests).to.be.at.least(seen[k - 1].requests);
+          }
+        }
+        // Counts only: no secret, tenant or setting in any answer.
+        const text = JSON.stringify(seen);
+        expect(text).to.not.include(small.secretApp.secret);
+        expect(text).to.not.include(small.tenantId);
+
+        // Finished: removed when the POST answered.
+        expect((await helper.request().get(`/intune-devices/preview/progress/${PROGRESS_ID}`).expect(404)).body).to.deep.include({ ok: false, code: 'unknown' });
+
+        // The final answer is what it was without a progress id.
+        small.graph.setLatency(0);
+        const plain = (await helper.request().post('/intune-devices/preview').send({ ...DEFAULT_PROPS, intune: 'cfg1' }).expect(200)).body;
+        for (const k of ['total', 'imported', 'skipped', 'platforms', 'pages', 'requests', 'userLookupsPending', 'warnings']) expect(final[k], k).to.deep.equal(plain[k]);
+      } finally {
+        small.graph.setLatency(0);
+        small.graph.setPageSize(1000);
+      }
+    });
+
+    it('refuses a malformed progress id (400 invalidSettings) before reading anything; the GET knows no such Preview', async () => {
+      await deploy(small);
+      small.graph.resetStats();
+      for (const bad of ['short', 'x'.repeat(65), 'has space12', 'a/b/c/d/e/f', 42]) {
+        const r = await helper.request().post('/intune-devices/preview').send({ ...DEFAULT_PROPS, intune: 'cfg1', progressId: bad }).expect(400);
+        expect(r.body, JSON.stringify(bad)).to.deep.include({ ok: false, code: 'invalidSettings', field: 'progressId' });
+      }
+      expect(small.graph.requestLog.filter((r) => /managedDevices/.test(r.url)), 'no listing for a refused Preview').to.deep.equal([]);
+      await helper.request().get('/intune-devices/preview/progress/short').expect(404);
+    });
+  });
+
   describe('incremental runs', () => {
     it('after changing 25 devices, emits those 25 and the overlap window, not the tenant', async () => {
       const t = await deploy(env);

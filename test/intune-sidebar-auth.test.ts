@@ -69,6 +69,15 @@ describe('Intune sidebar endpoints: permissions', function () {
     expect(await start.text()).to.not.include('ok');
   });
 
+  it('the Preview\'s progress needs the source\'s write permission, as the Preview does', async () => {
+    const p = '/intune-devices/preview/progress/abcdefgh12345678';
+    expect((await fetch(`${base}${p}`)).status, 'no token').to.equal(401);
+    expect((await fetch(`${base}${p}`, { headers: { Authorization: `Bearer ${readerToken}` } })).status, 'read-only').to.equal(401);
+    const admin = await red!.admin.get(p, { validateStatus: () => true });
+    expect(admin.status, 'admin: allowed, and no such Preview runs').to.equal(404);
+    expect(admin.data).to.deep.include({ ok: false, code: 'unknown' });
+  });
+
   it('an admin starts a run of a deployed source (the node gets it as an input message); other ids are 404', async () => {
     const mark = red!.mark();
     const res = await red!.admin.post('/intune/run/dev', { mode: 'full' });

@@ -9,7 +9,8 @@
  * either makes the next incremental run a full one.
  *
  * Also serves the editor's preview: POST /intune-devices/preview counts, for
- * the dialog's current (undeployed) settings, what a run would pass on.
+ * the dialog's current (undeployed) settings, what a run would pass on, and
+ * GET /intune-devices/preview/progress/:id what it has counted so far.
  *
  * "Discovered apps" (readSoftware, lib/software): each device passed on
  * carries `software`, from Intune's discovered-apps report exported once per
@@ -25,6 +26,7 @@ import { deviceSelect, FILTER_SELECT } from '../lib/devices/device-normaliser';
 import { planRun, settingsFingerprint, stateAfterRun, type DeviceSyncState } from '../lib/devices/device-watermark';
 import { emptyTally, scanDevices } from '../lib/devices/device-scan';
 import { previewScan } from '../lib/devices/device-preview';
+import { previewProgress, PROGRESS_ID_RE, soFarOf, type PreviewStage } from '../lib/devices/preview-progress';
 import { DeletedUserCheck, userCacheFor } from '../lib/devices/deleted-users';
 import { DeviceSettingsError, filterNodeSetting, parseDeviceSourceSettings, type DeviceSourceSettings } from '../lib/devices/device-source-settings';
 import { RunRequestStats, type ActiveRun } from '../lib/run/sync-run';
@@ -242,9 +244,20 @@ export = function register(RED: NodeAPI): void {
    * Counts what a run with the dialog's current settings would pass on.
    * Streams the tenant with a minimal `$select` (FILTER_SELECT), so only the
    * counters grow with the tenant.
+   *
+   * With `progressId` (chosen by the editor) the counts so far are kept in the
+   * progress registry after every page, for GET …/preview/progress/:id, until
+   * this answers. A malformed id is refused (400) rather than ignored: it is an
+   * editor's bug, and ignoring it would leave that editor asking for a progress
+   * that never comes.
    */
   RED.httpAdmin.post('/intune-devices/preview', RED.auth.needsPermission('intune-devices.write'), async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
+    const progressId = body.progressId;
+    if (progressId !== undefined && (typeof progressId !== 'string' || !PROGRESS_ID_RE.test(progressId))) {
+      res.status(400).json({ ok: false, code: 'invalidSettings', field: 'progressId', message: 'progressId must be 8 to 64 letters, digits, "_" or "-"' });
+      return;
+    }
     let s: DeviceSourceSettings;
     try {
       s = parseDeviceSourceSettings(body);
@@ -272,44 +285,70 @@ export = function register(RED: NodeAPI): void {
           signal,
           stats,
         });
-        // "Discovered apps" on: the report is exported too (minutes on a real tenant), and counted for the devices that pass.
-        const software = s.readSoftware
-          ? await RunSoftware.start({ graph: conn.graph, agent: conn.agent, version: s.graphVersion, signal, stats })
-          : null;
-        if (software?.error) warnings.push(software.error);
-        // One listing, duplicates judged after the fact (device-preview.ts): half the requests of a run's two passes.
-        await previewScan({
-          graph: conn.graph,
-          version: 'v1.0',
-          select: FILTER_SELECT,
-          collapseDuplicates: s.collapseDuplicates,
-          filters: s.filters,
-          normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId: conn.settings.tenantId, placeholders: s.placeholders },
-          users,
-          now: started,
-          signal,
-          stats,
-          tally,
-          onKept: software ? (id) => software.count(id) : undefined,
-        });
-        warnings.push(...users.warnings());
-        // The editor says how many users the Preview left unchecked (preview.usersPending).
-        res.json({
-          ok: true,
-          total: tally.read,
-          imported: tally.kept,
-          skipped: tally.skipped,
-          platforms: tally.platforms,
-          pages: tally.pages,
-          requests: stats.requests,
-          throttled: stats.throttled,
-          durationMs: Date.now() - started,
-          userLookupFailures: users.failures(),
-          userLookupsPending: users.pending,
-          warnings,
-          ...(software ? { software: software.details() } : {}),
-        });
+        // Not tracked when the registry is full or the id is taken: the Preview still answers, only without progress.
+        const soFar = (stage: PreviewStage) => soFarOf(tally, { stage, requests: stats.requests, userLookupsPending: users.pending });
+        const tracked = typeof progressId === 'string' && previewProgress.begin(progressId, soFar(s.readSoftware ? 'software' : 'devices'));
+        try {
+          // "Discovered apps" on: the report is exported too (minutes on a real tenant), and counted for the devices that pass.
+          const software = s.readSoftware
+            ? await RunSoftware.start({ graph: conn.graph, agent: conn.agent, version: s.graphVersion, signal, stats })
+            : null;
+          if (software?.error) warnings.push(software.error);
+          if (tracked) previewProgress.update(progressId, soFar('devices'));
+          // One listing, duplicates judged after the fact (device-preview.ts): half the requests of a run's two passes.
+          await previewScan({
+            graph: conn.graph,
+            version: 'v1.0',
+            select: FILTER_SELECT,
+            collapseDuplicates: s.collapseDuplicates,
+            filters: s.filters,
+            normalise: { portalUrl: conn.settings.endpoints.portalUrl, tenantId: conn.settings.tenantId, placeholders: s.placeholders },
+            users,
+            now: started,
+            signal,
+            stats,
+            tally,
+            onKept: software ? (id) => software.count(id) : undefined,
+            // A copy per page: the tally is exact for the records read so far only at a page's end.
+            onPage: tracked ? () => previewProgress.update(progressId, soFar('devices')) : undefined,
+          });
+          warnings.push(...users.warnings());
+          // The editor says how many users the Preview left unchecked (preview.usersPending).
+          res.json({
+            ok: true,
+            total: tally.read,
+            imported: tally.kept,
+            skipped: tally.skipped,
+            platforms: tally.platforms,
+            pages: tally.pages,
+            requests: stats.requests,
+            throttled: stats.throttled,
+            durationMs: Date.now() - started,
+            userLookupFailures: users.failures(),
+            userLookupsPending: users.pending,
+            warnings,
+            ...(software ? { software: software.details() } : {}),
+          });
+        } finally {
+          // Answered, failed or aborted: no progress to ask for any more.
+          if (tracked) previewProgress.end(progressId);
+        }
       },
     );
+  });
+
+  /**
+   * What the Preview started with `progressId` = :id has counted so far (provisional counts, the
+   * final answer's names, plus elapsedMs); 404 when no such Preview is running (never started,
+   * untracked, or already answered). Counts only: nothing of the settings or the connection.
+   */
+  RED.httpAdmin.get('/intune-devices/preview/progress/:id', RED.auth.needsPermission('intune-devices.write'), (req: Request, res: Response) => {
+    const id = String(req.params.id ?? '');
+    const p = PROGRESS_ID_RE.test(id) ? previewProgress.get(id) : undefined;
+    if (!p) {
+      res.status(404).json({ ok: false, code: 'unknown', message: 'No Preview with this progress id is running' });
+      return;
+    }
+    res.json(p);
   });
 };

@@ -121,6 +121,55 @@ describe('browser: intune-devices preview, deploy and a run', function () {
     await ed!.page.locator('#node-input-platformWindows').check();
   });
 
+  it('preview of a slow tenant: the counts so far in the same tables, under a "still reading" line with devices, pages and seconds, until the final counts replace them', async () => {
+    // Pages of 10 devices at 800 ms each: the Preview reads for about five seconds, the dialog looks every second.
+    stack.env.graph.setPageSize(10);
+    stack.env.graph.setLatency(800);
+    try {
+      const box = ed!.page.locator('#intune-devices-preview-result');
+      await box.evaluate((el) => {
+        const states: Array<{ cls: string; first: string; tables: number; spinner: boolean; cost: boolean }> = [];
+        (window as any).__previewStates = states;
+        new MutationObserver(() => {
+          const e = el as HTMLElement;
+          const s = {
+            cls: e.className,
+            first: (e.firstElementChild?.textContent ?? '').replace(/\s+/g, ' ').trim(),
+            tables: e.querySelectorAll('table').length,
+            spinner: !!e.querySelector('.fa-spinner'),
+            cost: e.innerText.includes('Graph requests'),
+          };
+          if (JSON.stringify(states[states.length - 1]) !== JSON.stringify(s)) states.push(s);
+        }).observe(el, { childList: true, subtree: true, characterData: true, attributes: true });
+      });
+      const p = await runPreview();
+      const states = (await ed!.page.evaluate(() => (window as any).__previewStates)) as Array<{ cls: string; first: string; tables: number; spinner: boolean; cost: boolean }>;
+      const soFar = new RegExp(`^${escape(en('preview.soFar', { devices: '§', pages: '§', seconds: '§' })).replace(/§/g, '([\\d,.]+)')}$`);
+      const running = states.filter((s) => s.cls.includes('is-running'));
+      expect(running.length, `states seen: ${JSON.stringify(states)}`).to.be.at.least(2);
+      for (const s of running) {
+        expect(s.first, 'the "so far" line first').to.match(soFar);
+        expect(s.spinner, 'busy').to.equal(true);
+        expect(s.tables, 'the same two tables as the final counts').to.equal(2);
+        expect(s.cost, 'no cost line before the end').to.equal(false);
+      }
+      const numbers = running.map((s) => s.first.match(soFar)!.slice(1).map(num));
+      expect(numbers.some(([devices]) => devices > 0 && devices < TENANT_DEVICES), `devices so far: ${JSON.stringify(numbers)}`).to.equal(true);
+      for (const [devices, pages] of numbers) expect(devices, 'whole pages of 10 so far').to.equal(pages * 10);
+      for (let k = 1; k < numbers.length; k++) expect(numbers[k][0], 'never fewer').to.be.at.least(numbers[k - 1][0]);
+      // Then the final answer replaced them: the counts of the fast Preview above, and no "so far" line.
+      const last = states[states.length - 1];
+      expect(last.cls).to.include('is-ok');
+      expect(last.spinner).to.equal(false);
+      expect(last.cost).to.equal(true);
+      expect(p.platforms).to.deep.equal(firstPreview.platforms);
+      expect(p.summary).to.equal(firstPreview.summary);
+    } finally {
+      stack.env.graph.setLatency(0);
+      stack.env.graph.setPageSize(1000);
+    }
+  });
+
   it('after Deploy, the status dot follows a run from the inject node to its result', async () => {
     await ed!.dialogDone();
     await ed!.wire(INJECT, nodeId);

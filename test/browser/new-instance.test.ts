@@ -206,8 +206,34 @@ describe('browser: New instance… against the demo', function () {
     expect(await field('fullHours').inputValue()).to.equal(env.FULL_SCAN_HOURS);
     expect(await field('platform-windows').isChecked()).to.equal(true);
     expect(await field('platform-other').isChecked()).to.equal(false);
-    await field('preview').click();
-    await ed!.page.waitForFunction((sel) => !!document.querySelector(sel)?.getAttribute('data-imported'), `${P}-preview-result`, { timeout: 60_000 });
+    // The Graph slowed (pages of 20 at 700 ms each, through the demo console): the Preview reads for about four
+    // seconds, and its busy line gives the running counts meanwhile.
+    const pace = async (latencyMs: number, pageSize: number) => {
+      const r = await fetch(`${sims}/api/graph/pace`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ latencyMs, pageSize }) });
+      expect(r.status, await r.text()).to.equal(200);
+    };
+    await field('preview-result').evaluate((el) => {
+      const lines: string[] = [];
+      (window as any).__previewLines = lines;
+      new MutationObserver(() => {
+        const l = (el.querySelector('.intune-ni-busy') as HTMLElement | null)?.innerText.trim();
+        if (l && lines[lines.length - 1] !== l) lines.push(l);
+      }).observe(el, { childList: true, subtree: true, characterData: true });
+    });
+    await pace(700, 20);
+    try {
+      await field('preview').click();
+      await ed!.page.waitForFunction((sel) => !!document.querySelector(sel)?.getAttribute('data-imported'), `${P}-preview-result`, { timeout: 60_000 });
+    } finally {
+      await pace(0, 1000);
+    }
+    const busy = (await ed!.page.evaluate(() => (window as any).__previewLines)) as string[];
+    expect(busy[0]).to.equal(wizardText('en-US', 'step4.previewRunning'));
+    const soFar = new RegExp(`^${wizardText('en-US', 'step4.previewSoFar', { imported: '§', devices: '§', pages: '§', seconds: '§' }).replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/§/g, '(\\d+)')}$`);
+    const counts = busy.slice(1).map((l) => l.match(soFar)?.slice(1).map(Number));
+    expect(counts.every(Boolean), `busy lines: ${JSON.stringify(busy)}`).to.equal(true);
+    expect(counts.length, `busy lines: ${JSON.stringify(busy)}`).to.be.at.least(2);
+    expect(counts.some((c) => c![1] > 0 && c![1] < DEVICES && c![2] * 20 === c![1] && c![0] <= c![1]), `running counts: ${JSON.stringify(counts)}`).to.equal(true);
     // The Preview does not wait for the directory: with nothing cached, a deleted user's device is known only by its record.
     const kept = deviceGroundTruth(tenant, parseFilterSettings(tmpl.find((n) => n.type === 'intune-devices')!), Date.now(), undefined, true).kept.size;
     expect(Number(await field('preview-result').getAttribute('data-imported'))).to.equal(kept);

@@ -7,17 +7,23 @@
  * a first pass before it can judge any page. The Preview only counts, so it
  * can judge a re-enrolled duplicate after the fact: per serial number it
  * keeps the record that would win (the newest last sync, ties to the first
- * read) with its own verdict, counts every loser as `duplicate` at once, and
- * counts the winners at the end. The counts are the run's (same rule, same
- * order of reasons: a duplicate is a duplicate whatever else it is), for half
- * the requests and half the time.
+ * read) with its own verdict, and counts every loser as `duplicate` at once.
+ * The counts are the run's (same rule, same order of reasons: a duplicate is
+ * a duplicate whatever else it is), for half the requests and half the time.
+ *
+ * The tally is live: a winner so far is counted by its verdict when it is
+ * kept, and un-counted when a newer twin takes its place. So after every page
+ * the tally is what the records read so far would give (`onPage`: the
+ * editor's "so far" while a large tenant is read); after the last page it is
+ * the final count. Only `onKept` waits for the end: a device's apps are
+ * counted once it is sure to be passed on.
  *
  * Memory: one small entry per distinct serial number (≈ 100 bytes; 10 MB
  * for 100,000 devices), as the run's duplicate pass holds, never the records.
  */
 import { checkedSelect, serialKey, type ManagedDeviceRecord, PLATFORMS } from './device-normaliser';
 import { skipReason, SKIP_REASONS, type SkipReason } from './device-filters';
-import { MANAGED_DEVICES_PATH, readRecord, type DeviceScanOptions } from './device-scan';
+import { MANAGED_DEVICES_PATH, readRecord, type DeviceScanOptions, type ScanTally } from './device-scan';
 
 /** The winner so far of one serial number: its last sync, platform and verdict (reason index, -1 = passed on). */
 interface Keeper {
@@ -30,20 +36,22 @@ interface Keeper {
 export interface PreviewScanOptions extends Omit<DeviceScanOptions, 'since' | 'onPage'> {
   /** Each device the run would pass on (for counting its apps), once the count is final. */
   onKept?: (id: string) => void;
+  /** After each Graph page is counted, with the tally as the records read so far give it (provisional, but exact for them). */
+  onPage?: (tally: ScanTally) => void;
 }
 
 /** Counts into `o.tally` what a full run with these settings would pass on. */
 export async function previewScan(o: PreviewScanOptions): Promise<void> {
   const t = o.tally;
   const keepers = new Map<string, Keeper>();
-  const count = (platform: number, reason: number, id: string) => {
-    if (reason >= 0) {
-      t.skipped[SKIP_REASONS[reason]]++;
+  /** Counts (+1) or un-counts (-1) a verdict: a winner so far is replaced by a newer twin. */
+  const count = (k: Keeper, sign: 1 | -1) => {
+    if (k.reason >= 0) {
+      t.skipped[SKIP_REASONS[k.reason]] += sign;
       return;
     }
-    t.kept++;
-    t.platforms[PLATFORMS[platform]].kept++;
-    o.onKept?.(id);
+    t.kept += sign;
+    t.platforms[PLATFORMS[k.platform]].kept += sign;
   };
   for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
     version: o.version,
@@ -51,7 +59,6 @@ export async function previewScan(o: PreviewScanOptions): Promise<void> {
     signal: o.signal,
     stats: o.stats,
   })) {
-    t.pages = page;
     await o.users.prepare(items);
     for (const r of items) {
       const read = readRecord(r, o);
@@ -61,17 +68,28 @@ export async function previewScan(o: PreviewScanOptions): Promise<void> {
       const me: Keeper = { ms, platform: PLATFORMS.indexOf(p), reason: why ? SKIP_REASONS.indexOf(why) : -1, id: d.id };
       const key = o.collapseDuplicates ? serialKey(d.serialNumber) : null;
       if (!key) {
-        count(me.platform, me.reason, me.id);
+        // No serial number (or a placeholder): never a duplicate, final at once.
+        count(me, 1);
+        if (me.reason < 0) o.onKept?.(me.id);
         continue;
       }
       const held = keepers.get(key);
-      if (!held) keepers.set(key, me);
-      else {
-        // The older of the two is the duplicate; on a tie the one read first stays.
-        t.skipped.duplicate++;
-        if (ms > held.ms) keepers.set(key, me);
+      if (!held) {
+        keepers.set(key, me);
+        count(me, 1);
+        continue;
+      }
+      // The older of the two is the duplicate; on a tie the one read first stays.
+      t.skipped.duplicate++;
+      if (ms > held.ms) {
+        count(held, -1);
+        count(me, 1);
+        keepers.set(key, me);
       }
     }
+    // Set after the page's records are counted: a snapshot never shows a page whose devices are missing.
+    t.pages = page;
+    o.onPage?.(t);
   }
-  for (const k of keepers.values()) count(k.platform, k.reason, k.id);
+  for (const k of keepers.values()) if (k.reason < 0) o.onKept?.(k.id);
 }

@@ -79,11 +79,12 @@ export function issueTargets(r: BenchResults): string {
       '≤ 1.25× the floor with the template\'s defaults',
       verdict(x <= 1.25, 'see [The shipped 4me template](#the-shipped-4me-template)'),
     ]);
+    const shown = progressShown(t.preview.progress);
     rows.push([
       'Shipped 4me template, Preview in the editor',
-      `${sec(t.preview.ms)} (${int(num(t.preview.answer.requests))} Graph requests; ${int(num(t.preview.answer.userLookupsPending))} users left unchecked, said in the dialog)`,
+      `${sec(t.preview.ms)} (${int(num(t.preview.answer.requests))} Graph requests; ${int(num(t.preview.answer.userLookupsPending))} users left unchecked, said in the dialog); ${progressText(t.preview.progress)}`,
       '≤ 10 s, or it shows its progress and what it has so far',
-      verdict(t.preview.ms <= 10_000),
+      verdict(t.preview.ms <= 10_000 || shown, 'see [The shipped 4me template](#the-shipped-4me-template)'),
     ]);
   }
   const big = r.scaling.filter((s) => s.tenantDevices > r.world.mainTenant);
@@ -103,6 +104,21 @@ export function issueTargets(r: BenchResults): string {
     }
   }
   return table(['Issue #23', 'Measured', 'Target', ''], rows);
+}
+
+type ProgressSeen = { looks: number; firstCountMs?: number; totals: number[]; lastImported?: number } | undefined;
+
+/** The dialog showed progress: counts within 2 s, at least one look, never going back. */
+function progressShown(p: ProgressSeen): boolean {
+  if (!p || !p.looks || p.firstCountMs === undefined || p.firstCountMs > 2_000) return false;
+  return p.totals.every((n, i) => i === 0 || n >= p.totals[i - 1]);
+}
+
+function progressText(p: ProgressSeen): string {
+  if (!p) return 'progress not measured';
+  if (!p.looks) return 'answered before the first look at its progress';
+  const first = p.firstCountMs === undefined ? 'no devices counted at any look' : `first counts after ${sec(p.firstCountMs)}`;
+  return `progress shown: ${first}, ${int(p.looks)} looks, ${int(p.totals[0] ?? 0)} → ${int(p.totals[p.totals.length - 1] ?? 0)} devices counted`;
 }
 
 /** The shipped 4me template's section. */
@@ -146,11 +162,14 @@ export function templateSection(r: BenchResults): string[] {
         ['Graph requests', int(num(a.requests))],
         ['Devices counted / would import', `${int(num(a.total))} / ${int(num(a.imported))}`],
         ['Users left unchecked (the dialog says how many)', int(num(a.userLookupsPending))],
+        ['Progress while it reads (GET …/preview/progress/:id once a second, as the dialog asks)', progressText(t.preview.progress)],
       ],
     ),
   );
   out.push('');
-  out.push('The Preview never waits for the directory: it uses cached answers and the device record, and says how many users it could not judge; it reads the tenant with a minimal `$select` in the same two passes as a run (duplicates, then devices).');
+  out.push(
+    'The Preview never waits for the directory: it uses cached answers and the device record, and says how many users it could not judge. It reads the tenant in one listing with a minimal `$select` (a run needs two: duplicates, then devices; the Preview judges re-enrolled duplicates after the fact, device-preview.ts). While it reads, the dialog shows the counts of the records read so far in the same tables, under a "so far — still reading" line, and replaces them with the answer.',
+  );
   out.push('');
   return out;
 }

@@ -20,7 +20,7 @@ import { startWorld, FOURME_ACCOUNT, type World } from './world';
 import { startBenchRed, measure, snapshot, diff, type BenchRed, type Json, type Measured } from './harness';
 import { acmpFloor, fourmeCiFloor, fourmeIncidentFloor, graphActionFloor, graphComplianceFloor, graphReadFloor, type ServiceFloor } from './floor';
 import { naiveSync, type NaiveResult } from './naive';
-import { templateFlow, templateFullRun, templatePreview } from './template';
+import { templateFlow, templateFullRun, templatePreview, type PreviewProgressSeen } from './template';
 
 export interface BenchConfig {
   /** Tenant sizes of the scaling runs (item 6); the main tenant's size is one of them or added. */
@@ -134,7 +134,7 @@ export interface BenchResults {
   /** The compliance run again with nothing changed: what an hourly run costs between changes. */
   complianceUnchanged?: ScenarioResult;
   /** The shipped 4me template: its first full run with the directory cache cold, and its Preview. */
-  template?: { cold: ScenarioResult; preview: { ms: number; answer: Json; graphRoutes: Record<string, number> } };
+  template?: { cold: ScenarioResult; preview: { ms: number; answer: Json; graphRoutes: Record<string, number>; progress?: PreviewProgressSeen } };
   naive?: {
     devices: number;
     naive: { initial: NaiveResult & { sims: ServiceFigures }; unchanged: NaiveResult & { sims: ServiceFigures } };
@@ -313,7 +313,7 @@ async function templateScenario(c: BenchConfig, mainSize: number): Promise<NonNu
     try {
       // The Preview first, as an integrator opens the dialog before the first run: nothing cached yet.
       const preview = await templatePreview(tw, b, flow);
-      c.log(`  Preview: ${(preview.ms / 1000).toFixed(1)} s, ${JSON.stringify({ imported: preview.answer.imported, requests: preview.answer.requests, userLookupsPending: preview.answer.userLookupsPending })}`);
+      c.log(`  Preview: ${(preview.ms / 1000).toFixed(1)} s, ${JSON.stringify({ imported: preview.answer.imported, requests: preview.answer.requests, userLookupsPending: preview.answer.userLookupsPending, progress: preview.progress })}`);
       const run = await templateFullRun(tw, b, flow, c.timeoutMs);
       const emails = distinctEmails(tw);
       const graphFloor = graphReadFloor(mainSize, tw.scale, c.latencyMs);

@@ -84,8 +84,20 @@ export async function templateFullRun(w: World, b: BenchRed, flow: FlowNode[], t
   return { m, emitted: Number(dev.stats?.emitted ?? 0), details: dev.details ?? {} };
 }
 
-/** The editor's Preview with the template node's settings, timed at the Admin API. */
-export async function templatePreview(w: World, b: BenchRed, flow: FlowNode[]): Promise<{ ms: number; answer: Json; graphRoutes: Record<string, number> }> {
+/** What the editor saw of a Preview while it ran: its progress answers (GET …/preview/progress/:id, once a second). */
+export interface PreviewProgressSeen {
+  /** Answers with `running: true`. */
+  looks: number;
+  /** When the first answer with devices counted came (ms after the POST), if any. */
+  firstCountMs?: number;
+  /** Devices counted at each look, in order (they must grow). */
+  totals: number[];
+  /** The provisional "would import" at the last look before the answer. */
+  lastImported?: number;
+}
+
+/** The editor's Preview with the template node's settings, timed at the Admin API, watched as the editor watches it. */
+export async function templatePreview(w: World, b: BenchRed, flow: FlowNode[]): Promise<{ ms: number; answer: Json; graphRoutes: Record<string, number>; progress: PreviewProgressSeen }> {
   const node = templateNode(flow, 'intune-devices');
   const env = Object.fromEntries(((templateNode(flow, 'tab').env as Array<{ name: string; value: string }> | undefined) ?? []).map((e) => [e.name, e.value]));
   // The editor sends the dialog's values; ${VAR} properties as the tab resolves them.
@@ -94,11 +106,32 @@ export async function templatePreview(w: World, b: BenchRed, flow: FlowNode[]): 
     if (['id', 'type', 'z', 'x', 'y', 'wires', 'name'].includes(k)) continue;
     body[k] = typeof v === 'string' ? v.replace(/^\$\{(\w+)\}$/, (_, name: string) => env[name] ?? '') : v;
   }
+  // The editor's way (nodes/lib/editor/preview-progress.js): a random id with the POST, one look a second meanwhile.
+  const progressId = `bench${Date.now().toString(36)}`;
+  body.progressId = progressId;
   const before = snapshot(w);
   const t0 = Date.now();
-  const res = await b.red.admin.post('/intune-devices/preview', body);
+  const seen: PreviewProgressSeen = { looks: 0, totals: [] };
+  let answered = false;
+  const post = b.red.admin.post('/intune-devices/preview', body).finally(() => (answered = true));
+  const watch = (async () => {
+    while (!answered) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (answered) break;
+      const p = await b.red.admin.get(`/intune-devices/preview/progress/${progressId}`);
+      if (p.status !== 200 || answered) continue;
+      const d = p.data as { running?: boolean; total?: number; imported?: number };
+      if (!d.running) continue;
+      seen.looks++;
+      seen.totals.push(Number(d.total ?? 0));
+      seen.lastImported = Number(d.imported ?? 0);
+      if (seen.firstCountMs === undefined && Number(d.total) > 0) seen.firstCountMs = Date.now() - t0;
+    }
+  })();
+  const res = await post;
   const ms = Date.now() - t0;
+  await watch;
   if (res.status !== 200) throw new Error(`template Preview: HTTP ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`);
   const graph = (diff(before, snapshot(w)) as { graph?: { byRoute?: Record<string, number> } }).graph;
-  return { ms, answer: res.data as Json, graphRoutes: graph?.byRoute ?? {} };
+  return { ms, answer: res.data as Json, graphRoutes: graph?.byRoute ?? {}, progress: seen };
 }

@@ -43,6 +43,12 @@ describe('bench (small version of npm run bench)', function () {
     expect(c.services.fourme.graphql).to.equal(s.services.fourme.graphql);
     expect(c.services.acmp.publishes).to.equal(s.services.acmp.publishes);
     expect(c.peakRssMb).to.be.above(0);
+    // Then the unchanged sync in the same capped process: nothing written, every device compared.
+    const u = r.cappedUnchanged!;
+    expect(u, 'the unchanged sync after the capped one').to.exist;
+    expect(u.facts.emitted).to.equal(s.facts.emitted);
+    expect(u.services.fourme.writeRequests + u.services.acmp.publishes + u.services.graph.writes).to.equal(0);
+    expect(renderReport({ machine: machine(), ...r })).to.include('Unchanged: heap capped').and.include('unchanged full sync, heap capped');
   });
 
   it('initial full sync: one upload per 100 devices, one look-up, one ACMP message per 200, nothing throttled', () => {

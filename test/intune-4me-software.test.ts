@@ -150,7 +150,7 @@ describe('intune-4me: discovered software into the simulated 4me', function () {
     sim.resetStats();
     const summary = await run(devices);
     expect(summary.complete).to.equal(true);
-    expect(summary.software).to.include({ created: TITLES + 1, updated: 0, failed: 0, inactivated: 0, relationsChanged: 200 });
+    expect(summary.software).to.include({ created: TITLES + 1, updated: 0, unchanged: 0, failed: 0, inactivated: 0, relationsChanged: 200 });
     expect(summary.cis).to.include({ created: 200, failed: 0 });
     // 121 software CIs: 2 calls; 200 device CIs: 2 calls — never one request per installation or device.
     expect(calls()).to.equal(4);

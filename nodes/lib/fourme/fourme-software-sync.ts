@@ -173,7 +173,9 @@ export class SoftwareTally {
     failed: 0,
     relationsChanged: 0,
   };
-  private counted = new Set<string>();
+  /** Software CIs written (or failed) in this run; and those only ever found unchanged so far. */
+  private written = new Set<string>();
+  private onlyUnchanged = new Set<string>();
 
   /** Notes what a page's payload carries (before anything is written: a page that fails is still seen). */
   notePage(payload: unknown[], instance: string): void {
@@ -188,13 +190,23 @@ export class SoftwareTally {
     }
   }
 
-  /** Counts a page's software outcomes, each software CI once per run (a failure every time). */
+  /**
+   * Counts a page's software outcomes: every write and failure, and as unchanged only a software CI
+   * that no page of the run wrote. Pages run side by side and report in any order: a page that
+   * found an app another page was writing calls it unchanged, and may report before the page that
+   * created it, so "unchanged" is settled at the end, not counted on the way.
+   */
   add(outcomes: ReadonlyMap<string, SoftwareOutcome>): void {
     for (const [sid, o] of outcomes) {
-      if (o === 'failed') this.counts.failed++;
-      else if (!this.counted.has(sid) || o !== 'unchanged') this.counts[o]++;
-      this.counted.add(sid);
+      if (o === 'unchanged') {
+        if (!this.written.has(sid)) this.onlyUnchanged.add(sid);
+        continue;
+      }
+      this.counts[o]++;
+      this.written.add(sid);
+      this.onlyUnchanged.delete(sid);
     }
+    this.counts.unchanged = this.onlyUnchanged.size;
   }
 
   /** The summary part, or undefined when the run carried no software and set nothing inactive. */

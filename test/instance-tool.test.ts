@@ -56,6 +56,8 @@ describe('instance tool', () => {
       checkReferences(t);
       expect(t.some((n) => n.credentials !== undefined), 'no credentials in a template').to.equal(false);
       expect(t.filter((n) => n.type === 'tab').every((n) => /_1$/.test(String(n.label)))).to.equal(true);
+      // Texts name the instance by its name (renamed for instance N), never "instance 1" (which would not be).
+      expect(strings(t).filter((s) => /\binstance 1\b/i.test(s)), 'no "instance 1" in a text').to.deep.equal([]);
     });
   }
 

@@ -149,6 +149,8 @@ export interface Measured {
   sims: Json;
   /** The report lines of the runs, by tag. */
   runs: Record<string, Json>;
+  /** When the first and the last 4me GraphQL request of the scenario arrived (ms after the trigger, ±100 ms), and how many came. */
+  fourmeSpan?: { firstMs: number; lastMs: number; requests: number };
   /** Time 4me took to answer GraphQL requests (ms, from the simulator's log of the last 1,000). */
   fourmeAnswerMs?: { p50: number; p90: number; n: number };
   /** With the heap sampler: the sample of the highest RSS in the scenario, and each figure's own maximum (MB). */
@@ -208,9 +210,27 @@ export async function measure(b: BenchRed, w: World, injectId: string, tags: str
   const own0 = ownCpuMs();
   const since = b.red.mark();
   const t0 = Date.now();
-  const res = await b.red.admin.post(`/inject/${injectId}`);
-  if (res.status !== 200) throw new Error(`inject ${injectId}: HTTP ${res.status}`);
-  const runs = await waitForLines(b, since, tags, timeoutMs);
+  // When the run's first and last 4me GraphQL requests arrived (a 100 ms look at the simulator's counter):
+  // how long 4me waited for its first page, and the rate it then ran at.
+  const gql0 = w.fourme.stats.byRoute.graphql ?? 0;
+  let gqlSeen = gql0;
+  let firstFourmeMs: number | undefined;
+  let lastFourmeMs: number | undefined;
+  const looking = setInterval(() => {
+    const n = w.fourme.stats.byRoute.graphql ?? 0;
+    if (n === gqlSeen) return;
+    gqlSeen = n;
+    lastFourmeMs = Date.now() - t0;
+    firstFourmeMs ??= lastFourmeMs;
+  }, 100);
+  let runs: Record<string, Json>;
+  try {
+    const res = await b.red.admin.post(`/inject/${injectId}`);
+    if (res.status !== 200) throw new Error(`inject ${injectId}: HTTP ${res.status}`);
+    runs = await waitForLines(b, since, tags, timeoutMs);
+  } finally {
+    clearInterval(looking);
+  }
   const end = Math.max(...tags.map((t) => Number(runs[t].at)));
   const answers = w.fourme.requestLog
     .filter((e) => e.route === 'graphql' && Date.parse(e.at) >= t0 && e.status === 200)
@@ -224,6 +244,7 @@ export async function measure(b: BenchRed, w: World, injectId: string, tags: str
   return {
     heap,
     fourmeAnswerMs: answers.length ? { p50: percentile(answers, 0.5), p90: percentile(answers, 0.9), n: answers.length } : undefined,
+    ...(firstFourmeMs !== undefined ? { fourmeSpan: { firstMs: firstFourmeMs, lastMs: lastFourmeMs!, requests: gqlSeen - gql0 } } : {}),
     wallMs: end - t0,
     cpuMs: cpuMs(b.pid) - cpu0,
     simCpuMs: simCpu,

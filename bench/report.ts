@@ -156,8 +156,12 @@ export function renderReport(r: Results): string {
     out.push(
       `- **Person look-ups.** ${int(initial.services.fourme.graphql - num(initial.services.fourme.byRootField['mutation.discoveredConfigurationItems']))} look-up requests where the floor needs one: a page's look-up takes along the addresses of the pages queued behind it (up to 5,000 addresses per request), but a page cannot wait for addresses that Graph has not delivered yet.`,
     );
+    const span = initial.fourmeSpan;
+    const rate = span && span.lastMs > span.firstMs ? (span.requests - 1) / ((span.lastMs - span.firstMs) / 10_000) : 0;
     out.push(
-      `- **The duplicate pass.** Collapsing re-enrolled duplicates reads the tenant's serial numbers once before the first device page (${int(num((initial.runs.devices?.details as Record<string, unknown>)?.duplicatePages))} Graph pages), during which 4me has nothing to do yet.`,
+      `- **The duplicate pass.** Collapsing re-enrolled duplicates reads the tenant's serial numbers once before the first device page (${int(num((initial.runs.devices?.details as Record<string, unknown>)?.duplicatePages))} Graph pages), during which 4me has nothing to do yet` +
+        (span ? `: the first 4me request went out ${sec(span.firstMs)} after the trigger; from then until its last request 4me ran at ${rate.toFixed(1)} requests per 10 s (the limit allows 100).` : '.') +
+        ' Graph pages managedDevices 1,000 at a time, one page after the other, so the pass costs a round trip per 1,000 devices. What would shorten it: reading it as several listings side by side, split by `enrolledDateTime` (the schema lists `lt`/`gt` for it, and unlike the last sync it does not move while the listing runs, so the parts would not miss or repeat a device) — not done; the simulator would need an index on it, as it has on `lastSyncDateTime`.',
     );
     if (fm) out.push(`- 4me floor: ${fm.how}.`);
     out.push('');

@@ -115,6 +115,8 @@ export interface ScenarioResult {
   facts: Json;
   /** 4me's answer times during the scenario (ms). */
   fourmeAnswerMs?: { p50: number; p90: number; n: number };
+  /** First and last 4me GraphQL request of the scenario (ms after the trigger) and their number (harness.ts). */
+  fourmeSpan?: { firstMs: number; lastMs: number; requests: number };
   /** Memory by kind at the scenario's peak RSS (bench/heap-sampler.ts). */
   heap?: Measured['heap'];
   runs: Record<string, Json>;
@@ -203,6 +205,7 @@ function result(name: string, w: World, b: BenchRed, m: Measured, floor: Scenari
     floor,
     facts,
     fourmeAnswerMs: m.fourmeAnswerMs,
+    fourmeSpan: m.fourmeSpan,
     heap: m.heap,
     runs: m.runs,
   };

@@ -42,7 +42,11 @@
  *
  * Errors use Graph's body {error:{code,message,innerError:{date,request-id,client-request-id}}};
  * Intune routes put Intune's JSON-in-a-string into `message` for 403 and 404, as the live service does.
- * Throttling 429s leave Retry-After out every third time by default (retryAfter: 'sometimes').
+ * Throttling: Intune's routes per 20-s sliding window in requests (devices, configuration, reports
+ * buckets); /users and /users/{id} in the identity service's resource units (the directory bucket:
+ * per app + tenant per 10 s by the tenant's size, S 3,500 / M 5,000 / L 8,000; per app 150,000 per
+ * 20 s; costs in directoryCost; each answer says its cost in x-ms-resource-unit). Throttling 429s
+ * leave Retry-After out every third time by default (retryAfter: 'sometimes').
  * Controls: failNext, dropNext, delayNext, throttleNext, clearFaults, setLimits, resetThrottling,
  * setRetryAfter, setPageSize, setLatency (also the `latencyMs` option: every request), resetStats.
  * Stats: see GraphSimStats.
@@ -88,6 +92,10 @@ export interface TokenClaims {
 
 export type Bucket = 'devices' | 'configuration' | 'reports' | 'directory';
 
+/** The buckets counted in requests per window, as Intune counts them. */
+export type IntuneBucket = Exclude<Bucket, 'directory'>;
+const INTUNE_BUCKETS: readonly IntuneBucket[] = ['devices', 'configuration', 'reports'];
+
 export interface BucketLimits {
   /** Requests of any kind per window, per app per tenant. */
   appRequests: number;
@@ -98,25 +106,75 @@ export interface BucketLimits {
   tenantWrites: number;
 }
 
+/** Microsoft's size classes of a tenant for the identity service's limits. */
+export type TenantSize = 'S' | 'M' | 'L';
+
+/**
+ * The identity and access service's limits (the `directory` bucket: GET /users, /users/{id}),
+ * counted in resource units, not requests (docs/graph-users.md has the sources and the costs).
+ * Its windows follow the sim's time scale: the application + tenant pair's is half of `windowMs`
+ * (10 s at Intune's 20 s, as nodes/lib/graph/graph-pacer.ts scales its directory window), the
+ * application's is `windowMs` (20 s).
+ */
+export interface DirectoryLimits {
+  /** Resource units per application + tenant pair per half window (10 s), for a tenant under 50 users. */
+  S: number;
+  /** … for a tenant of 50 to 500 users. */
+  M: number;
+  /** … for a tenant above 500 users. */
+  L: number;
+  /** Resource units per application across all tenants per window (20 s). */
+  perApp: number;
+  /** Size class the tenant is counted in: 'auto' (default) counts its users (deleted ones are not users). */
+  tenantSize: TenantSize | 'auto';
+}
+
 export interface ThrottleLimits {
-  /** Sliding window length (Intune: 20 s). */
+  /** Sliding window length (Intune: 20 s). The directory's windows follow it (see DirectoryLimits). */
   windowMs: number;
   devices: BucketLimits;
   configuration: BucketLimits;
   reports: BucketLimits;
-  directory: BucketLimits;
+  directory: DirectoryLimits;
 }
 
-export type ThrottleLimitsInput = { windowMs?: number } & { [B in Bucket]?: Partial<BucketLimits> };
+export type ThrottleLimitsInput = { windowMs?: number } & { [B in IntuneBucket]?: Partial<BucketLimits> } & { directory?: Partial<DirectoryLimits> };
 
-/** Intune service limits (includes/throttling-intune-devices.md, …-device-configuration.md). */
+/**
+ * Intune service limits (includes/throttling-intune-devices.md, …-device-configuration.md); the
+ * directory's are the identity and access service's (concepts/throttling-limits.md, "Identity and
+ * access service limits"). That service's write quotas (3,000 per 2 min 30 s per app + tenant,
+ * 70,000 per 5 min per app, 18,000 per 5 min per tenant) are not modelled: the sim serves no
+ * directory write (POST/PATCH/PUT/DELETE on /users is refused with 405 before any bucket).
+ */
 export const DEFAULT_LIMITS: ThrottleLimits = {
   windowMs: 20_000,
   devices: { appRequests: 2000, appWrites: 200, tenantRequests: 4000, tenantWrites: 400 },
   configuration: { appRequests: 1000, appWrites: 100, tenantRequests: 2000, tenantWrites: 200 },
   reports: { appRequests: 1000, appWrites: 100, tenantRequests: 2000, tenantWrites: 200 },
-  directory: { appRequests: 10_000, appWrites: 3000, tenantRequests: 20_000, tenantWrites: 6000 },
+  directory: { S: 3500, M: 5000, L: 8000, perApp: 150_000, tenantSize: 'auto' },
 };
+
+/** Microsoft's tenant size classes: S under 50 users, M 50 to 500, L above 500. */
+export function tenantSizeOf(users: number): TenantSize {
+  return users < 50 ? 'S' : users <= 500 ? 'M' : 'L';
+}
+
+/**
+ * Resource units one directory request costs (concepts/throttling-limits.md, "Identity and access
+ * service limits"): base 2 for GET users (the listing), 1 for any identity GET not in Microsoft's
+ * table (GET users/{id}); `$select` -1, `$expand` +1, `$top` below 20 -1; never below 1. A query
+ * option counts as it is sent, whether or not the route then accepts it (a refused request is
+ * charged too: Microsoft's batching example shows x-ms-resource-unit on 403 and 405 answers).
+ */
+export function directoryCost(route: 'GET /users' | 'GET /users/{id}', query: ReadonlyMap<string, string>): number {
+  let cost = route === 'GET /users' ? 2 : 1;
+  if (query.has('$select')) cost -= 1;
+  if (query.has('$expand')) cost += 1;
+  const top = query.get('$top');
+  if (top !== undefined && /^\d+$/.test(top) && Number(top) < 20) cost -= 1;
+  return Math.max(1, cost);
+}
 
 /** Application roles each kind of call accepts (any one is enough). */
 export const GRAPH_SIM_PERMISSIONS = {
@@ -169,6 +227,11 @@ export interface GraphSimOptions {
   /** Rows of the report when `top` is absent (default 50); `top` is capped at 1000. */
   reportDefaultTop?: number;
   /**
+   * The throttling windows' clock (default Date.now): tests move it instead of sleeping through a
+   * window.
+   */
+  clock?: () => number;
+  /**
    * Latency added to every HTTP request before it is handled (default 0):
    * network round trip plus service time, for benchmarks. A $batch waits
    * once, like any other request.
@@ -197,6 +260,8 @@ export interface GraphSimStats {
   /** 429 answers (throttling and throttleNext), HTTP requests and batch items. */
   throttled: number;
   throttledBatchItems: number;
+  /** Resource units charged to the directory bucket (admitted directory requests and batch items). */
+  directoryUnits: number;
   batches: number;
   batchInner: number;
   faults: { status: number; dropped: number; delayed: number; throttled: number };
@@ -288,6 +353,7 @@ function emptyStats(): GraphSimStats {
     byStatus: {},
     throttled: 0,
     throttledBatchItems: 0,
+    directoryUnits: 0,
     batches: 0,
     batchInner: 0,
     faults: { status: 0, dropped: 0, delayed: 0, throttled: 0 },
@@ -303,29 +369,48 @@ const bump = (rec: Record<string, number>, key: string) => {
 
 function mergeLimits(input?: ThrottleLimitsInput): ThrottleLimits {
   const out: ThrottleLimits = JSON.parse(JSON.stringify(DEFAULT_LIMITS));
-  if (!input) return out;
-  if (input.windowMs !== undefined) out.windowMs = input.windowMs;
-  for (const b of ['devices', 'configuration', 'reports', 'directory'] as Bucket[]) Object.assign(out[b], input[b] ?? {});
+  if (input) applyLimits(out, input);
   return out;
 }
 
-/** A sliding log of timestamps (bounded by its limit). */
+function applyLimits(cur: ThrottleLimits, input: ThrottleLimitsInput): void {
+  if (input.windowMs !== undefined) cur.windowMs = input.windowMs;
+  for (const b of INTUNE_BUCKETS) Object.assign(cur[b], input[b] ?? {});
+  Object.assign(cur.directory, input.directory ?? {});
+}
+
+/**
+ * A sliding log of admissions, each with its weight (1 for a request; a directory request weighs
+ * its resource units), bounded by its limit.
+ */
 class Window {
   private t: number[] = [];
+  private w: number[] = [];
   private start = 0;
+  private sum = 0;
+  /** Weight admitted within (now - windowMs, now]. */
   count(now: number, windowMs: number): number {
-    while (this.start < this.t.length && this.t[this.start] <= now - windowMs) this.start++;
+    while (this.start < this.t.length && this.t[this.start] <= now - windowMs) this.sum -= this.w[this.start++];
     if (this.start > 1024) {
       this.t = this.t.slice(this.start);
+      this.w = this.w.slice(this.start);
       this.start = 0;
     }
-    return this.t.length - this.start;
+    return this.sum;
   }
-  oldest(): number {
-    return this.t[this.start];
+  /** When at least `need` of the weight counted now will have left the window. */
+  freedAt(need: number, windowMs: number): number {
+    let freed = 0;
+    for (let k = this.start; k < this.t.length; k++) {
+      freed += this.w[k];
+      if (freed >= need) return this.t[k] + windowMs;
+    }
+    return this.t[this.t.length - 1] + windowMs;
   }
-  add(now: number): void {
+  add(now: number, weight = 1): void {
     this.t.push(now);
+    this.w.push(weight);
+    this.sum += weight;
   }
 }
 
@@ -577,6 +662,9 @@ export class GraphSim {
   private ignoreUnsupportedFilter: boolean;
   private reportDefaultTop: number;
   private latencyMs: number;
+  private readonly clock: () => number;
+  /** Live users of the tenant, counted up to 501 (enough to tell S, M and L apart); null until asked. */
+  private liveUsers: number | null = null;
   private port = 0;
   private shuffleSeed = 1;
   private countCache = new Map<string, { mv: number; count: number }>();
@@ -598,6 +686,7 @@ export class GraphSim {
     this.ignoreUnsupportedFilter = opts.ignoreUnsupportedFilter ?? false;
     this.reportDefaultTop = opts.reportDefaultTop ?? 50;
     this.latencyMs = Math.max(0, opts.latencyMs ?? 0);
+    this.clock = opts.clock ?? Date.now;
     this.reports = new ExportJobSim(this.tenant, () => this.url);
     this.server = https.createServer({ cert: this.tls.certPem, key: this.tls.keyPem }, (req, res) => {
       this.onRequest(req, res).catch(() => {
@@ -673,13 +762,22 @@ export class GraphSim {
   }
 
   setLimits(input: ThrottleLimitsInput): void {
-    const cur = this.limits;
-    if (input.windowMs !== undefined) cur.windowMs = input.windowMs;
-    for (const b of ['devices', 'configuration', 'reports', 'directory'] as Bucket[]) Object.assign(cur[b], input[b] ?? {});
+    applyLimits(this.limits, input);
   }
 
   get currentLimits(): ThrottleLimits {
     return JSON.parse(JSON.stringify(this.limits));
+  }
+
+  /**
+   * The directory budget of an application + tenant pair as it stands: the tenant's size class,
+   * its resource units per window and the window's length (half of `windowMs`).
+   */
+  get directoryBudget(): { tenantSize: TenantSize; users: number; unitsPerWindow: number; windowMs: number } {
+    const d = this.limits.directory;
+    const users = this.directoryUsers();
+    const tenantSize = d.tenantSize === 'auto' ? tenantSizeOf(users) : d.tenantSize;
+    return { tenantSize, users, unitsPerWindow: d[tenantSize], windowMs: this.limits.windowMs / 2 };
   }
 
   resetThrottling(): void {
@@ -967,6 +1065,12 @@ export class GraphSim {
   /** Route, throttle, authorise and run one request (HTTP or batch item). Never throws. */
   private async dispatch(ctx: Ctx): Promise<{ resp: SimResponse; route: string | null }> {
     let route: Route | null = null;
+    /** Resource units charged (directory only): every answer after admission says so, errors included. */
+    let units = 0;
+    const charged = (resp: SimResponse): SimResponse => {
+      if (units) resp.headers['x-ms-resource-unit'] = String(units);
+      return resp;
+    };
     try {
       route = this.match(ctx);
       bump(this._stats.byRoute, route.key);
@@ -977,11 +1081,28 @@ export class GraphSim {
           return { resp: this.forcedFault(forced, ctx.requestId, ctx.clientRequestId), route: route.key };
         }
       }
-      const wait = this.throttle(ctx.claims, route.bucket, route.write);
-      if (wait !== null) {
-        this._stats.throttled++;
-        if (ctx.inBatch) this._stats.throttledBatchItems++;
-        return { resp: this.tooMany(wait, ctx.requestId, ctx.clientRequestId), route: route.key };
+      if (route.bucket === 'directory') {
+        const cost = directoryCost(route.key as 'GET /users' | 'GET /users/{id}', ctx.query);
+        const refused = this.throttleDirectory(ctx.claims, cost);
+        if (refused) {
+          this._stats.throttled++;
+          if (ctx.inBatch) this._stats.throttledBatchItems++;
+          const r = this.tooMany(refused.wait, ctx.requestId, ctx.clientRequestId);
+          // The identity service's throttled-response headers (concepts/throttling-limits.md); the
+          // limit part is "ReadWrite" because the resource-unit quota counts requests of any kind.
+          r.headers['x-ms-throttle-scope'] = `${refused.scope}/ReadWrite/${ctx.claims.appid}/${ctx.claims.tid}`;
+          r.headers['x-ms-throttle-information'] = 'ResourceUnitLimitExceeded';
+          return { resp: r, route: route.key };
+        }
+        units = cost;
+        this._stats.directoryUnits += cost;
+      } else {
+        const wait = this.throttle(ctx.claims, route.bucket, route.write);
+        if (wait !== null) {
+          this._stats.throttled++;
+          if (ctx.inBatch) this._stats.throttledBatchItems++;
+          return { resp: this.tooMany(wait, ctx.requestId, ctx.clientRequestId), route: route.key };
+        }
       }
       if (!route.roles.some((r) => ctx.claims.roles.includes(r))) {
         this._stats.forbidden++;
@@ -992,42 +1113,84 @@ export class GraphSim {
           true,
         );
       }
-      return { resp: await route.run(ctx), route: route.key };
+      return { resp: charged(await route.run(ctx)), route: route.key };
     } catch (e) {
-      return { resp: this.fromError(e, ctx.requestId, ctx.clientRequestId, ctx.inBatch ? `/${ctx.version}${ctx.url}` : ctx.url), route: route?.key ?? null };
+      return { resp: charged(this.fromError(e, ctx.requestId, ctx.clientRequestId, ctx.inBatch ? `/${ctx.version}${ctx.url}` : ctx.url)), route: route?.key ?? null };
     }
   }
 
-  /** Sliding-window throttling; returns seconds to wait, or null when admitted (and recorded). */
-  private throttle(claims: TokenClaims, bucket: Bucket, write: boolean): number | null {
-    const now = Date.now();
-    const lim = this.limits[bucket];
-    const win = this.limits.windowMs;
-    const keys: [string, number][] = [
-      [`${claims.tid}|${claims.appid}|${bucket}|any`, lim.appRequests],
-      [`${claims.tid}|*|${bucket}|any`, lim.tenantRequests],
-    ];
-    if (write) {
-      keys.push([`${claims.tid}|${claims.appid}|${bucket}|write`, lim.appWrites]);
-      keys.push([`${claims.tid}|*|${bucket}|write`, lim.tenantWrites]);
-    }
-    let wait: number | null = null;
+  /**
+   * Admits `weight` into every window of `limits` or into none. Returns null when admitted (and
+   * recorded), else the seconds until the binding window has room (at least 1) and its index.
+   */
+  private admit(limits: { key: string; limit: number; windowMs: number }[], weight: number): { wait: number; index: number } | null {
+    const now = this.clock();
+    let refused: { wait: number; index: number } | null = null;
     const ws: Window[] = [];
-    for (const [k, limit] of keys) {
-      let w = this.windows.get(k);
+    limits.forEach(({ key, limit, windowMs }, index) => {
+      let w = this.windows.get(key);
       if (!w) {
         w = new Window();
-        this.windows.set(k, w);
+        this.windows.set(key, w);
       }
       ws.push(w);
-      if (w.count(now, win) >= limit) {
-        const s = Math.max(1, Math.ceil((w.oldest() + win - now) / 1000));
-        wait = Math.max(wait ?? 0, s);
+      const used = w.count(now, windowMs);
+      if (used + weight > limit) {
+        // Room comes back as the oldest admissions leave the window; a request weighing more than the
+        // limit never fits, and is told to wait one whole window.
+        const at = used > 0 && weight <= limit ? w.freedAt(used + weight - limit, windowMs) : now + windowMs;
+        const wait = Math.max(1, Math.ceil((at - now) / 1000));
+        if (!refused || wait > refused.wait) refused = { wait, index };
       }
-    }
-    if (wait !== null) return wait;
-    for (const w of ws) w.add(now);
+    });
+    if (refused) return refused;
+    for (const w of ws) w.add(now, weight);
     return null;
+  }
+
+  /** Intune's sliding windows (requests, writes; per app and per tenant); seconds to wait, or null when admitted. */
+  private throttle(claims: TokenClaims, bucket: IntuneBucket, write: boolean): number | null {
+    const lim = this.limits[bucket];
+    const windowMs = this.limits.windowMs;
+    const keys = [
+      { key: `${claims.tid}|${claims.appid}|${bucket}|any`, limit: lim.appRequests, windowMs },
+      { key: `${claims.tid}|*|${bucket}|any`, limit: lim.tenantRequests, windowMs },
+    ];
+    if (write) {
+      keys.push({ key: `${claims.tid}|${claims.appid}|${bucket}|write`, limit: lim.appWrites, windowMs });
+      keys.push({ key: `${claims.tid}|*|${bucket}|write`, limit: lim.tenantWrites, windowMs });
+    }
+    return this.admit(keys, 1)?.wait ?? null;
+  }
+
+  /**
+   * The identity service's resource-unit quotas (docs/graph-users.md): the application + tenant
+   * pair's by the tenant's size per half window (10 s), the application's across all tenants per
+   * window (20 s; the sim serves one tenant, so it counts the same requests). Microsoft calls it a
+   * token bucket without saying how it refills; the sim keeps its one mechanism, a sliding window of
+   * the documented length and capacity: never more than the capacity in any 10 s, the strictest
+   * reading of "per 10 seconds" (a bucket refilling as it drains would let more through).
+   */
+  private throttleDirectory(claims: TokenClaims, units: number): { wait: number; scope: 'Tenant_Application' | 'Application' } | null {
+    const budget = this.directoryBudget;
+    const refused = this.admit(
+      [
+        { key: `${claims.tid}|${claims.appid}|directory|units`, limit: budget.unitsPerWindow, windowMs: budget.windowMs },
+        { key: `*|${claims.appid}|directory|units`, limit: this.limits.directory.perApp, windowMs: this.limits.windowMs },
+      ],
+      units,
+    );
+    return refused && { wait: refused.wait, scope: refused.index === 0 ? 'Tenant_Application' : 'Application' };
+  }
+
+  /** The tenant's live users, counted up to 501 (the size classes end at 500); the sim's users never change. */
+  private directoryUsers(): number {
+    if (this.liveUsers === null) {
+      let n = 0;
+      for (let u = 0; u < this.tenant.users.size && n <= 500; u++) if (this.tenant.users.at(u)) n++;
+      this.liveUsers = n;
+    }
+    return this.liveUsers;
   }
 
   // -------------------------------------------------------------------------

@@ -50,7 +50,7 @@ describe('deleted-user check: listing the directory instead of per-user look-ups
       verifyToken: () => ({ tid: tenant.tenantId, roles, appid: 'users-list-test' }),
     });
     await sim.start();
-    sim.setLimits({ directory: { appRequests: 1_000_000, tenantRequests: 1_000_000 } });
+    sim.setLimits({ directory: { S: 1_000_000, M: 1_000_000, L: 1_000_000 } });
     sims.push(sim);
     return { sim, tenant };
   }

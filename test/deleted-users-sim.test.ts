@@ -53,9 +53,11 @@ describe('deleted-user check against the simulated directory (shipped 4me templa
     const s = parseDeviceSourceSettings(props);
     expect(s.checkDeletedUsers, 'the template checks deleted users').to.equal(true);
 
-    // Time scaled down 10×: Intune's window 2 s, the directory's 1 s. The sim allows 300 directory
-    // reads per 2 s; the client paces at 150 per 1 s, which can never put more than 300 into 2 s.
-    sim.setLimits({ windowMs: 2000, directory: { appRequests: 300, tenantRequests: 300 } });
+    // Time scaled down 10×: Intune's window 2 s, the directory's 1 s (the sim's and the client's).
+    // The sim allows 150 resource units per 1 s to this (L) tenant, exactly what the client paces
+    // at; every look-up (`GET /users/{id}?$select=id`) costs 1 unit. So any 429 is a pacing fault,
+    // and 150 per window fills several windows with this tenant's look-ups.
+    sim.setLimits({ windowMs: 2000, directory: { L: 150 } });
     sim.resetStats();
     const graph = new GraphClient({
       baseUrl: sim.url,
@@ -102,6 +104,8 @@ describe('deleted-user check against the simulated directory (shipped 4me templa
     for (const id of logged) expect(ambiguous.has(id), id).to.equal(true);
     expect(users.lookups).to.equal(ambiguous.size);
     expect(ambiguous.size, 'enough look-ups to fill several directory windows').to.be.above(900);
+    expect(sim.directoryBudget.tenantSize, 'the tenant is counted as L').to.equal('L');
+    expect(sim.stats.directoryUnits, 'one resource unit per look-up').to.equal(ambiguous.size);
     expect(sim.stats.throttled, 'no 429 ridden').to.equal(0);
     expect(users.failedUsers).to.equal(0);
   });

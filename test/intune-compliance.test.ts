@@ -197,7 +197,7 @@ describe('intune-compliance', function () {
     [env, small] = await Promise.all([startSimEnv({ devices: 10_000, seed: 11 }), startSimEnv({ devices: 2_000, seed: 3 })]);
     // The sims' Intune limits are per 20 s; back-to-back runs of a test suite would hit them. Pacing is the client's job, tested there.
     const lots = { appRequests: 1_000_000, tenantRequests: 1_000_000, appWrites: 1_000_000, tenantWrites: 1_000_000 };
-    for (const e of [env, small]) e.graph.setLimits({ devices: lots, configuration: lots, reports: lots, directory: lots });
+    for (const e of [env, small]) e.graph.setLimits({ devices: lots, configuration: lots, reports: lots, directory: { S: 1_000_000, M: 1_000_000, L: 1_000_000 } });
   });
   after(async () => {
     await Promise.all([env?.stop(), small?.stop()]);

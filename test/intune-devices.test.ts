@@ -77,7 +77,7 @@ describe('intune-devices', function () {
   before(async () => {
     [env, small] = await Promise.all([startSimEnv({ devices: 10_000, seed: 11 }), startSimEnv({ devices: 300, seed: 3 })]);
     // Directory look-ups of deleted users: keep the sims' directory limits out of the way of back-to-back runs.
-    for (const e of [env, small]) e.graph.setLimits({ directory: { appRequests: 1_000_000, tenantRequests: 1_000_000 } });
+    for (const e of [env, small]) e.graph.setLimits({ directory: { S: 1_000_000, M: 1_000_000, L: 1_000_000 } });
   });
   after(async () => {
     await Promise.all([env?.stop(), small?.stop()]);
@@ -528,7 +528,7 @@ describe('intune-devices', function () {
         startSimEnv({ devices: 300, seed: 3, roles: ALL_ROLES.filter((r) => r !== 'User.Read.All') }),
         startSimEnv({ devices: 300, seed: 5 }),
       ]);
-      for (const e of [refused, plain]) e.graph.setLimits({ directory: { appRequests: 1_000_000, tenantRequests: 1_000_000 } });
+      for (const e of [refused, plain]) e.graph.setLimits({ directory: { S: 1_000_000, M: 1_000_000, L: 1_000_000 } });
     });
     after(async () => {
       await Promise.all([refused?.stop(), plain?.stop()]);

@@ -14,6 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PLATFORM_PROPERTIES } from '../nodes/lib/devices/device-filters';
+import { strictBool } from '../nodes/lib/shared/validation';
 
 export type FlowNode = Record<string, unknown> & { id: string; type: string; z?: string };
 
@@ -118,9 +119,13 @@ export function makeInstance(template: FlowNode[], o: InstanceOptions): FlowNode
     const env = Array.isArray(tab.env) ? (tab.env as Array<{ name: string; value: string; type: string }>) : [];
     for (const e of env) {
       if (wanted.has(e.name)) {
-        e.value = String(wanted.get(e.name));
+        const given = String(wanted.get(e.name));
         // A number-typed variable keeps its type only when the value is a number.
-        if (e.type === 'num' && !Number.isFinite(Number(e.value))) throw new InstanceError(`${e.name} must be a number, not ${JSON.stringify(e.value)}`);
+        if (e.type === 'num' && !Number.isFinite(Number(given))) throw new InstanceError(`${e.name} must be a number, not ${JSON.stringify(given)}`);
+        // A yes/no variable: read as the nodes read their settings (shared/validation), written as exactly "true" or
+        // "false", since Node-RED reads a bool variable as `value === "true"` (so "TRUE" or "yes" would be off). Empty:
+        // the template's value.
+        e.value = e.type === 'bool' ? String(strictBool(given, e.value === 'true', (reason) => new InstanceError(`${e.name} ${reason}`))) : given;
       }
     }
   }
@@ -128,10 +133,14 @@ export function makeInstance(template: FlowNode[], o: InstanceOptions): FlowNode
   const unknown = [...wanted.keys()].filter((k) => !defined.has(k));
   if (unknown.length) throw new InstanceError(`The template has no environment variable ${unknown.join(', ')} (it has ${[...defined].sort().join(', ') || 'none'})`);
 
+  // Variables the template holds as yes/no: a property set from one of them (`${READ_SOFTWARE}`) is a yes/no property.
+  const boolEnv = new Set(
+    out.filter((n) => n.type === 'tab').flatMap((t) => ((t.env as Array<{ name: string; type?: string }>) ?? []).filter((e) => e.type === 'bool').map((e) => e.name)),
+  );
   for (const [type, props] of Object.entries(o.nodeProps ?? {})) {
     const targets = out.filter((n) => n.type === type);
     if (!targets.length) throw new InstanceError(`The template has no ${type} node to set ${Object.keys(props).join(', ')} on`);
-    for (const n of targets) Object.assign(n, JSON.parse(JSON.stringify(props)));
+    for (const n of targets) Object.assign(n, yesNoChecked(n, JSON.parse(JSON.stringify(props)), boolEnv));
   }
 
   if (o.caFile) {
@@ -146,6 +155,28 @@ export function makeInstance(template: FlowNode[], o: InstanceOptions): FlowNode
     const targets = out.filter((n) => n.type === type);
     if (!targets.length) throw new InstanceError(`The template has no ${type} node for the credentials given`);
     for (const n of targets) n.credentials = { ...clean };
+  }
+  return out;
+}
+
+/**
+ * The properties to set on node `n`, with each yes/no property (one the
+ * template holds as true/false, or as a yes/no flow variable) read strictly
+ * and written as a boolean: `--set intune-devices.readSoftware=yes` is
+ * refused before anything is written, instead of a node that stops at
+ * deploy. An empty value leaves the template's setting as it is.
+ */
+function yesNoChecked(n: FlowNode, props: Record<string, unknown>, boolEnv: Set<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(props)) {
+    const current = n[k];
+    const ref = typeof current === 'string' ? /^\$\{(\w+)\}$/.exec(current) : null;
+    if (typeof current !== 'boolean' && !(ref && boolEnv.has(ref[1]))) {
+      out[k] = v;
+      continue;
+    }
+    if (v === undefined || v === null || (typeof v === 'string' && !v.trim())) continue;
+    out[k] = strictBool(v, false, (reason) => new InstanceError(`${n.type}.${k} ${reason}`));
   }
   return out;
 }

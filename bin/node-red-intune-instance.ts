@@ -49,8 +49,10 @@ ACMP (template acmp)
 
 Schedules and anything else
   --full-scan-hours H --incremental-minutes M --compliance-minutes M
-  --env NAME=VALUE           set a flow environment variable of the template (repeatable)
-  --set TYPE.PROP=VALUE      set a property on every node of a type, VALUE as JSON or text (repeatable)
+  --env NAME=VALUE           set a flow environment variable of the template (repeatable);
+                             yes/no variables such as READ_SOFTWARE take true or false
+  --set TYPE.PROP=VALUE      set a property on every node of a type, VALUE as JSON or text (repeatable);
+                             yes/no properties take true or false
 `;
 
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { InstanceError, TEMPLATES, loadTemplate, makeInstance, missingCredentials, withoutCredentials, type FlowNode } from '../bin/instance-template';
+import { InstanceError, TEMPLATES, loadTemplate, makeInstance, missingCredentials, renameForInstance, withoutCredentials, type FlowNode } from '../bin/instance-template';
 import { clashes } from '../bin/instance-admin';
 import { main } from '../bin/node-red-intune-instance';
 
@@ -111,6 +111,30 @@ describe('instance tool', () => {
     expect(() => loadTemplate('acmpp')).to.throw(InstanceError, /use one of acmp, 4me or a flow file/);
   });
 
+  it('reads a yes/no variable or property as the nodes do, writes exactly true or false, and refuses anything else', () => {
+    for (const name of Object.keys(TEMPLATES)) {
+      const t = loadTemplate(name);
+      const tab = t.find((n) => n.type === 'tab' && (n.env as Array<{ name: string }> | undefined)?.some((e) => e.name === 'READ_SOFTWARE'))!;
+      const readSoftware = (env: Record<string, string>) => envOf(makeInstance(t, { instance: 2, env }), renameForInstance(String(tab.label), 2)).READ_SOFTWARE;
+      // Node-RED reads a bool flow variable as `value === "true"`: "TRUE" must be written as "true" to be on.
+      expect(readSoftware({ READ_SOFTWARE: 'TRUE' }), name).to.equal('true');
+      expect(readSoftware({ READ_SOFTWARE: ' 1 ' }), name).to.equal('true');
+      expect(readSoftware({ READ_SOFTWARE: 'False' }), name).to.equal('false');
+      expect(readSoftware({ READ_SOFTWARE: '' }), `${name}: empty keeps the template's value`).to.equal('false');
+      for (const bad of ['yes', 'on', 'ture']) {
+        expect(() => makeInstance(t, { instance: 2, env: { READ_SOFTWARE: bad } }), `${name} ${bad}`).to.throw(InstanceError, `READ_SOFTWARE must be true or false, not "${bad}"`);
+      }
+      // Properties: one the template holds as true/false, or as a yes/no variable, is read the same way and set as a boolean.
+      const dev = (props: Record<string, unknown>) => makeInstance(t, { instance: 2, nodeProps: { 'intune-devices': props } }).find((n) => n.type === 'intune-devices')!;
+      expect(dev({ platformOther: 'TRUE', readSoftware: '1' })).to.include({ platformOther: true, readSoftware: true });
+      expect(dev({ readSoftware: '' }).readSoftware, 'empty keeps the template\'s ${READ_SOFTWARE}').to.equal('${READ_SOFTWARE}');
+      expect(() => dev({ readSoftware: 'yes' })).to.throw(InstanceError, 'intune-devices.readSoftware must be true or false, not "yes"');
+      expect(() => dev({ platformWindows: 'on' })).to.throw(InstanceError, 'intune-devices.platformWindows must be true or false, not "on"');
+      // Anything else is set as given.
+      expect(dev({ instance: 'yes' }).instance).to.equal('yes');
+    }
+  });
+
   it('finds clashes with what runs: a tab of the same name, and a second intake on the same ACMP routing key', () => {
     const one = makeInstance(loadTemplate('acmp'), { instance: 1 });
     const again = makeInstance(loadTemplate('acmp'), { instance: 1 });
@@ -134,7 +158,7 @@ describe('instance tool', () => {
         '--template', 'acmp', '--instance', '2', '--out', out,
         '--tenant-id', 'contoso.onmicrosoft.com', '--client-id', '11111111-2222-4333-8444-555555555555', '--auth', 'certificate',
         '--sics-host', 'aesb.contoso.local', '--acmp-server', 'SRV1', '--acmp-server', 'SRV2:ACMP2:acmp.two', '--acmp-target', 'SRV2',
-        '--full-scan-hours', '12', '--set', 'intune-acmp.batchSize=500',
+        '--full-scan-hours', '12', '--set', 'intune-acmp.batchSize=500', '--env', 'READ_SOFTWARE=TRUE', '--set', 'intune-devices.platformOther=1',
       ]);
       const nodes = JSON.parse(fs.readFileSync(out, 'utf8')) as FlowNode[];
       checkReferences(nodes);
@@ -145,7 +169,8 @@ describe('instance tool', () => {
         { serverId: 'SRV2', name: 'SRV2', virtualRouter: 'ACMP2', routingKey: 'acmp.two' },
       ]);
       expect(nodes.find((n) => n.type === 'intune-acmp')!.batchSize).to.equal(500);
-      expect(envOf(nodes, 'IntuneConnector_2')).to.include({ FULL_SCAN_HOURS: '12', INSTANCE_NAME: 'IntuneConnector_2' });
+      expect(envOf(nodes, 'IntuneConnector_2')).to.include({ FULL_SCAN_HOURS: '12', INSTANCE_NAME: 'IntuneConnector_2', READ_SOFTWARE: 'true' });
+      expect(nodes.find((n) => n.type === 'intune-devices')!.platformOther).to.equal(true);
       expect(envOf(nodes, 'IntuneWorkflowEngine_2')).to.deep.equal({ ACMP_JOBS_ROUTING_KEY: 'IntuneConnector_2.jobs' });
       expect(envOf(nodes, 'IntuneMobileDevices_2')).to.include({ ACMP_SERVER_ID: 'SRV2' });
       expect(said).to.match(/Wrote IntuneConnector_2, IntuneWorkflowEngine_2, IntuneMobileDevices_2/).and.match(/SICS \(IntuneConnector_2\): the SICS user and password/);
@@ -160,6 +185,9 @@ describe('instance tool', () => {
         await expectReject(main(['--template', '4me', '--instance', '2', '--out', out, '--client-secret-env', 'INSTANCE_TEST_UNSET']), /\$INSTANCE_TEST_UNSET, which is not set/);
         await expectReject(main(['--template', '4me', '--instance', '2', '--out', out, '--platforms', 'windows,symbian']), /unknown symbian/);
         await expectReject(main(['--template', '4me', '--instance', '2', '--out', out, '--env', 'NOPE=1']), /no environment variable NOPE/);
+        await expectReject(main(['--template', '4me', '--instance', '2', '--out', out, '--env', 'READ_SOFTWARE=yes']), /^READ_SOFTWARE must be true or false, not "yes"$/);
+        await expectReject(main(['--template', 'acmp', '--instance', '2', '--out', out, '--set', 'intune-devices.readSoftware=on']), /^intune-devices\.readSoftware must be true or false, not "on"$/);
+        expect(fs.existsSync(out), 'nothing written').to.equal(false);
         await expectReject(main(['--template', '4me', '--instance', '2', '--out', out, '--url', 'http://127.0.0.1:1']), /exactly one of --out/);
         await expectReject(main(['--template', '4me', '--out', out]), /--instance N is required/);
         expect(await main(['--help'])).to.match(/^Usage: node-red-intune-instance/);

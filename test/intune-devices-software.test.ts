@@ -23,12 +23,14 @@ const configNode = require(path.join(__dirname, '..', 'nodes', 'intune-config', 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const devicesNode = require(path.join(__dirname, '..', 'nodes', 'intune-devices', 'intune-devices.js'));
 
-type Msg = { payload: unknown };
+type Msg = { payload: unknown; error?: { message: string } };
 interface TestNode {
   on(ev: string, fn: (m: Msg) => void): void;
   receive(m: Record<string, unknown>): void;
   warn: { args: unknown[][] };
-  status: { args: Array<[{ fill?: string; text?: string }]> };
+  /** Node.prototype.error as the test helper spies it: the calls of every node, each with its node as thisValue. */
+  error: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> };
+  status: { args: Array<[{ fill?: string; shape?: string; text?: string; runtimeText?: string }]> };
 }
 
 const PROPS = {
@@ -99,6 +101,8 @@ describe('intune-devices: discovered apps', function () {
       { id: 'dev', type: 'intune-devices', z: 'f1', name: '', intune: 'cfg1', ...PROPS, ...props, wires: [['out'], ['sum']] },
       { id: 'out', type: 'helper', z: 'f1' },
       { id: 'sum', type: 'helper', z: 'f1' },
+      { id: 'c1', type: 'catch', z: 'f1', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'caught', type: 'helper', z: 'f1' },
     ];
     return { flow, credentials };
   }
@@ -108,10 +112,15 @@ describe('intune-devices: discovered apps', function () {
     const dev = helper.getNode('dev') as unknown as TestNode;
     const pages: Msg[] = [];
     const summaries: Msg[] = [];
+    const caught: Msg[] = [];
     (helper.getNode('out') as unknown as TestNode).on('input', (m) => pages.push(m));
     (helper.getNode('sum') as unknown as TestNode).on('input', (m) => summaries.push(m));
+    (helper.getNode('caught') as unknown as TestNode).on('input', (m) => caught.push(m));
     return {
       dev,
+      pages,
+      summaries,
+      caught,
       async run(msg: Record<string, unknown> = {}): Promise<{ devices: Device[]; summary: RunSummary }> {
         const p0 = pages.length;
         const s0 = summaries.length;
@@ -283,6 +292,43 @@ describe('intune-devices: discovered apps', function () {
     const on = await (await deploy(env, { readSoftware: '${READ_SOFTWARE}', platformWindows: false, platformLinux: false }, [{ name: 'READ_SOFTWARE', value: 'true', type: 'bool' }])).run();
     expect(on.devices.every((d) => Array.isArray(d.software))).to.equal(true);
     expect(env.graph.reports.stats.created).to.equal(created0 + 1);
+  });
+
+  describe('READ_SOFTWARE that is neither true nor false', () => {
+    /** What the node logged with node.error (the helper spies the prototype: every node's calls). */
+    const errorsOf = (dev: TestNode) => dev.error.getCalls().filter((c) => c.thisValue === dev).map((c) => String(c.args[0]));
+
+    it('"yes" (a text flow variable) stops the node: red ring and an error naming "Discovered apps" and the value; a trigger fails with it and reads nothing', async () => {
+      const requests0 = env.graph.stats.requests;
+      const t = await deploy(env, { readSoftware: '${READ_SOFTWARE}' }, [{ name: 'READ_SOFTWARE', value: 'yes', type: 'str' }]);
+      const first = t.dev.status.args[0][0];
+      expect(first).to.include({ fill: 'red', shape: 'ring' });
+      expect(first.runtimeText).to.equal('"Discovered apps" must be true or false, not "yes"');
+      expect(errorsOf(t.dev)).to.deep.equal(['Not started: "Discovered apps" must be true or false, not "yes"']);
+      t.dev.receive({ payload: 'go' });
+      await waitFor(() => t.caught.length > 0, 10_000, 'a caught error');
+      expect(t.caught[0].error!.message).to.equal('Error: "Discovered apps" must be true or false, not "yes"');
+      expect(t.summaries).to.have.length(0);
+      expect(env.graph.stats.requests, 'nothing asked of Graph').to.equal(requests0);
+    });
+
+    it('a variable that is not defined anywhere (Node-RED leaves ${READ_SOFTWARE} as it is) is named as unset', async () => {
+      expect(process.env.READ_SOFTWARE, 'the test needs READ_SOFTWARE unset in its own environment').to.equal(undefined);
+      const t = await deploy(env, { readSoftware: '${READ_SOFTWARE}' });
+      expect(t.dev.status.args[0][0]).to.include({ fill: 'red', shape: 'ring' });
+      expect(errorsOf(t.dev)[0]).to.equal('Not started: "Discovered apps" must be true or false, not "${READ_SOFTWARE}" (the environment variable READ_SOFTWARE is not set)');
+    });
+
+    it('"TRUE" (a text flow variable in capitals) is on: the devices carry their apps', async () => {
+      const created0 = env.graph.reports.stats.created;
+      const t = await deploy(env, { readSoftware: '${READ_SOFTWARE}', platformWindows: false, platformLinux: false }, [{ name: 'READ_SOFTWARE', value: 'TRUE', type: 'str' }]);
+      expect(errorsOf(t.dev)).to.deep.equal([]);
+      const { devices, summary } = await t.run();
+      expect(summary.result, summary.stats.error).to.equal('completed');
+      expect(devices.length).to.be.greaterThan(50);
+      expect(devices.every((d) => Array.isArray(d.software))).to.equal(true);
+      expect(env.graph.reports.stats.created).to.equal(created0 + 1);
+    });
   });
 
   it('Verify connection names the permission the discovered apps need when the app lacks it', async () => {

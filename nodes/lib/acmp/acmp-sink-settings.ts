@@ -6,6 +6,7 @@
  * largest message it sends.
  */
 import { parseWireFormat, type WireFormat } from './acmp-wire';
+import { strictBool } from '../shared/validation';
 
 /** The node's properties as the editor saves them (numbers and flags may arrive as strings). */
 export interface AcmpSinkProperties {
@@ -50,7 +51,8 @@ export function parseSinkSettings(def: AcmpSinkProperties): SinkSettings {
     serverId,
     onDemandDefinition: odd,
     batchSize: num(def.batchSize, SINK_DEFAULTS.batchSize, 'Devices per message', 1, 5000),
-    reconcile: !(def.reconcile === false || def.reconcile === 'false'),
+    // Strictly (shared/validation): a "no" meant to switch removals off must not leave them on.
+    reconcile: strictBool(def.reconcile, true, (reason) => new Error(`"Report devices that are gone from Intune" ${reason}`)),
     removalLimitPercent: num(def.removalLimitPercent, SINK_DEFAULTS.removalLimitPercent, 'The removal limit (%)', 1, 100),
     store: typeof def.store === 'string' ? def.store.trim() : '',
     replyTimeoutMs: num(def.replyTimeoutSec, SINK_DEFAULTS.replyTimeoutSec, 'Reply timeout (s)', 1, 3600) * 1000,

@@ -4,6 +4,7 @@
  */
 import type { ProxySource } from '../shared/proxy-route';
 import { invalidConfig } from './sics-errors';
+import { strictBool } from '../shared/validation';
 
 // ------------------------------------------------------------------ settings
 
@@ -53,9 +54,9 @@ export const SICS_DEFAULTS = {
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:{}\-]{0,127}$/;
 const ROUTE = /^[A-Za-z0-9_.:#*{}\-]{1,200}$/;
 
-function flag(v: unknown, fallback: boolean): boolean {
-  if (v === undefined || v === null || v === '') return fallback;
-  return v === true || v === 'true' || v === 1 || v === '1';
+/** A yes/no property, strictly (shared/validation): "yes" or a typo is invalidConfig naming the property, not "off". */
+function flag(raw: Record<string, unknown>, field: string, fallback: boolean): boolean {
+  return strictBool(raw[field], fallback, (reason) => invalidConfig(field, reason));
 }
 
 function int(v: unknown, fallback: number, field: string, min: number, max: number): number {
@@ -106,7 +107,9 @@ export function parseSicsSettings(raw: Record<string, unknown>, ca?: string | st
   if (/^[a-z]+:\/\//i.test(host) || /[/\s]/.test(host)) throw invalidConfig('host', 'must be a host name or IP address only, without https:// or a path');
   if (/^[^[\]]*:\d+$/.test(host)) throw invalidConfig('host', 'must not contain the port: enter the port in its own field');
   const port = int(raw.port, SICS_DEFAULTS.port, 'port', 1, 65535);
-  const tls = flag(raw.useTls, true);
+  const tls = flag(raw, 'useTls', true);
+  // Checked even without TLS: a misspelt value is reported when written, not when TLS is switched on later.
+  const allowUnencrypted = flag(raw, 'allowUnencrypted', false);
   const replyVirtualRouter = String(raw.replyVirtualRouter ?? '').trim() || SICS_DEFAULTS.replyVirtualRouter;
   if (!ROUTE.test(replyVirtualRouter)) throw invalidConfig('replyVirtualRouter', 'may use letters, digits and _ . : - only');
   return {
@@ -114,7 +117,7 @@ export function parseSicsSettings(raw: Record<string, unknown>, ca?: string | st
     port,
     tls,
     ca: tls ? ca : undefined,
-    allowUnencrypted: tls && flag(raw.allowUnencrypted, false),
+    allowUnencrypted: tls && allowUnencrypted,
     timeoutMs: int(raw.timeoutSec, SICS_DEFAULTS.timeoutSec, 'timeoutSec', 1, 600) * 1000,
     retries: int(raw.retries, SICS_DEFAULTS.retries, 'retries', 0, 10),
     retryBaseMs: int(raw.retryBaseMs, SICS_DEFAULTS.retryBaseMs, 'retryBaseMs', 1, 60_000),

@@ -7,6 +7,7 @@
 import type { ActionName } from '../contracts';
 import type { ActionPolicy } from './action-request';
 import { echo } from '../shared/echo';
+import { strictBool } from '../shared/validation';
 
 /** The node's properties as the editor saves them (flags may arrive as strings from hand-written flows). */
 export interface ActionNodeProperties {
@@ -51,29 +52,33 @@ function num(v: unknown, fallback: number, what: string, min: number, max: numbe
   return n;
 }
 
-function flag(v: unknown, fallback: boolean): boolean {
-  if (v === undefined || v === null || v === '') return fallback;
-  return v === true || v === 'true';
+/**
+ * A yes/no property, strictly (shared/validation). Here above all: an
+ * `allowWipe` of "yes" must not be read one way by one person and the other
+ * way by the node, so anything but true or false stops the node.
+ */
+function flag(v: unknown, fallback: boolean, what: string): boolean {
+  return strictBool(v, fallback, (reason) => new Error(`${what} ${reason}`));
 }
 
 /** Throws a plain-words Error naming the property. */
 export function parseActionSettings(p: ActionNodeProperties): ActionSettings {
   const allowed: ActionName[] = [];
-  if (flag(p.allowNotify, true)) allowed.push('notify');
-  if (flag(p.allowSync, true)) allowed.push('sync');
-  if (flag(p.allowLock, true)) allowed.push('lock');
-  if (flag(p.allowRetire, false)) allowed.push('retire');
-  if (flag(p.allowWipe, false)) allowed.push('wipe');
+  if (flag(p.allowNotify, true, '"Allowed: notify"')) allowed.push('notify');
+  if (flag(p.allowSync, true, '"Allowed: sync"')) allowed.push('sync');
+  if (flag(p.allowLock, true, '"Allowed: lock"')) allowed.push('lock');
+  if (flag(p.allowRetire, false, '"Allowed: retire"')) allowed.push('retire');
+  if (flag(p.allowWipe, false, '"Allowed: wipe"')) allowed.push('wipe');
   return {
     policy: { allowed, maxDevices: num(p.maxDevices, ACTION_DEFAULTS.maxDevices, 'Max. devices per request', 1, 10_000) },
-    dryRun: flag(p.dryRun, false),
-    followUp: flag(p.followUp, false)
+    dryRun: flag(p.dryRun, false, '"Dry run"'),
+    followUp: flag(p.followUp, false, '"Follow up on the action state"')
       ? {
           timeoutMs: num(p.followUpTimeout, ACTION_DEFAULTS.followUpTimeoutSec, 'Follow-up timeout (s)', 1, 86_400) * 1000,
           intervalMs: num(p.followUpInterval, ACTION_DEFAULTS.followUpIntervalSec, 'Follow-up interval (s)', 1, 3600) * 1000,
         }
       : null,
-    perDevice: flag(p.perDevice, false),
+    perDevice: flag(p.perDevice, false, '"Second output: one message per device"'),
     store: typeof p.store === 'string' ? p.store.trim() : '',
     retentionMs: num(p.retentionHours, ACTION_DEFAULTS.retentionHours, 'Remember job ids for (hours)', 0.0001, 8760, false) * 3_600_000,
   };

@@ -12,6 +12,7 @@
  */
 import { DeviceSettingsError, parseDeviceSourceSettings, type DeviceSourceSettings } from '../devices/device-source-settings';
 import { intervalMs } from '../run/run-schedule';
+import { strictBool } from '../shared/validation';
 import { POLICY_FAMILIES, PolicySelection, type PolicyFamily } from './compliance-policies';
 
 /** The part of the device source's settings that decides which devices count. */
@@ -45,10 +46,9 @@ export class ComplianceSettingsError extends Error {
   }
 }
 
-function bool(v: unknown, fallback: boolean): boolean {
-  if (v === undefined || v === null || v === '') return fallback;
-  if (typeof v === 'boolean') return v;
-  return v === 'true' || v === 1 || v === '1';
+/** A yes/no property, strictly (shared/validation): "yes" or a typo is an error naming the setting, not "off". */
+function bool(raw: Record<string, unknown>, field: string, label: string, fallback: boolean): boolean {
+  return strictBool(raw[field], fallback, (reason) => new ComplianceSettingsError(`${label} ${reason}`, field));
 }
 
 /** Device-filter settings from a node's (or the editor's) properties; throws ComplianceSettingsError. */
@@ -109,9 +109,9 @@ export function parseComplianceSettings(raw: Record<string, unknown>): Complianc
     device,
     filtersFrom,
     selection: new PolicySelection(new Set(families as PolicyFamily[]), policies),
-    countGracePeriod: bool(raw.countGracePeriod, false),
-    includeErrors: bool(raw.includeErrors, true),
-    settingDetails: bool(raw.settingDetails, true),
+    countGracePeriod: bool(raw, 'countGracePeriod', '"Devices in their grace period count"', false),
+    includeErrors: bool(raw, 'includeErrors', '"Settings Intune could not evaluate (error) count"', true),
+    settingDetails: bool(raw, 'settingDetails', '"Read current values and error descriptions"', true),
     everyMs,
     instance,
     store: typeof raw.store === 'string' ? raw.store.trim() : '',

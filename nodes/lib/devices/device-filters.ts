@@ -21,6 +21,7 @@ import type { Device } from '../contracts';
 import { PLATFORMS, isComputerPlatform, platformOf, type Platform } from './device-normaliser';
 import { enumMembers } from '../graph/graph-schema';
 import { echo } from '../shared/echo';
+import { strictBool } from '../shared/validation';
 
 export type { Platform } from './device-normaliser';
 export { PLATFORMS, platformOf } from './device-normaliser';
@@ -64,13 +65,13 @@ export class FilterSettingsError extends Error {
   }
 }
 
-function bool(v: unknown, fallback: boolean): boolean {
-  if (v === undefined || v === null || v === '') return fallback;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  return Boolean(v);
+/** A yes/no property, strictly (shared/validation): "yes", "no" or a typo is an error naming the setting. */
+function bool(raw: Record<string, unknown>, field: string, label: string, fallback: boolean): boolean {
+  return strictBool(raw[field], fallback, (reason) => new FilterSettingsError(`${label} ${reason}`, field));
 }
+
+/** The platforms as the dialog names them (for messages). */
+const PLATFORM_LABELS: Record<Platform, string> = { windows: 'Windows', macos: 'macOS', ios: 'iOS/iPadOS', android: 'Android', linux: 'Linux', other: 'Other' };
 
 /** The node property that switches each platform on (intune-devices, intune-compliance, the instance tool). */
 export const PLATFORM_PROPERTIES: Record<Platform, string> = {
@@ -89,10 +90,13 @@ export const PLATFORM_PROPERTIES: Record<Platform, string> = {
  */
 export function parseFilterSettings(raw: Record<string, unknown>): DeviceFilterSettings {
   const platforms = {} as Record<Platform, boolean>;
-  for (const p of PLATFORMS) platforms[p] = bool(raw[PLATFORM_PROPERTIES[p]], DEFAULT_FILTERS.platforms[p]);
+  for (const p of PLATFORMS) platforms[p] = bool(raw, PLATFORM_PROPERTIES[p], `The platform switch "${PLATFORM_LABELS[p]}"`, DEFAULT_FILTERS.platforms[p]);
   if (!PLATFORMS.some((p) => platforms[p])) {
     throw new FilterSettingsError('No platform is selected: switch on at least one of Windows, macOS, iOS/iPadOS, Android, Linux', 'platforms');
   }
+  const includePersonal = bool(raw, 'includePersonal', '"Include personally owned computers"', DEFAULT_FILTERS.includePersonal);
+  const onlyWithPrimaryUser = bool(raw, 'onlyWithPrimaryUser', '"Only devices with a primary user"', DEFAULT_FILTERS.onlyWithPrimaryUser);
+  const includeDeletedUser = bool(raw, 'includeDeletedUser', '"Include devices whose primary user was deleted"', DEFAULT_FILTERS.includeDeletedUser);
   let staleDays = DEFAULT_FILTERS.staleDays;
   const sd = raw.staleDays;
   if (sd !== undefined && sd !== null && sd !== '') {
@@ -116,9 +120,9 @@ export function parseFilterSettings(raw: Record<string, unknown>): DeviceFilterS
   }
   return {
     platforms,
-    includePersonal: bool(raw.includePersonal, DEFAULT_FILTERS.includePersonal),
-    onlyWithPrimaryUser: bool(raw.onlyWithPrimaryUser, DEFAULT_FILTERS.onlyWithPrimaryUser),
-    includeDeletedUser: bool(raw.includeDeletedUser, DEFAULT_FILTERS.includeDeletedUser),
+    includePersonal,
+    onlyWithPrimaryUser,
+    includeDeletedUser,
     staleDays,
     skipManagementStates: states,
   };

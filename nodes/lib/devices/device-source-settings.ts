@@ -11,6 +11,7 @@ import { DEFAULT_FILTERS, FilterSettingsError, PLATFORM_PROPERTIES, PLATFORMS, p
 import { enumMembers } from '../graph/graph-schema';
 import { intervalMs } from '../run/run-schedule';
 import { echo } from '../shared/echo';
+import { strictBool } from '../shared/validation';
 
 export interface DeviceSourceSettings {
   filters: DeviceFilterSettings;
@@ -45,10 +46,13 @@ export class DeviceSettingsError extends Error {
   }
 }
 
-function bool(v: unknown, fallback: boolean): boolean {
-  if (v === undefined || v === null || v === '') return fallback;
-  if (typeof v === 'boolean') return v;
-  return v === 'true' || v === 1 || v === '1';
+/**
+ * A yes/no property, strictly (shared/validation): `READ_SOFTWARE=yes` in the
+ * flow's environment is an error naming "Discovered apps", not a feature
+ * silently left off.
+ */
+function bool(raw: Record<string, unknown>, field: string, label: string, fallback: boolean): boolean {
+  return strictBool(raw[field], fallback, (reason) => new DeviceSettingsError(`${label} ${reason}`, field));
 }
 
 export const DEFAULT_OVERLAP_MINUTES = 30;
@@ -166,16 +170,19 @@ export function parseDeviceSourceSettings(raw: Record<string, unknown>): DeviceS
   if (triggerMode !== 'full' && triggerMode !== 'incremental') {
     throw new DeviceSettingsError(`The mode of a triggered run must be "full" or "incremental", not ${echo(triggerMode)}`, 'triggerMode');
   }
+  const collapseDuplicates = bool(raw, 'collapseDuplicates', '"Collapse re-enrolled duplicates"', DEFAULT_COLLAPSE_DUPLICATES);
+  const checkDeletedUsers = bool(raw, 'checkDeletedUsers', '"Ask the directory which primary users were deleted"', DEFAULT_CHECK_DELETED_USERS);
+  const readSoftware = bool(raw, 'readSoftware', '"Discovered apps"', DEFAULT_READ_SOFTWARE);
   const instance = typeof raw.instance === 'string' ? raw.instance.trim() : '';
   if (instance.length > 200) throw new DeviceSettingsError('The instance name must be at most 200 characters', 'instance');
   return {
     filters,
     placeholderSerials,
     placeholders,
-    collapseDuplicates: bool(raw.collapseDuplicates, DEFAULT_COLLAPSE_DUPLICATES),
-    checkDeletedUsers: bool(raw.checkDeletedUsers, DEFAULT_CHECK_DELETED_USERS),
+    collapseDuplicates,
+    checkDeletedUsers,
     graphVersion: version,
-    readSoftware: bool(raw.readSoftware, DEFAULT_READ_SOFTWARE),
+    readSoftware,
     overlapMs,
     fullEveryMs: num('fullEveryHours', 'hours', '"Full run every (hours)"', 0),
     incrementalEveryMs: num('incrementalEveryMinutes', 'minutes', '"Incremental run every (minutes)"', 0),

@@ -21,6 +21,7 @@
  */
 import type { Device } from '../contracts';
 import { fingerprint, type CiEntry, type ProductEntry } from './sink-fingerprints';
+import { strictBool } from '../shared/validation';
 
 export const MAX_CIS_PER_CALL = 100;
 
@@ -171,7 +172,7 @@ export function parseCiMappingSettings(raw: Record<string, unknown>): CiMappingS
     categories[p] = { reference, name };
   }
   const customFields = {} as Record<AttributeKey, string>;
-  const sendCustomFields = raw.sendCustomFields === undefined || raw.sendCustomFields === true || raw.sendCustomFields === 'true';
+  const sendCustomFields = strictBool(raw.sendCustomFields, true, (reason) => new MappingSettingsError('sendCustomFields', `"Send the Intune data attributes as custom fields" ${reason}`));
   for (const k of ATTRIBUTE_KEYS) {
     const given = raw[`cf_${k}`];
     const id = !sendCustomFields ? '' : given === undefined || given === null ? DEFAULT_CUSTOM_FIELDS[k] : str(given);

@@ -25,6 +25,7 @@ import { OPS, type Connection } from './fourme-operations';
 import type { PeopleDirectory } from './fourme-people';
 import { normaliseEmail } from './fourme-people';
 import type { SinkState } from './sink-fingerprints';
+import { strictBool } from '../shared/validation';
 
 export type Impact = 'low' | 'medium' | 'high' | 'top';
 export type Language = 'en' | 'de';
@@ -53,7 +54,7 @@ export class IncidentSettingsError extends Error {
 const str = (v: unknown) => (v === undefined || v === null ? '' : String(v).trim());
 
 export function parseIncidentSettings(raw: Record<string, unknown>): IncidentSettings {
-  const enabled = raw.incidents === undefined ? true : raw.incidents === true || raw.incidents === 'true';
+  const enabled = strictBool(raw.incidents, true, (reason) => new IncidentSettingsError('incidents', `"Raise incidents for compliance violations" ${reason}`));
   const impact = (str(raw.impact) || 'medium') as Impact;
   if (!['low', 'medium', 'high', 'top'].includes(impact)) throw new IncidentSettingsError('impact', 'The impact must be low, medium, high or top');
   const capRaw = str(raw.maxNewPerRun);

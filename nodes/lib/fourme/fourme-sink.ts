@@ -36,6 +36,7 @@ import {
 import type { PeopleDirectory } from './fourme-people';
 import type { SinkState, SinkStateStore } from './sink-fingerprints';
 import { echo } from '../shared/echo';
+import { strictBool } from '../shared/validation';
 import { parseSoftwareSettings, SoftwareSettingsError, type SoftwareSettings } from './fourme-software-mapping';
 import { inactivateGone, softwareCategoryProblem, SoftwareTally, syncSoftwarePage, type SoftwareItemError, type SoftwareSyncContext } from './fourme-software-sync';
 import type { Device } from '../contracts';
@@ -102,7 +103,7 @@ export function parseSinkSettings(raw: Record<string, unknown>): SinkSettings {
     mapping,
     incidents,
     software,
-    matchPeople: raw.matchPeople === undefined ? true : raw.matchPeople === true || raw.matchPeople === 'true',
+    matchPeople: strictBool(raw.matchPeople, true, (reason) => new SinkSettingsError('matchPeople', `"Relate each CI to the person" ${reason}`)),
     inactiveStatus: inactive as CiStatus | 'none',
     archiveLimitPercent: intIn(raw.archiveLimitPercent, 50, 1, 100, 'archiveLimitPercent', 'The archive limit (%)'),
     concurrency: intIn(raw.concurrency, 2, 1, 8, 'concurrency', 'The number of parallel uploads'),

@@ -18,6 +18,7 @@
 import type { Device, InstalledApp } from '../contracts';
 import type { SoftwareLedger } from './fourme-software-ledger';
 import { fingerprint, type ProductEntry } from './sink-fingerprints';
+import { strictBool } from '../shared/validation';
 import type { CiMappingSettings, CiStatus, DiscoveredCi } from './fourme-ci-mapping';
 import type { BatchItem } from './fourme-ci-mapping';
 
@@ -46,7 +47,7 @@ const str = (v: unknown): string => (v === undefined || v === null ? '' : String
 
 /** Reads the software part of a sink's properties. Throws SoftwareSettingsError in plain words. */
 export function parseSoftwareSettings(raw: Record<string, unknown>): SoftwareSettings {
-  const enabled = raw.software === undefined || raw.software === '' || raw.software === true || raw.software === 'true';
+  const enabled = strictBool(raw.software, true, (reason) => new SoftwareSettingsError('software', `"Write the devices' discovered software" ${reason}`));
   const reference = (str(raw.softwareCategoryRef) || DEFAULT_SOFTWARE_CATEGORY.reference).toLowerCase();
   if (!CATEGORY_REF.test(reference)) {
     throw new SoftwareSettingsError('softwareCategoryRef', `The software product category reference "${reference}" must look like "group/name" in lower case with "_" for spaces, e.g. "software/application"`);

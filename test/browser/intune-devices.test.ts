@@ -330,15 +330,17 @@ describe('browser: shipped templates — Preview before deploy, Preview of the d
       const sources = flow.filter((n) => SOURCES.includes(n.type));
       const devices = sources.filter((n) => n.type === 'intune-devices');
 
-      // The deployed node: its Preview, then a run.
+      // The deployed node: a run, then its Preview. In this order because the Preview never waits for the
+      // directory: before any run it cannot tell a deleted user it has not looked up (it says how many it left
+      // unchecked), and would count that user's devices as passed on; after the run it uses the run's answers.
+      const runs = new Map<string, RunCounts>();
+      for (const s of sources) runs.set(s.id, await runOf(ed, stack, s));
       const deployedPreview = new Map<string, Preview>();
       for (const d of devices) {
         await editNode(ed, d.id);
         deployedPreview.set(d.id, await previewIn(ed));
         await ed.dialogCancel();
       }
-      const runs = new Map<string, RunCounts>();
-      for (const s of sources) runs.set(s.id, await runOf(ed, stack, s));
       for (const d of devices) {
         const p = deployedPreview.get(d.id)!;
         const kept = Object.values(p.platforms).reduce((a, c) => a + c.kept, 0);
@@ -348,10 +350,20 @@ describe('browser: shipped templates — Preview before deploy, Preview of the d
         });
       }
 
-      // Opening the dialog and pressing Done changes nothing a run does.
+      // Opening the dialog and pressing Done changes nothing a run does, and keeps every ${VAR} binding
+      // (a checkbox bound to the tab's variable, READ_SOFTWARE, shows its value disabled and is left as it is).
       for (const s of sources) {
         await editNode(ed, s.id);
+        const template = tpl.nodes.find((n) => n.id === s.id)!;
+        if (typeof template.readSoftware === 'string') {
+          const box = ed.page.locator('#node-input-readSoftware-env');
+          expect(await box.isDisabled(), 'the bound checkbox is disabled').to.equal(true);
+          expect(await box.isChecked(), "it shows the tab's value").to.equal(/^(true|1)$/i.test(String((tpl.nodes.find((n) => n.id === s.z)!.env as FlowNode[]).find((e) => `\${${e.name}}` === template.readSoftware)?.value)));
+        }
         await ed.dialogDone();
+        const bound = Object.entries(template).filter(([, v]) => typeof v === 'string' && /^\$\{\w+\}$/.test(v));
+        const now = await ed.page.evaluate(([id, keys]) => keys.map((k) => (window as any).RED.nodes.node(id)[k]), [s.id, bound.map(([k]) => k)] as [string, string[]]);
+        expect(now, `${s.id}: environment bindings after Done`).to.deep.equal(bound.map(([, v]) => v));
       }
       const changed = await ed.page.evaluate(() => !document.getElementById('red-ui-header-button-deploy')!.classList.contains('disabled'));
       if (changed) await ed.deploy();

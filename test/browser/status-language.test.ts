@@ -69,9 +69,17 @@ describe('browser: status texts follow the editor\u2019s language, not the runti
       });
     }, DEBUG);
     await ed!.recordStatus(DEV);
-    await ed!.pressInject(INJECT);
+    // Each Graph request 400 ms: the run's blue "reading" dot stays long enough for the editor to draw it (a fast run
+    // on a loaded machine can go from blue to green within one redraw of the canvas, and the blue is never shown).
+    stack.env.graph.setLatency(400);
+    let shown;
     const done = say('de', 'intune-devices', 'status.done', { mode: say('de', 'intune-devices', 'status.mode.full'), emitted: '@N', skipped: '@N', time: '@T' });
-    const shown = await ed!.waitForStatus(DEV, { shape: 'dot-green' }, 30_000);
+    try {
+      await ed!.pressInject(INJECT);
+      shown = await ed!.waitForStatus(DEV, { shape: 'dot-green' }, 30_000);
+    } finally {
+      stack.env.graph.setLatency(0);
+    }
     expect(shown.text).to.match(pattern(done + say('de', 'intune-devices', 'status.notPersistent')));
     const running = (await ed!.statusHistory(DEV)).filter((s) => s.shape === 'dot-blue').map((s) => s.text);
     expect(running.length, 'progress shown').to.be.greaterThan(0);

@@ -194,8 +194,21 @@ export function renderReport(r: Results): string {
     out.push(`Requests follow the changes, not the tenant: ${int(f.graph.requests + f.fourme.graphql + f.acmp.publishes)} requests in all for ${int(main)} devices, ${int(num(incr.facts.changedDevices))} of them changed. People were already known from the initial run (4me person cache, 60 min).`);
     out.push('');
     out.push(
-      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first looked at 100 ms after the upload), and the ACMP round trips (reply channel, publish, consume). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
+      `The wall time is not the limits' (the floor fits in one 2 s window) but fixed costs: one Graph listing of the window (duplicates are judged from the window itself, which holds the newest twin of each of its records; the simulated Graph answers the \`lastSyncDateTime\` filter from an index, as a database would), the 4me upload and its asynchronous result (first looked at 100 ms after the upload), and the ACMP round trips (reply channel, publish, consume; the pages of the run side by side, up to 5 messages of each). ${sec(incr.simCpuMs)} of simulator CPU in this scenario.`,
     );
+    const at = (tag: string) => num((incr.runs[tag] as Record<string, unknown> | undefined)?.at);
+    const ends = ['devices', 'fourme', 'acmp'].map(at);
+    if (ends.every((x) => x > 0)) {
+      const t0 = Math.max(...ends) - incr.wallMs;
+      const ms = (x: number) => `${((x - t0) / 1000).toFixed(2)} s`;
+      const span = incr.fourmeSpan;
+      out.push('');
+      out.push(
+        `This run's timeline (from the trigger): the device source ended at ${ms(ends[0])} (the window read, its duplicates judged, both pages sent); ` +
+          (span ? `4me's first request arrived at ${(span.firstMs / 1000).toFixed(2)} s and its last upload at ${(span.lastMs / 1000).toFixed(2)} s; ` : '') +
+          `4me was done at ${ms(ends[1])} (the last result read), ACMP at ${ms(ends[2])} (the last reply, the state written).`,
+      );
+    }
     out.push('');
   }
 

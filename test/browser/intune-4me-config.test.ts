@@ -160,8 +160,16 @@ describe('browser: intune-4me-config Verify against the simulated 4me, and the s
     const idle = sinkText('status.idle') + sinkText('status.notPersistent');
     await ed!.waitForStatus(sinkId, { shape: 'ring-grey', text: new RegExp(`^${escape(idle)}$`) });
     await ed!.recordStatus(sinkId);
-    await ed!.pressInject(INJECT);
-    const done = await ed!.waitForStatus(sinkId, { shape: /^(dot|ring)-(green|yellow|red)$/ }, 30_000);
+    // 4me answers in 400 ms during the run, so the editor, which redraws the canvas at its own pace, gets to draw
+    // the blue dot (a fast write on a loaded machine can go from grey to green within one redraw).
+    sim.setLatency(400);
+    let done;
+    try {
+      await ed!.pressInject(INJECT);
+      done = await ed!.waitForStatus(sinkId, { shape: /^(dot|ring)-(green|yellow|red)$/ }, 30_000);
+    } finally {
+      sim.setLatency(0);
+    }
     const history = await ed!.statusHistory(sinkId);
     expect(done.shape, `status history ${JSON.stringify(history)}`).to.equal('dot-green');
     const want = escape(sinkText('status.doneDevices', { written: 1, unchanged: 0, archived: 0 })) + ' · \\d\\d:\\d\\d UTC' + escape(sinkText('status.notPersistent'));

@@ -139,8 +139,16 @@ describe('browser: intune-compliance policy picker, Deploy and a run', function 
       });
     }, DEBUG);
     await ed!.recordStatus(nodeId);
-    await ed!.pressInject(INJECT);
-    const done = await ed!.waitForStatus(nodeId, { shape: /^(dot|ring)-(green|yellow|red)$/ }, 45_000);
+    // Graph answers in 400 ms during the run, so the editor, which redraws the canvas at its own pace, gets to draw
+    // the blue dot (a fast run on a loaded machine can go from grey to green within one redraw).
+    stack.env.graph.setLatency(400);
+    let done;
+    try {
+      await ed!.pressInject(INJECT);
+      done = await ed!.waitForStatus(nodeId, { shape: /^(dot|ring)-(green|yellow|red)$/ }, 45_000);
+    } finally {
+      stack.env.graph.setLatency(0);
+    }
     const history = await ed!.statusHistory(nodeId);
     expect(done.shape, `status history ${JSON.stringify(history)}`).to.equal('dot-green');
     const m = new RegExp('^' + escape(en('status.done', { emitted: '@E', skipped: '@S', time: '@T' }))

@@ -177,9 +177,17 @@ describe('browser: intune-devices preview, deploy and a run', function () {
     const idle = en('status.idle') + en('status.notPersistent');
     await ed!.waitForStatus(nodeId, { shape: 'ring-grey', text: new RegExp(`^${escape(idle)}$`) });
     await ed!.recordStatus(nodeId);
-    await ed!.pressInject(INJECT);
+    // Each Graph request 400 ms, so the blue "reading" dot lasts long enough for the editor to draw it: the editor
+    // redraws the canvas at its own pace, and on a loaded machine a fast run went from grey to green in one redraw.
+    stack.env.graph.setLatency(400);
+    let done;
+    try {
+      await ed!.pressInject(INJECT);
+      done = await ed!.waitForStatus(nodeId, { shape: 'dot-green' }, 30_000);
+    } finally {
+      stack.env.graph.setLatency(0);
+    }
     const kept = Object.values(firstPreview.platforms).reduce((a, c) => a + c.kept, 0);
-    const done = await ed!.waitForStatus(nodeId, { shape: 'dot-green' }, 30_000);
     const history = await ed!.statusHistory(nodeId);
     expect(history.some((s) => s.shape === 'dot-blue'), `a blue dot while running; seen ${JSON.stringify(history)}`).to.equal(true);
     // "full: 57 devices, 3 skipped · 12:34 UTC · state in memory only".

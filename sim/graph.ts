@@ -79,7 +79,7 @@ import {
 } from '../nodes/lib/graph/graph-schema';
 import { ExportJobSim } from './graph-reports';
 import { listUsers } from './graph-users';
-import { SimTenant, SimTenantError, type ManagedDeviceRecord, type PolicyStateRecord, type ReportRow, type SimPolicy } from './tenant';
+import { INDEXED_DATES, SimTenant, SimTenantError, type IndexedDate, type ManagedDeviceRecord, type PolicyStateRecord, type ReportRow, type SimPolicy } from './tenant';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -539,24 +539,29 @@ function enumOf(type: string): EnumName | null {
 }
 
 type Pred = ((d: Record<string, unknown>) => boolean) & {
-  /** A `lastSyncDateTime gt|lt` clause every match must meet: the listing scans the tenant's index of it first. */
-  syncBound?: { op: 'gt' | 'lt'; ms: number };
+  /** `lastSyncDateTime`/`enrolledDateTime` `gt|lt` clauses every match must meet: the listing checks the tenant's index of them first. */
+  dateBounds?: DateBound[];
 };
 
-/** The `lastSyncDateTime gt|lt` clause at the top of a filter (alone or and-ed), if any. */
-function syncBoundOf(root: FNode): Pred['syncBound'] {
+type DateBound = { prop: IndexedDate; op: 'gt' | 'lt'; ms: number };
+
+/** The indexed date clauses at the top of a filter (alone or and-ed). */
+function dateBoundsOf(root: FNode): DateBound[] {
   const clauses = root.k === 'and' ? root.items : [root];
+  const out: DateBound[] = [];
   for (const c of clauses) {
-    if (c.k === 'cmp' && c.prop === 'lastSyncDateTime' && (c.op === 'gt' || c.op === 'lt') && c.lit.t === 'datetime') return { op: c.op, ms: c.lit.v as number };
+    if (c.k === 'cmp' && (INDEXED_DATES as readonly string[]).includes(c.prop) && (c.op === 'gt' || c.op === 'lt') && c.lit.t === 'datetime') {
+      out.push({ prop: c.prop as IndexedDate, op: c.op, ms: c.lit.v as number });
+    }
   }
-  return undefined;
+  return out;
 }
 
 /** Compile a managedDevice $filter into a predicate, refusing what the live service refuses. */
 function compileDeviceFilter(src: string, version: GraphVersion, ignoreUnsupported: boolean): Pred {
   const root = parseFilter(src);
   const pred: Pred = compileNode(root, version, ignoreUnsupported);
-  pred.syncBound = syncBoundOf(root);
+  pred.dateBounds = dateBoundsOf(root);
   return pred;
 }
 
@@ -1474,10 +1479,9 @@ export class GraphSim {
     const value: Record<string, unknown>[] = [];
     let next: number | null = null;
     const t = this.tenant;
-    const bound = pred?.syncBound;
-    const index = bound ? t.lastSyncIndex() : null;
+    const bounds = (pred?.dateBounds ?? []).map((b) => ({ ...b, index: t.dateIndex(b.prop) }));
     for (let pos = start; pos < t.positions; pos++) {
-      if (index && bound && !(bound.op === 'gt' ? index[pos] > bound.ms : index[pos] < bound.ms)) continue;
+      if (bounds.length && !bounds.every((b) => (b.op === 'gt' ? b.index[pos] > b.ms : b.index[pos] < b.ms))) continue;
       const d = t.deviceAt(pos);
       if (!d || (pred && !pred(d))) continue;
       if (value.length === page) {

@@ -68,6 +68,10 @@ export type Platform =
 export const PLACEHOLDER_SERIALS: readonly string[] = ['Default string', 'To be filled by O.E.M.', 'System Serial Number', '0', ''];
 
 /** A managedDevice as Graph serialises it (v1.0 and beta properties together; the sim strips per version). */
+/** The device dates the simulated Graph filters from an index (Tenant.dateIndex). */
+export const INDEXED_DATES = ['lastSyncDateTime', 'enrolledDateTime'] as const;
+export type IndexedDate = (typeof INDEXED_DATES)[number];
+
 export interface ManagedDeviceRecord {
   id: string;
   deviceName: string;
@@ -578,34 +582,41 @@ export class SimTenant {
   }
 
   /**
-   * lastSyncDateTime (ms) of every position, NaN where removed: the simulated
-   * Graph answers `lastSyncDateTime gt/lt …` from it, as a database answers
-   * from an index, instead of generating every device of the tenant for each
-   * page (1.4 s per 100,000 devices — simulator time no real service spends).
-   * Built on first use (one pass), kept current by every mutation.
+   * lastSyncDateTime or enrolledDateTime (ms) of every position, NaN where
+   * removed: the simulated Graph answers `… gt/lt <date>` on these two from
+   * them, as a database answers from an index, instead of generating every
+   * device of the tenant for each page (1.4 s per 100,000 devices — simulator
+   * time no real service spends). Built on first use (one pass for both),
+   * kept current by every mutation.
    */
-  lastSyncIndex(): Float64Array {
-    if (!this.syncIndex || this.syncIndex.length < this.positions) {
-      const old = this.syncIndex;
-      const next = new Float64Array(Math.max(this.positions, 16) + (old ? 1024 : 0));
-      const from = old ? old.length : 0;
-      if (old) next.set(old);
-      for (let i = from; i < next.length; i++) next[i] = i < this.positions ? this.syncMsAt(i) : NaN;
-      this.syncIndex = next;
+  dateIndex(prop: IndexedDate): Float64Array {
+    if (!this.dateIndexes || this.dateIndexes.lastSyncDateTime.length < this.positions) {
+      const old = this.dateIndexes;
+      const size = Math.max(this.positions, 16) + (old ? 1024 : 0);
+      const next = { lastSyncDateTime: new Float64Array(size), enrolledDateTime: new Float64Array(size) };
+      const from = old ? old.lastSyncDateTime.length : 0;
+      if (old) for (const k of INDEXED_DATES) next[k].set(old[k]);
+      for (let i = from; i < size; i++) this.indexAt(next, i);
+      this.dateIndexes = next;
     }
-    return this.syncIndex;
+    return this.dateIndexes[prop];
   }
 
-  private syncIndex: Float64Array | null = null;
-
-  private syncMsAt(i: number): number {
-    const d = this.deviceAt(i);
-    return d ? Date.parse(d.lastSyncDateTime) : NaN;
+  /** The last-sync index (see dateIndex). */
+  lastSyncIndex(): Float64Array {
+    return this.dateIndex('lastSyncDateTime');
   }
 
-  /** Keeps the index current after position i changed (only once it exists). */
+  private dateIndexes: Record<IndexedDate, Float64Array> | null = null;
+
+  private indexAt(ix: Record<IndexedDate, Float64Array>, i: number): void {
+    const d = i < this.positions ? this.deviceAt(i) : null;
+    for (const k of INDEXED_DATES) ix[k][i] = d ? Date.parse(d[k]) : NaN;
+  }
+
+  /** Keeps the indexes current after position i changed (only once they exist). */
   private reindex(i: number): void {
-    if (this.syncIndex && i < this.syncIndex.length) this.syncIndex[i] = this.syncMsAt(i);
+    if (this.dateIndexes && i < this.dateIndexes.lastSyncDateTime.length) this.indexAt(this.dateIndexes, i);
   }
 
   /** Live device count. */

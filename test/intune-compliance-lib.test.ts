@@ -233,8 +233,8 @@ describe('compliance services', () => {
       const graph = {
         async *pages<T>(path: string, opts: CallOptions = {}) {
           calls.push({ path, opts });
-          yield { page: 1, items: [{ '@odata.type': '#microsoft.graph.iosCompliancePolicy', id: 'a', displayName: 'iOS' }] as unknown as T[] };
-          yield { page: 2, items: [{ '@odata.type': '#microsoft.graph.fancyPolicy', id: 'b', displayName: 'New' }] as unknown as T[] };
+          yield { page: 1, more: true, items: [{ '@odata.type': '#microsoft.graph.iosCompliancePolicy', id: 'a', displayName: 'iOS' }] as unknown as T[] };
+          yield { page: 2, more: false, items: [{ '@odata.type': '#microsoft.graph.fancyPolicy', id: 'b', displayName: 'New' }] as unknown as T[] };
         },
       };
       const cat = await listCompliancePolicies(graph);

@@ -148,6 +148,8 @@ export = function register(RED: NodeAPI): void {
           current = pageText(pass, page);
           status.show(current);
         },
+        onSplitRefused: (err) =>
+          node.warn(t('warn.splitRefused', 'Microsoft Graph refused the duplicate pass read in enrolment-date ranges (__error__); read as one listing', { error: err.message })),
       })) {
         run.counts.items = tally.read;
         run.counts.pages = tally.pages;

@@ -113,7 +113,7 @@ export const FILTER_SELECT: readonly string[] = [
 ];
 
 /** Just what the duplicate pass needs. */
-export const DUPLICATE_SELECT: readonly string[] = ['serialNumber', 'lastSyncDateTime'];
+export const DUPLICATE_SELECT: readonly string[] = ['serialNumber', 'lastSyncDateTime', 'enrolledDateTime'];
 
 /** The full `$select` for a Graph version, checked against the schema. */
 export function deviceSelect(version: GraphVersion): string[] {

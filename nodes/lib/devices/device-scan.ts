@@ -20,6 +20,7 @@ import type { Device } from '../contracts';
 import type { GraphClient, StatsSink } from '../graph/graph-client';
 import type { GraphVersion } from '../graph/graph-schema';
 import { DuplicateIndex, syncMs } from './device-duplicates';
+import { splitListing } from './split-listing';
 import { DUPLICATE_SELECT, checkedSelect, normaliseDevice, platformOf, serialKey, type ManagedDeviceRecord, type NormaliseOptions, type Platform, PLATFORMS } from './device-normaliser';
 import { emptySkipCounts, skipReason, type DeviceFilterSettings, type SkipReason } from './device-filters';
 import { DeletedUserCheck } from './deleted-users';
@@ -72,6 +73,8 @@ export interface DeviceScanOptions {
   tally: ScanTally;
   /** Called before each Graph page is processed (for status dots). */
   onPage?: (pass: 'duplicates' | 'devices', page: number) => void;
+  /** Graph refused the duplicate pass's enrolment ranges; it was read as one listing (split-listing.ts). */
+  onSplitRefused?: (err: Error) => void;
 }
 
 /** OData `$filter` of an incremental run. `lastSyncDateTime` supports only gt/lt. */
@@ -132,12 +135,13 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
     // With the directory in use, the pass also reads the user fields, so a cold run's user listing starts during it.
     const anticipate = o.users.anticipating;
     const dupSelect = checkedSelect(o.version, anticipate ? [...DUPLICATE_SELECT, ...DeletedUserCheck.ANTICIPATE_SELECT] : DUPLICATE_SELECT);
-    for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
+    // The whole tenant: several listings side by side (split-listing.ts).
+    for await (const { items, page } of splitListing<ManagedDeviceRecord>(o.graph, MANAGED_DEVICES_PATH, {
       version: o.version,
       select: dupSelect,
-      filter,
       signal: o.signal,
       stats: o.stats,
+      onFallback: o.onSplitRefused,
     })) {
       o.onPage?.('duplicates', page);
       o.tally.duplicatePages = page;

@@ -175,6 +175,8 @@ export interface Page<T> {
   items: T[];
   /** 1 for the first page. */
   page: number;
+  /** Whether Graph gave a next-page link (more pages follow). */
+  more: boolean;
 }
 
 /** Key of our per-call state inside the SDK's fetch options (the SDK passes `.option()`s through to the middleware context). */
@@ -606,8 +608,8 @@ export class GraphClient {
         throw new GraphRequestError(`Microsoft Graph answered GET ${pathLabel(path)} without a "value" list (page ${page + 1})`, { code: 'invalidResponse' });
       }
       page++;
-      yield { items: body.value, page };
       const next = body['@odata.nextLink'];
+      yield { items: body.value, page, more: !!next };
       if (!next) return;
       if (seen.has(next)) {
         throw new GraphRequestError(

@@ -28,6 +28,12 @@ describe('contracts: readSyncEnvelope', () => {
     expect(readSyncEnvelope({ ...valid(), mode: 'incremental', page: 1, last: false })).to.include({ mode: 'incremental', page: 1, last: false });
   });
 
+  it('keeps the users page 1 of a full run names', () => {
+    const upns = ['a@contoso.com', 'b@contoso.com'];
+    expect(readSyncEnvelope({ ...valid(), page: 1, last: false, userPrincipalNames: upns }).userPrincipalNames).to.deep.equal(upns);
+    expect(readSyncEnvelope(valid())).to.not.have.property('userPrincipalNames');
+  });
+
   it('fills what may be left out: instance "default", startedAt now; no stats stays no stats', () => {
     const now = Date.parse('2026-03-04T05:06:07Z');
     const env = readSyncEnvelope({ runId: 'r', mode: 'incremental', page: 1, last: false }, () => now);
@@ -63,6 +69,8 @@ describe('contracts: readSyncEnvelope', () => {
     ['startedAt', { startedAt: 17 }, /^msg\.sync\.startedAt must be an ISO date text \(got 17\)$/],
     ['stats', { stats: 'all fine' }, /^msg\.sync\.stats must be the run's statistics object \(got "all fine"\)$/],
     ['stats', { stats: null }, /^msg\.sync\.stats must be the run's statistics object \(got null\)$/],
+    ['userPrincipalNames', { userPrincipalNames: 'a@contoso.com' }, /^msg\.sync\.userPrincipalNames must be a list of user principal names \(got "a@contoso\.com"\)$/],
+    ['userPrincipalNames', { userPrincipalNames: ['a@contoso.com', 7] }, /^msg\.sync\.userPrincipalNames must be a list of user principal names \(got a list holding 7\)$/],
   ];
   for (const [field, change, message] of malformed) {
     it(`rejects a malformed ${field} (${JSON.stringify(change)}), naming the field`, () => {

@@ -458,6 +458,36 @@ describe('intune-4me (sink) against the simulated 4me', function () {
       const again = await run(d, current);
       expect(again.summary.cis!.unchanged).to.equal(current.length);
     });
+
+    it('page 1 naming the run\u2019s users (sync.userPrincipalNames): pages that come one at a time find their people in ceil(addresses / 5,000) look-ups', async () => {
+      const addresses = [...new Set(current.map((x) => (x.user?.upn || x.user?.email || '').toLowerCase()).filter((e) => e.includes('@')))];
+      expect(addresses.length, 'more addresses than one look-up request takes').to.be.above(5000);
+      // Each run with the person cache cold (a fresh deployment); the pages one at a time, as a
+      // source that reads behind its sinks sends them, so queued pages cannot announce theirs.
+      const oneByOne = async (announce: boolean) => {
+        await helper.unload();
+        d = await deploy();
+        const pages = runPages(current);
+        if (announce) pages[0].sync.userPrincipalNames = addresses;
+        const s0 = d.summaries.length;
+        const queries = sim.stats.byRootField['query.people'] ?? 0;
+        for (const p of pages) {
+          const o0 = d.out.length;
+          d.sink.receive(p as unknown as Record<string, unknown>);
+          await waitFor(() => d.out.length > o0 || d.errors.length > 0, 60_000, `the result of page ${p.sync.page}`);
+        }
+        await waitFor(() => d.summaries.length > s0, 30_000, 'the run summary');
+        expect(d.errors).to.deep.equal([]);
+        const summary = d.summaries[s0].payload as RunSummary4me;
+        return { lookups: (summary.requests as Record<string, number>).personLookups, queries: (sim.stats.byRootField['query.people'] ?? 0) - queries, summary };
+      };
+      const without = await oneByOne(false);
+      const withNames = await oneByOne(true);
+      expect(withNames.lookups, 'full requests of 5,000 addresses').to.equal(Math.ceil(addresses.length / 5000));
+      expect(without.lookups, 'one look-up per page with new addresses').to.be.above(withNames.lookups);
+      expect(withNames.queries, 'each address asked once: connections of 100').to.be.at.most(Math.ceil(addresses.length / 100) + withNames.lookups);
+      expect(withNames.summary.people, 'the same people matched').to.deep.equal(without.summary.people);
+    });
   });
 
   // ============================================================ incidents

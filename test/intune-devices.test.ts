@@ -166,6 +166,11 @@ describe('intune-devices', function () {
         expect(summary.result, summary.stats.error).to.equal('completed');
         expect(summary.mode).to.equal('full');
         expectEnvelope(pages, summary);
+        // Page 1 names the users of every device the duplicate pass read (filtered or not), for sinks that look people up ahead.
+        const upns = new Set<string>();
+        for (const r of env.tenant.iterate()) if (r.userPrincipalName?.includes('@')) upns.add(r.userPrincipalName.trim().toLowerCase());
+        expect([...(pages[0].sync!.userPrincipalNames ?? [])].sort()).to.deep.equal([...upns].sort());
+        expect(pages.slice(1).filter((p) => p.sync!.userPrincipalNames !== undefined), 'only on page 1').to.deep.equal([]);
         const truth = groundTruth(env.tenant, parseFilterSettings(props), Date.parse(summary.startedAt));
         const devices = devicesOf(pages);
         const ids = devices.map((d) => d.id);
@@ -343,6 +348,7 @@ describe('intune-devices', function () {
       const second = await t.run({ mode: 'incremental' });
       expect(second.summary).to.deep.include({ mode: 'incremental', requestedMode: 'incremental', result: 'completed' });
       expectEnvelope(second.pages, second.summary);
+      expect(second.pages.some((p) => p.sync!.userPrincipalNames !== undefined), 'no duplicate pass, no users named ahead').to.equal(false);
       const since = watermark - 30 * 60_000;
       expect(second.summary.details!.since).to.equal(new Date(since).toISOString());
       const truth = groundTruth(env.tenant, parseFilterSettings(DEFAULT_PROPS), Date.parse(second.summary.startedAt), since);

@@ -148,6 +148,7 @@ export = function register(RED: NodeAPI): void {
           current = pageText(pass, page);
           status.show(current);
         },
+        onUserPrincipalNames: (upns) => run.hintFirstPage({ userPrincipalNames: upns }),
         onSplitRefused: (err) =>
           node.warn(t('warn.splitRefused', 'Microsoft Graph refused the duplicate pass read in enrolment-date ranges (__error__); read as one listing', { error: err.message })),
       })) {

@@ -38,6 +38,14 @@ export interface SyncEnvelope {
   last: boolean;
   startedAt: string;
   stats?: RunStats;
+  /**
+   * Page 1 of a full device run that made the duplicate pass: the user
+   * principal names (lower case, each once) of the primary users of every
+   * device that pass read, whether or not the filters pass the device on.
+   * A sink that looks people up may ask for them ahead, in few requests
+   * (the 4me sink does); others ignore it.
+   */
+  userPrincipalNames?: string[];
 }
 
 /** A `msg.sync` that is not a sync-run envelope; the message says which field is wrong and how. */
@@ -73,6 +81,10 @@ export function readSyncEnvelope(value: unknown, now: () => number = Date.now): 
   if (typeof e.last !== 'boolean') throw bad('last', `must be true or false (got ${echo(e.last)})`);
   if (e.startedAt !== undefined && typeof e.startedAt !== 'string') throw bad('startedAt', `must be an ISO date text (got ${echo(e.startedAt)})`);
   if (e.stats !== undefined && (e.stats === null || typeof e.stats !== 'object' || Array.isArray(e.stats))) throw bad('stats', `must be the run's statistics object (got ${echo(e.stats)})`);
+  const upns = e.userPrincipalNames;
+  if (upns !== undefined && (!Array.isArray(upns) || upns.some((u) => typeof u !== 'string'))) {
+    throw bad('userPrincipalNames', `must be a list of user principal names (got ${Array.isArray(upns) ? `a list holding ${echo(upns.find((u) => typeof u !== 'string'))}` : echo(upns)})`);
+  }
   const env: SyncEnvelope = {
     runId: e.runId,
     instance: e.instance || 'default',
@@ -82,6 +94,7 @@ export function readSyncEnvelope(value: unknown, now: () => number = Date.now): 
     startedAt: e.startedAt ?? new Date(now()).toISOString(),
   };
   if (e.stats !== undefined) env.stats = e.stats as RunStats;
+  if (upns !== undefined) env.userPrincipalNames = upns as string[];
   return env;
 }
 

@@ -75,6 +75,12 @@ export interface DeviceScanOptions {
   onPage?: (pass: 'duplicates' | 'devices', page: number) => void;
   /** Graph refused the duplicate pass's enrolment ranges; it was read as one listing (split-listing.ts). */
   onSplitRefused?: (err: Error) => void;
+  /**
+   * Given: the duplicate pass of a full run also reads the user principal
+   * names and hands them over, lower case and each once, before the first
+   * device page (SyncEnvelope.userPrincipalNames).
+   */
+  onUserPrincipalNames?: (upns: string[]) => void;
 }
 
 /** OData `$filter` of an incremental run. `lastSyncDateTime` supports only gt/lt. */
@@ -134,7 +140,10 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
     dupes = new DuplicateIndex();
     // With the directory in use, the pass also reads the user fields, so a cold run's user listing starts during it.
     const anticipate = o.users.anticipating;
-    const dupSelect = checkedSelect(o.version, anticipate ? [...DUPLICATE_SELECT, ...DeletedUserCheck.ANTICIPATE_SELECT] : DUPLICATE_SELECT);
+    const upns = o.onUserPrincipalNames ? new Set<string>() : undefined;
+    const dupSelect = checkedSelect(o.version, [
+      ...new Set([...DUPLICATE_SELECT, ...(anticipate ? DeletedUserCheck.ANTICIPATE_SELECT : []), ...(upns ? ['userPrincipalName'] : [])]),
+    ]);
     // The whole tenant: several listings side by side (split-listing.ts).
     for await (const { items, page } of splitListing<ManagedDeviceRecord>(o.graph, MANAGED_DEVICES_PATH, {
       version: o.version,
@@ -147,8 +156,15 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
       o.tally.duplicatePages = page;
       for (const r of items) dupes.learn(serialKey(o.normalise.placeholders.clean(r.serialNumber)), syncMs(r.lastSyncDateTime));
       if (anticipate) o.users.anticipate(items);
+      if (upns) {
+        for (const r of items) {
+          const u = typeof r.userPrincipalName === 'string' ? r.userPrincipalName.trim().toLowerCase() : '';
+          if (u.includes('@')) upns.add(u);
+        }
+      }
     }
     dupes.seal();
+    if (upns) o.onUserPrincipalNames!([...upns]);
   }
   for await (const { items, page } of o.graph.pages<ManagedDeviceRecord>(MANAGED_DEVICES_PATH, {
     version: o.version,

@@ -9,7 +9,7 @@
  * disjoint ranges of `enrolledDateTime` read it in about 1 / SPLIT_PARTS of
  * the time, within Intune's 2,000 requests per 20 s.
  *
- * Why `enrolledDateTime` (docs/graph-devices.md): the managedDevice schema
+ * Why `enrolledDateTime` (docs/graph-facts.md): the managedDevice schema
  * lists `lt` and `gt` for it, it is not nullable, and a record keeps it (a
  * re-enrolment is a new record), so each record is in exactly one range for
  * the whole pass. `lastSyncDateTime` would move records between ranges while

@@ -7,8 +7,9 @@
  * does not cost the look-ups again on every run.
  *
  * Look-ahead: a page waiting in the sink's queue announces its addresses
- * (`expect`); the next look-up fills the room left in its last request with
- * them, so a page that starts later finds its people cached. A page of
+ * (`expect`), and page 1 of a full run those of the whole run; the next
+ * look-up fills the room left in its last request with them, so a page that
+ * starts later finds its people cached. A page of
  * 1,000 devices has a few hundred new addresses: without look-ahead every
  * page costs one request that is mostly empty, with it one request serves
  * several pages. The request count is what 4me's burst window and hourly
@@ -29,8 +30,12 @@ import { flat } from '../run/packed-state';
 import { OPS, PEOPLE_GROUPS_PER_REQUEST, peopleByEmailGroups, type Connection } from './fourme-operations';
 
 export const PEOPLE_BATCH = 100;
-/** Announced addresses kept for the look-ahead at most (a few pages' worth; more are simply looked up later). */
-export const MAX_EXPECTED = 10_000;
+/**
+ * Announced addresses kept for the look-ahead at most: a whole run's users,
+ * as page 1 of a full run announces them (SyncEnvelope.userPrincipalNames);
+ * more are simply looked up when their page comes (≈ 7 MB at the cap).
+ */
+export const MAX_EXPECTED = 100_000;
 
 type PeopleConnection = Connection<{ id: string; primaryEmail: string | null; disabled: boolean | null }>;
 
@@ -75,6 +80,11 @@ export class PeopleDirectory {
   private cached(e: string, now: number): Cached | undefined {
     const c = this.entry(e);
     return c && now - c.at < this.o.ttlMs ? c : undefined;
+  }
+
+  /** Drops the addresses announced so far (a new run announces its own). */
+  forgetExpected(): void {
+    this.expected.clear();
   }
 
   /** Forgets everything (e.g. when the account changes). */

@@ -311,7 +311,11 @@ export class FourMeSink {
       const people = this.d.people();
       if (!people) return;
       const devices = msg.payload as unknown[];
+      // Page 1 of a full run announces the users of the whole run: they replace what earlier runs left, after this page's own.
+      const upns = (msg.sync as { userPrincipalNames?: unknown } | undefined)?.userPrincipalNames;
+      if (Array.isArray(upns)) people.forgetExpected();
       people.expect(devices.map((d) => (deviceProblem(d) ? null : userEmailOf(d as Parameters<typeof userEmailOf>[0]))));
+      if (Array.isArray(upns)) people.expect(upns.filter((u): u is string => typeof u === 'string'));
     } catch {
       // Bad messages are reported when their turn comes (handle).
     }

@@ -139,6 +139,13 @@ export class ActiveRun<T> extends EventEmitter {
     return this.abortKind;
   }
 
+  private firstPageHints?: Pick<SyncEnvelope, 'userPrincipalNames'>;
+
+  /** What the first page's `msg.sync` tells the sinks about the whole run (see SyncEnvelope); ignored once it is sent. */
+  hintFirstPage(hints: Pick<SyncEnvelope, 'userPrincipalNames'>): void {
+    if (this.sentPages === 0) this.firstPageHints = hints;
+  }
+
   /** Hands over one page of items (gathered into full pages with `fillPagesTo`); empty pages are dropped. */
   page(items: T[]): void {
     if (this.aborted) return;
@@ -218,6 +225,8 @@ export class ActiveRun<T> extends EventEmitter {
       startedAt: this.startedAt,
     };
     if (last && stats) sync.stats = stats;
+    if (this.sentPages === 1 && this.firstPageHints) Object.assign(sync, this.firstPageHints);
+    this.firstPageHints = undefined;
     this.opts.send({ topic: this.opts.topic, payload: items, sync });
     this.emit('page', this.sentPages);
   }

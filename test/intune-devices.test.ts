@@ -168,7 +168,12 @@ describe('intune-devices', function () {
         expectEnvelope(pages, summary);
         // Page 1 names the users of every device the duplicate pass read (filtered or not), for sinks that look people up ahead.
         const upns = new Set<string>();
-        for (const r of env.tenant.iterate()) if (r.userPrincipalName?.includes('@')) upns.add(r.userPrincipalName.trim().toLowerCase());
+        for (const r of env.tenant.iterate()) {
+          // The address the device carries: its UPN (Android Enterprise's GUID prefix cut) or else its e-mail address.
+          const upn = /android/i.test(r.operatingSystem ?? '') ? r.userPrincipalName?.replace(/^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}_/i, '') : r.userPrincipalName;
+          const a = (upn?.trim() || r.emailAddress?.trim() || '').toLowerCase();
+          if (a.includes('@')) upns.add(a);
+        }
         expect([...(pages[0].sync!.userPrincipalNames ?? [])].sort()).to.deep.equal([...upns].sort());
         expect(pages.slice(1).filter((p) => p.sync!.userPrincipalNames !== undefined), 'only on page 1').to.deep.equal([]);
         const truth = groundTruth(env.tenant, parseFilterSettings(props), Date.parse(summary.startedAt));

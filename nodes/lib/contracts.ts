@@ -40,8 +40,10 @@ export interface SyncEnvelope {
   stats?: RunStats;
   /**
    * Page 1 of a full device run that made the duplicate pass: the user
-   * principal names (lower case, each once) of the primary users of every
-   * device that pass read, whether or not the filters pass the device on.
+   * principal names (or, where a device has none, its user's e-mail address;
+   * lower case, each once) of the primary users of every device that pass
+   * read, whether or not the filters pass the device on: the address a device
+   * passed on carries as `user.upn` or else `user.email`.
    * A sink that looks people up may ask for them ahead, in few requests
    * (the 4me sink does); others ignore it.
    */

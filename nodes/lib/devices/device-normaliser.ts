@@ -333,6 +333,22 @@ export function deepLinks(id: string, portalUrl: string, tenantId?: string): Dev
   return { overview: `${blade}/overview/mdmDeviceId/${dev}`, compliance: `${blade}/compliance/mdmDeviceId/${dev}` };
 }
 
+/** What `userAddressOf` reads of a record. */
+export const USER_ADDRESS_SELECT: readonly string[] = ['userPrincipalName', 'emailAddress', 'operatingSystem'];
+
+/**
+ * The address a sink matches the record's primary user by, as the device
+ * passed on will carry it: the UPN (cleaned as userOf cleans it) or else the
+ * e-mail address, lower case; null when there is none. For the user names
+ * page 1 announces (SyncEnvelope.userPrincipalNames).
+ */
+export function userAddressOf(r: Pick<ManagedDeviceRecord, 'userPrincipalName' | 'emailAddress' | 'operatingSystem'>): string | null {
+  const rawUpn = nonBlank(r.userPrincipalName);
+  const upn = platformOf(r.operatingSystem) === 'android' ? cleanAndroidEnterpriseUpn(rawUpn) : rawUpn;
+  const a = (upn || nonBlank(r.emailAddress) || '').trim().toLowerCase();
+  return a.includes('@') ? a : null;
+}
+
 function userOf(r: ManagedDeviceRecord, deleted: boolean, platform: Platform): DeviceUser | null {
   if (deleted) return null;
   const id = nonBlank(r.userId);

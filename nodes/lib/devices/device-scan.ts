@@ -21,7 +21,7 @@ import type { GraphClient, StatsSink } from '../graph/graph-client';
 import type { GraphVersion } from '../graph/graph-schema';
 import { DuplicateIndex, syncMs } from './device-duplicates';
 import { splitListing } from './split-listing';
-import { DUPLICATE_SELECT, checkedSelect, normaliseDevice, platformOf, serialKey, type ManagedDeviceRecord, type NormaliseOptions, type Platform, PLATFORMS } from './device-normaliser';
+import { DUPLICATE_SELECT, USER_ADDRESS_SELECT, checkedSelect, userAddressOf, normaliseDevice, platformOf, serialKey, type ManagedDeviceRecord, type NormaliseOptions, type Platform, PLATFORMS } from './device-normaliser';
 import { emptySkipCounts, skipReason, type DeviceFilterSettings, type SkipReason } from './device-filters';
 import { DeletedUserCheck } from './deleted-users';
 
@@ -142,7 +142,7 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
     const anticipate = o.users.anticipating;
     const upns = o.onUserPrincipalNames ? new Set<string>() : undefined;
     const dupSelect = checkedSelect(o.version, [
-      ...new Set([...DUPLICATE_SELECT, ...(anticipate ? DeletedUserCheck.ANTICIPATE_SELECT : []), ...(upns ? ['userPrincipalName'] : [])]),
+      ...new Set([...DUPLICATE_SELECT, ...(anticipate ? DeletedUserCheck.ANTICIPATE_SELECT : []), ...(upns ? USER_ADDRESS_SELECT : [])]),
     ]);
     // The whole tenant: several listings side by side (split-listing.ts).
     for await (const { items, page } of splitListing<ManagedDeviceRecord>(o.graph, MANAGED_DEVICES_PATH, {
@@ -158,8 +158,8 @@ export async function* scanDevices(o: DeviceScanOptions): AsyncGenerator<{ page:
       if (anticipate) o.users.anticipate(items);
       if (upns) {
         for (const r of items) {
-          const u = typeof r.userPrincipalName === 'string' ? r.userPrincipalName.trim().toLowerCase() : '';
-          if (u.includes('@')) upns.add(u);
+          const a = userAddressOf(r);
+          if (a) upns.add(a);
         }
       }
     }

@@ -154,14 +154,14 @@ export function renderReport(r: Results): string {
       `- **Pacing headroom (by design).** The 4me client sends at most 20 requests per 2 s, and counts each request from its send until 2 s after its *answer* — 4me counts on arrival, which the client cannot see, so this is the bound that holds whatever the latency. With 4me answering in ${ans} ms (median; the simulator's own processing of 100 CIs on these 2 cores comes on top of the ${c.latencyMs} ms injected latency), that is at most ${(20000 / (2000 + ans)).toFixed(2)} requests/s against the limit's 10: ${sec(paced)} for our ${int(initial.services.fourme.graphql)} requests.`,
     );
     out.push(
-      `- **Person look-ups.** ${int(initial.services.fourme.graphql - num(initial.services.fourme.byRootField['mutation.discoveredConfigurationItems']))} look-up requests where the floor needs one: a page's look-up takes along the addresses of the pages queued behind it (up to 5,000 addresses per request), but a page cannot wait for addresses that Graph has not delivered yet.`,
+      `- **Person look-ups.** ${int(initial.services.fourme.graphql - num(initial.services.fourme.byRootField['mutation.discoveredConfigurationItems']))} look-up requests where the floor needs one: page 1 names the run's users (\`msg.sync.userPrincipalNames\`, read in the duplicate pass), and each look-up fills its request to 5,000 addresses with them — our own bound per request (4me's is 500,000 nodes), so ceil(users / 5,000). They go out with the first pages, when the uploads wait for them; the floor's one look-up costs a round trip.`,
     );
     const span = initial.fourmeSpan;
     const rate = span && span.lastMs > span.firstMs ? (span.requests - 1) / ((span.lastMs - span.firstMs) / 10_000) : 0;
     out.push(
       `- **The duplicate pass.** Collapsing re-enrolled duplicates reads the tenant's serial numbers once before the first device page (${int(num((initial.runs.devices?.details as Record<string, unknown>)?.duplicatePages))} Graph pages), during which 4me has nothing to do yet` +
         (span ? `: the first 4me request went out ${sec(span.firstMs)} after the trigger; from then until its last request 4me ran at ${rate.toFixed(1)} requests per 10 s (the limit allows 100).` : '.') +
-        ' Graph pages managedDevices 1,000 at a time, one page after the other, so the pass costs a round trip per 1,000 devices. What would shorten it: reading it as several listings side by side, split by `enrolledDateTime` (the schema lists `lt`/`gt` for it, and unlike the last sync it does not move while the listing runs, so the parts would not miss or repeat a device) — not done; the simulator would need an index on it, as it has on `lastSyncDateTime`.',
+        ' Graph pages managedDevices 1,000 at a time, each page after the previous one\'s next link, so the pass is read as four listings side by side, ranges of `enrolledDateTime` (nodes/lib/devices/split-listing.ts; bounds from a first page of the plain listing, hence one page more). The simulated Graph answers the ranges from an index, as a database would, but it builds every page on the same 2 cores as Node-RED and 4me: its CPU, not the round trips, now sets the length of the pass.',
     );
     if (fm) out.push(`- 4me floor: ${fm.how}.`);
     out.push('');
